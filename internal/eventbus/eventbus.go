@@ -1,0 +1,125 @@
+// Package eventbus is the one event delivery mechanism juxta uses for every typed
+// event stream (peer events, group member events).
+//
+// The contract, which the public packages repeat in their docs:
+//
+//   - Each subscriber has its own buffered channel. Publishing never blocks: when a
+//     subscriber's buffer is full, the event is dropped for that subscriber only and
+//     counted in its Dropped counter. A lagging consumer resynchronises from the
+//     state accessor of the publishing object (for example peer.Status).
+//   - Events reach one subscriber in the order they were published.
+//   - The channel is closed when the subscription's ctx is done, when Cancel is
+//     called, or when the bus is closed. After that no more events arrive.
+package eventbus
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultBuffer is the channel capacity of a subscription when none is given.
+const DefaultBuffer = 256
+
+// Bus fans typed events out to subscribers without ever blocking the publisher.
+type Bus[T any] struct {
+	mu     sync.Mutex
+	subs   map[*Sub[T]]struct{} // guarded by mu
+	closed bool                 // guarded by mu
+	wg     sync.WaitGroup       // one per live subscription watcher goroutine
+}
+
+// Sub is one subscription. C is closed when the subscription ends.
+type Sub[T any] struct {
+	C <-chan T
+
+	c       chan T // guarded by bus.mu for send and close
+	bus     *Bus[T]
+	dropped atomic.Uint64
+	done    chan struct{} // closed by Cancel
+	once    sync.Once
+}
+
+// New returns an empty bus.
+func New[T any]() *Bus[T] {
+	return &Bus[T]{subs: make(map[*Sub[T]]struct{})}
+}
+
+// Subscribe registers a subscriber with the given buffer (DefaultBuffer if <= 0).
+// The subscription ends when ctx is done, when Cancel is called, or when the bus
+// closes. Subscribing to a closed bus returns a subscription whose channel is
+// already closed.
+func (b *Bus[T]) Subscribe(ctx context.Context, buffer int) *Sub[T] {
+	if buffer <= 0 {
+		buffer = DefaultBuffer
+	}
+	c := make(chan T, buffer)
+	s := &Sub[T]{C: c, c: c, bus: b, done: make(chan struct{})}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		close(c)
+		return s
+	}
+	b.subs[s] = struct{}{}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-s.done:
+		}
+		b.remove(s)
+	}()
+	return s
+}
+
+func (b *Bus[T]) remove(s *Sub[T]) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.subs[s]; ok {
+		delete(b.subs, s)
+		close(s.c)
+	}
+}
+
+// Publish delivers ev to every subscriber that has room, and counts a drop for
+// every subscriber that has none. It never blocks.
+func (b *Bus[T]) Publish(ev T) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		select {
+		case s.c <- ev:
+		default:
+			s.dropped.Add(1)
+		}
+	}
+}
+
+// Close ends every subscription and waits for the watcher goroutines to exit.
+// It is safe to call more than once.
+func (b *Bus[T]) Close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		for s := range b.subs {
+			delete(b.subs, s)
+			close(s.c)
+			s.cancel()
+		}
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+// Cancel ends the subscription; its channel is closed. Safe to call more than once.
+func (s *Sub[T]) Cancel() {
+	s.cancel()
+	s.bus.remove(s)
+}
+
+func (s *Sub[T]) cancel() { s.once.Do(func() { close(s.done) }) }
+
+// Dropped reports how many events were dropped because the buffer was full.
+func (s *Sub[T]) Dropped() uint64 { return s.dropped.Load() }

@@ -1,0 +1,66 @@
+package eventbus
+
+import (
+	"context"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestOrderAndDrop(t *testing.T) {
+	b := New[int]()
+	defer b.Close()
+	s := b.Subscribe(context.Background(), 3)
+	for i := range 5 {
+		b.Publish(i)
+	}
+	for want := range 3 {
+		if got := <-s.C; got != want {
+			t.Fatalf("event %d: got %d", want, got)
+		}
+	}
+	if d := s.Dropped(); d != 2 {
+		t.Fatalf("dropped = %d, want 2", d)
+	}
+	s.Cancel()
+	s.Cancel()
+	if _, ok := <-s.C; ok {
+		t.Fatal("channel open after Cancel")
+	}
+}
+
+func TestCtxEndsSubscription(t *testing.T) {
+	b := New[string]()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := b.Subscribe(ctx, 0)
+	cancel()
+	for range s.C {
+	}
+	b.Publish("after") // must not panic on a closed channel
+	b.Close()
+	b.Close()
+	late := b.Subscribe(context.Background(), 1)
+	if _, ok := <-late.C; ok {
+		t.Fatal("subscription on a closed bus is open")
+	}
+}
+
+func TestCloseEndsSubscriptions(t *testing.T) {
+	b := New[int]()
+	s1 := b.Subscribe(context.Background(), 1)
+	s2 := b.Subscribe(context.Background(), 1)
+	b.Publish(7)
+	b.Close()
+	if v := <-s1.C; v != 7 {
+		t.Fatalf("got %d", v)
+	}
+	if _, ok := <-s1.C; ok {
+		t.Fatal("s1 open after Close")
+	}
+	<-s2.C
+	if _, ok := <-s2.C; ok {
+		t.Fatal("s2 open after Close")
+	}
+}

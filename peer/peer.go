@@ -1,0 +1,703 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/juxta-p2p/juxta/internal/eventbus"
+)
+
+// ID is a peer's identity: the hash of its public key. It is libp2p's peer.ID.
+type ID = lpeer.ID
+
+// AddrInfo is a peer ID with the addresses it may be reached at.
+type AddrInfo = lpeer.AddrInfo
+
+// DHTProtocolPrefix keeps juxta's DHT apart from the public IPFS DHT.
+const DHTProtocolPrefix = "/juxta"
+
+// MDNSService is the mDNS service name juxta peers announce on the LAN.
+const MDNSService = "_juxta._udp"
+
+// Peer is a running juxta peer: an identity, a libp2p host wired for NAT
+// traversal, and the peer routing that finds others by ID.
+type Peer struct {
+	cfg        Config
+	log        *slog.Logger
+	key        crypto.PrivKey
+	host       host.Host     // never nil after New
+	dht        *dht.IpfsDHT  // never nil after New
+	superPeers []AddrInfo    // parsed Config.SuperPeers; read-only
+	events     *eventbus.Bus[Event]
+	mdns       io.Closer // nil when mDNS is off
+
+	ctx    context.Context // cancelled on Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines; all exit on Close
+
+	kick chan struct{} // wakes the super-peer keeper; buffered 1
+
+	// early is the host as go-libp2p hands it to the routing constructor, for
+	// callbacks that run while libp2p.New has not yet returned.
+	early atomic.Pointer[host.Host]
+
+	mu      sync.Mutex
+	reach   Reachability  // guarded by mu
+	paths   map[ID]Path   // guarded by mu
+	relays  []ID          // guarded by mu; relays holding a reservation
+	punches map[ID]int    // guarded by mu; hole-punch attempts per peer
+	closed  atomic.Bool
+}
+
+// New starts a peer. A New that fails part-way closes everything it opened.
+func New(ctx context.Context, cfg Config) (_ *Peer, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := &Peer{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		events:  eventbus.New[Event](),
+		kick:    make(chan struct{}, 1),
+		paths:   make(map[ID]Path),
+		punches: make(map[ID]int),
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			p.shutdown()
+		}
+	}()
+
+	for _, s := range cfg.SuperPeers {
+		ai, err := ParseAddrInfo(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: super-peer %q: %w", ErrBadConfig, s, err)
+		}
+		p.superPeers = append(p.superPeers, ai)
+	}
+	if p.key, err = loadOrCreateKey(cfg.Dir); err != nil {
+		return nil, err
+	}
+	listen, err := listenAddrs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if p.host, err = libp2p.New(p.options()...); err != nil {
+		return nil, fmt.Errorf("peer: start host: %w", err)
+	}
+	// Listen only once the host is whole: go-libp2p leaks goroutines when its
+	// own start fails on a listen error, while a whole host closes cleanly.
+	if err := p.host.Network().Listen(listen...); err != nil {
+		return nil, fmt.Errorf("peer: listen on %v: %w", listen, err)
+	}
+	if p.dht == nil {
+		return nil, errors.New("peer: DHT was not constructed")
+	}
+	if err := p.watch(); err != nil {
+		return nil, err
+	}
+	if err := p.dht.Bootstrap(p.ctx); err != nil {
+		return nil, fmt.Errorf("peer: DHT bootstrap: %w", err)
+	}
+	if cfg.Role == RoleSuperPeer && cfg.Reachability == ReachabilityPublic {
+		// go-libp2p starts the relay service asynchronously after the
+		// reachability event; hand out a super-peer only once it relays.
+		if err := p.waitProtocol(ctx, relayHop); err != nil {
+			return nil, fmt.Errorf("peer: relay service did not start: %w", err)
+		}
+	}
+	if !cfg.NoMDNS {
+		svc := mdns.NewMdnsService(p.host, MDNSService, mdnsNotifee{p})
+		if err := svc.Start(); err != nil {
+			return nil, fmt.Errorf("peer: start mDNS: %w", err)
+		}
+		p.mdns = svc
+	}
+	for _, sp := range p.superPeers {
+		p.host.Peerstore().AddAddrs(sp.ID, sp.Addrs, 24*time.Hour)
+	}
+	p.wg.Add(1)
+	go p.keepSuperPeers()
+	p.log.Info("peer started", "id", p.host.ID(), "role", cfg.Role, "addrs", p.host.Addrs())
+	return p, nil
+}
+
+func listenAddrs(cfg Config) ([]ma.Multiaddr, error) {
+	listen := cfg.ListenAddrs
+	if len(listen) == 0 {
+		listen = []string{
+			fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", cfg.Port),
+			fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", cfg.Port),
+			fmt.Sprintf("/ip6/::/tcp/%d", cfg.Port),
+			fmt.Sprintf("/ip6/::/udp/%d/quic-v1", cfg.Port),
+		}
+	}
+	var out []ma.Multiaddr
+	for _, s := range listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: listen address %q: %v", ErrBadConfig, s, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func (p *Peer) options() []libp2p.Option {
+	cfg := p.cfg
+	opts := []libp2p.Option{
+		libp2p.Identity(p.key),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		// Noise first: on TCP it runs at about 1.6x the throughput of TLS here.
+		// TLS stays available for stock libp2p peers that ask for it.
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.DisableMetrics(),
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(holepunch.WithTracer(punchTracer{p})),
+		libp2p.UserAgent("juxta/0"),
+		libp2p.AddrsFactory(p.addrsFactory),
+		libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
+			p.early.Store(&h)
+			mode := dht.ModeClient
+			if cfg.Role == RoleSuperPeer {
+				mode = dht.ModeServer
+			}
+			d, err := dht.New(h,
+				dht.Mode(mode),
+				dht.ProtocolPrefix(DHTProtocolPrefix),
+				dht.BootstrapPeers(p.superPeers...),
+				// juxta runs on LANs and in labs: keep private and loopback
+				// addresses in routing answers.
+				dht.AddressFilter(nil),
+				dht.QueryFilter(func(any, lpeer.AddrInfo) bool { return true }),
+				dht.RoutingTableFilter(func(any, lpeer.ID) bool { return true }),
+			)
+			if err != nil {
+				return nil, err
+			}
+			p.dht = d
+			return d, nil
+		}),
+	}
+	switch cfg.Reachability {
+	case ReachabilityPublic:
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case ReachabilityPrivate:
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	default:
+		opts = append(opts, libp2p.EnableAutoNATv2())
+	}
+	if cfg.Role == RoleSuperPeer {
+		l := cfg.Relay.withDefaults()
+		res := relay.DefaultResources()
+		res.MaxReservations = l.MaxReservations
+		res.MaxReservationsPerIP = l.MaxReservationsPerIP
+		res.MaxCircuits = l.MaxCircuits
+		res.ReservationTTL = l.ReservationTTL
+		res.Limit = &relay.RelayLimit{Duration: l.ConnDuration, Data: l.ConnData}
+		opts = append(opts,
+			libp2p.EnableRelayService(relay.WithResources(res)),
+			libp2p.EnableNATService(),
+		)
+		if cfg.Reachability != ReachabilityUnknown {
+			// A super-peer answers AutoNAT v2 probes even when its own
+			// reachability is declared.
+			opts = append(opts, libp2p.EnableAutoNATv2())
+		}
+	} else if len(p.superPeers) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(p.superPeers,
+			autorelay.WithBootDelay(0),
+			autorelay.WithMinCandidates(1),
+			autorelay.WithBackoff(5*time.Second),
+			autorelay.WithMinInterval(time.Second),
+		))
+	}
+	if cfg.PortMapping {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	return opts
+}
+
+const relayHop = "/libp2p/circuit/relay/0.2.0/hop"
+
+// waitProtocol waits until the host handles proto, for at most 10 s.
+func (p *Peer) waitProtocol(ctx context.Context, proto protocol.ID) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for !slices.Contains(p.host.Mux().Protocols(), proto) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// ID is this peer's ID.
+func (p *Peer) ID() ID { return p.host.ID() }
+
+// Name is the configured display name, "anonymous" if none.
+func (p *Peer) Name() string {
+	if p.cfg.Name == "" {
+		return "anonymous"
+	}
+	return p.cfg.Name
+}
+
+// Role is the configured role.
+func (p *Peer) Role() Role { return p.cfg.Role }
+
+// Dir is the state directory, empty for an in-memory peer. Other packages keep
+// their state below it.
+func (p *Peer) Dir() string { return p.cfg.Dir }
+
+// Logger is the peer's logger; never nil.
+func (p *Peer) Logger() *slog.Logger { return p.log }
+
+// Host is the escape hatch to the underlying libp2p host.
+func (p *Peer) Host() host.Host { return p.host }
+
+// Routing is the peer's Kademlia DHT: client mode on edges, server mode on
+// super-peers. Discovery uses it for provider records.
+func (p *Peer) Routing() *dht.IpfsDHT { return p.dht }
+
+// SuperPeers returns the configured super-peers.
+func (p *Peer) SuperPeers() []AddrInfo { return slices.Clone(p.superPeers) }
+
+// ConnectedSuperPeers returns the configured super-peers this peer is connected
+// to now. Discovery publishes to these.
+func (p *Peer) ConnectedSuperPeers() []ID {
+	var out []ID
+	for _, sp := range p.superPeers {
+		if p.host.Network().Connectedness(sp.ID) == network.Connected {
+			out = append(out, sp.ID)
+		}
+	}
+	return out
+}
+
+// Addrs returns the addresses others can use to reach this peer: its listen
+// addresses and, when private, its relay addresses.
+func (p *Peer) Addrs() []ma.Multiaddr { return p.host.Addrs() }
+
+// AddrInfo returns this peer's ID with Addrs.
+func (p *Peer) AddrInfo() AddrInfo { return AddrInfo{ID: p.ID(), Addrs: p.Addrs()} }
+
+// Invite returns this peer's invite: its ID, up to MaxInviteAddrs addresses and
+// up to MaxInviteSuperPeers super-peers.
+func (p *Peer) Invite() string {
+	ai := p.AddrInfo()
+	if len(ai.Addrs) > MaxInviteAddrs {
+		ai.Addrs = ai.Addrs[:MaxInviteAddrs]
+	}
+	inv := Invite{Peer: ai}
+	for _, sp := range p.superPeers {
+		if len(inv.SuperPeers) == MaxInviteSuperPeers {
+			break
+		}
+		if len(sp.Addrs) > MaxInviteAddrs {
+			sp.Addrs = sp.Addrs[:MaxInviteAddrs]
+		}
+		inv.SuperPeers = append(inv.SuperPeers, sp)
+	}
+	return inv.String()
+}
+
+// Connect connects to the peer id. Addresses already known (from an invite, the
+// LAN, or earlier contact) are tried first; when there are none, the DHT is asked
+// through the super-peers. libp2p picks the path: direct, hole-punched or relayed.
+// Connect returns the path it ended on.
+func (p *Peer) Connect(ctx context.Context, id ID) (Path, error) {
+	return p.ConnectAddrs(ctx, AddrInfo{ID: id})
+}
+
+// ConnectAddrs is Connect with address hints.
+func (p *Peer) ConnectAddrs(ctx context.Context, ai AddrInfo) (Path, error) {
+	if p.closed.Load() {
+		return PathNone, fmt.Errorf("peer: connect: %w", net.ErrClosed)
+	}
+	if ai.ID == p.ID() {
+		return PathNone, fmt.Errorf("%w: cannot connect to self", ErrBadConfig)
+	}
+	if len(ai.Addrs) == 0 && len(p.host.Peerstore().Addrs(ai.ID)) == 0 {
+		// Peer routing needs the super-peers; make sure we hold one.
+		if err := p.Ready(ctx); err != nil && len(p.superPeers) > 0 {
+			return PathNone, fmt.Errorf("peer: connect %s: %w", ai.ID.ShortString(), err)
+		}
+	}
+	// Relayed connections need the relay's observed view of us before dialling
+	// (go-libp2p issue 3024); ConnectAddrs tolerates limited connections.
+	ctx = network.WithAllowLimitedConn(ctx, "juxta connect")
+	if err := p.host.Connect(ctx, ai); err != nil {
+		if errors.Is(err, routing.ErrNotFound) {
+			return PathNone, fmt.Errorf("%w %s: %w", ErrNoAddrs, ai.ID.ShortString(), err)
+		}
+		return PathNone, fmt.Errorf("peer: connect %s: %w", ai.ID.ShortString(), err)
+	}
+	return p.PathTo(ai.ID), nil
+}
+
+// ConnectInvite parses an invite and connects to the peer it names, using its
+// super-peers as relays and routers when its own addresses fail.
+func (p *Peer) ConnectInvite(ctx context.Context, invite string) (ID, Path, error) {
+	inv, err := ParseInvite(invite)
+	if err != nil {
+		return "", PathNone, err
+	}
+	for _, sp := range inv.SuperPeers {
+		if sp.ID != p.ID() {
+			p.host.Peerstore().AddAddrs(sp.ID, sp.Addrs, time.Hour)
+		}
+	}
+	ai := inv.Peer
+	// The relay addresses through the invite's super-peers are hints as good as
+	// any other: a private peer is reachable only there.
+	for _, sp := range inv.SuperPeers {
+		for _, a := range sp.Addrs {
+			c, err := ma.NewMultiaddr(fmt.Sprintf("/p2p/%s/p2p-circuit", sp.ID))
+			if err == nil {
+				ai.Addrs = append(ai.Addrs, a.Encapsulate(c))
+			}
+		}
+	}
+	path, err := p.ConnectAddrs(ctx, ai)
+	return ai.ID, path, err
+}
+
+// PathTo reports the best current path to id.
+func (p *Peer) PathTo(id ID) Path {
+	best := PathNone
+	for _, c := range p.host.Network().ConnsToPeer(id) {
+		if !isRelayed(c) {
+			return PathDirect
+		}
+		best = PathRelayed
+	}
+	return best
+}
+
+// isRelayed tells a circuit-relay connection from a direct one. Stat().Limited
+// is not enough: a relay without limits hands out unlimited relayed connections.
+func isRelayed(c network.Conn) bool {
+	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil || c.Stat().Limited
+}
+
+// addrsFactory adjusts the addresses the host advertises.
+//
+// go-libp2p's AutoRelay builds circuit addresses only from a relay's public
+// addresses, so a reservation on a relay reached over a LAN or loopback address
+// is held but never advertised. For every configured super-peer holding our
+// reservation (AutoRelay protects the connection) that has no circuit address
+// yet, add one per configured address of the super-peer. A peer forced private
+// advertises only its circuit addresses.
+func (p *Peer) addrsFactory(addrs []ma.Multiaddr) []ma.Multiaddr {
+	h := p.early.Load()
+	if h == nil || p.cfg.Role == RoleSuperPeer {
+		return addrs
+	}
+	have := relaysIn(addrs)
+	for _, sp := range p.superPeers {
+		if slices.Contains(have, sp.ID) || !(*h).ConnManager().IsProtected(sp.ID, "autorelay") {
+			continue
+		}
+		circuit, err := ma.NewMultiaddr("/p2p/" + sp.ID.String() + "/p2p-circuit")
+		if err != nil {
+			continue
+		}
+		for _, a := range sp.Addrs {
+			addrs = append(addrs, a.Encapsulate(circuit))
+		}
+	}
+	if p.cfg.Reachability == ReachabilityPrivate {
+		addrs = slices.DeleteFunc(addrs, func(a ma.Multiaddr) bool {
+			_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+			return err != nil
+		})
+	}
+	return addrs
+}
+
+// Ready waits until this peer holds a connection to at least one configured
+// super-peer and that super-peer has entered its DHT routing table (which
+// happens after identify), or until ctx ends. With no super-peers configured it
+// returns at once.
+func (p *Peer) Ready(ctx context.Context) error {
+	if len(p.superPeers) == 0 {
+		return nil
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if len(p.ConnectedSuperPeers()) > 0 && p.dht.RoutingTable().Size() > 0 {
+			return nil
+		}
+		p.wake()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("peer: no super-peer reachable: %w", ctx.Err())
+		case <-p.ctx.Done():
+			return fmt.Errorf("peer: ready: %w", net.ErrClosed)
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Peer) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// keepSuperPeers holds a connection to every configured super-peer, redialling
+// with backoff, so that relays, routing and discovery stay available.
+func (p *Peer) keepSuperPeers() {
+	defer p.wg.Done()
+	if len(p.superPeers) == 0 {
+		return
+	}
+	backoff := make(map[ID]time.Time)
+	fail := make(map[ID]int)
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		for _, sp := range p.superPeers {
+			if p.host.Network().Connectedness(sp.ID) == network.Connected || now.Before(backoff[sp.ID]) {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+			err := p.host.Connect(ctx, sp)
+			cancel()
+			if err != nil {
+				fail[sp.ID]++
+				d := min(time.Duration(1<<min(fail[sp.ID], 5))*time.Second, 30*time.Second)
+				backoff[sp.ID] = time.Now().Add(d)
+				p.log.Debug("super-peer unreachable", "peer", sp.ID, "retry", d, "err", err)
+				continue
+			}
+			fail[sp.ID] = 0
+			p.log.Debug("connected to super-peer", "peer", sp.ID)
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		case <-p.kick:
+		}
+	}
+}
+
+// Close shuts the peer down. No goroutine it started survives. A second call
+// returns an error wrapping net.ErrClosed.
+func (p *Peer) Close() error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("peer: close: %w", net.ErrClosed)
+	}
+	return p.shutdown()
+}
+
+func (p *Peer) shutdown() error {
+	p.closed.Store(true)
+	p.cancel()
+	var errs []error
+	if p.mdns != nil {
+		errs = append(errs, p.mdns.Close())
+	}
+	if p.dht != nil {
+		errs = append(errs, p.dht.Close())
+	}
+	if p.host != nil {
+		errs = append(errs, p.host.Close())
+	}
+	p.wg.Wait()
+	p.events.Close()
+	return errors.Join(errs...)
+}
+
+type mdnsNotifee struct{ p *Peer }
+
+// HandlePeerFound connects to a peer found on the LAN.
+func (n mdnsNotifee) HandlePeerFound(ai lpeer.AddrInfo) {
+	p := n.p
+	if ai.ID == p.ID() || p.closed.Load() {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		defer cancel()
+		if err := p.host.Connect(ctx, ai); err != nil {
+			p.log.Debug("LAN peer unreachable", "peer", ai.ID, "err", err)
+		}
+	}()
+}
+
+// watch wires libp2p's notifications into juxta's events and state.
+func (p *Peer) watch() error {
+	p.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF:    func(_ network.Network, c network.Conn) { p.updatePath(c.RemotePeer()) },
+		DisconnectedF: func(_ network.Network, c network.Conn) { p.updatePath(c.RemotePeer()) },
+	})
+	sub, err := p.host.EventBus().Subscribe([]any{
+		new(event.EvtLocalReachabilityChanged),
+		new(event.EvtLocalAddressesUpdated),
+	})
+	if err != nil {
+		return fmt.Errorf("peer: subscribe to host events: %w", err)
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer sub.Close()
+		for {
+			select {
+			case <-p.ctx.Done():
+				return
+			case ev, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				switch e := ev.(type) {
+				case event.EvtLocalReachabilityChanged:
+					p.setReachability(fromNetworkReachability(e.Reachability))
+				case event.EvtLocalAddressesUpdated:
+					p.updateRelays()
+				}
+			}
+		}
+	}()
+	switch p.cfg.Reachability {
+	case ReachabilityPublic, ReachabilityPrivate:
+		p.setReachability(p.cfg.Reachability)
+	}
+	return nil
+}
+
+func fromNetworkReachability(r network.Reachability) Reachability {
+	switch r {
+	case network.ReachabilityPublic:
+		return ReachabilityPublic
+	case network.ReachabilityPrivate:
+		return ReachabilityPrivate
+	}
+	return ReachabilityUnknown
+}
+
+func (p *Peer) setReachability(r Reachability) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reach == r {
+		return
+	}
+	p.reach = r
+	p.events.Publish(ReachabilityChanged{Reachability: r})
+}
+
+func (p *Peer) updatePath(id ID) {
+	if p.closed.Load() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.PathTo(id) // under mu, so that racing notifications apply in order
+	before := p.paths[id]
+	if before == now {
+		return
+	}
+	if now == PathNone {
+		delete(p.paths, id)
+	} else {
+		p.paths[id] = now
+	}
+	switch {
+	case before == PathNone:
+		p.events.Publish(PeerConnected{Peer: id, Path: now})
+	case now == PathNone:
+		delete(p.punches, id)
+		p.events.Publish(PeerDisconnected{Peer: id})
+	default:
+		p.events.Publish(PathChanged{Peer: id, From: before, To: now})
+	}
+}
+
+// relaysIn lists the relays named in /p2p-circuit addresses.
+func relaysIn(addrs []ma.Multiaddr) []ID {
+	var out []ID
+	for _, a := range addrs {
+		relayPart, _ := ma.SplitFunc(a, func(c ma.Component) bool { return c.Protocol().Code == ma.P_CIRCUIT })
+		if len(relayPart) == len(a) {
+			continue // no circuit component
+		}
+		if ai, err := lpeer.AddrInfoFromP2pAddr(relayPart); err == nil && !slices.Contains(out, ai.ID) {
+			out = append(out, ai.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (p *Peer) updateRelays() {
+	now := relaysIn(p.host.Addrs())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if slices.Equal(now, p.relays) {
+		return
+	}
+	p.relays = now
+	p.events.Publish(RelaysChanged{Relays: slices.Clone(now)})
+}
+
+// punchTracer turns go-libp2p's hole-punch trace into HolePunch events and
+// retries failed punches.
+type punchTracer struct{ p *Peer }
+
+func (t punchTracer) Trace(ev *holepunch.Event) {
+	end, ok := ev.Evt.(*holepunch.EndHolePunchEvt)
+	if !ok {
+		return
+	}
+	p := t.p
+	p.mu.Lock()
+	p.punches[ev.Remote]++
+	attempt := p.punches[ev.Remote]
+	p.mu.Unlock()
+	p.events.Publish(HolePunch{Peer: ev.Remote, Success: end.Success, Elapsed: end.EllapsedTime, Attempt: attempt, Err: end.Error})
+	p.log.Info("hole punch", "peer", ev.Remote, "success", end.Success, "elapsed", end.EllapsedTime, "attempt", attempt, "err", end.Error)
+}
