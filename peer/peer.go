@@ -52,9 +52,9 @@ type Peer struct {
 	cfg        Config
 	log        *slog.Logger
 	key        crypto.PrivKey
-	host       host.Host     // never nil after New
-	dht        *dht.IpfsDHT  // never nil after New
-	superPeers []AddrInfo    // parsed Config.SuperPeers; read-only
+	host       host.Host    // never nil after New
+	dht        *dht.IpfsDHT // never nil after New
+	superPeers []AddrInfo   // parsed Config.SuperPeers; read-only
 	events     *eventbus.Bus[Event]
 	mdns       io.Closer // nil when mDNS is off
 
@@ -69,10 +69,10 @@ type Peer struct {
 	early atomic.Pointer[host.Host]
 
 	mu      sync.Mutex
-	reach   Reachability  // guarded by mu
-	paths   map[ID]Path   // guarded by mu
-	relays  []ID          // guarded by mu; relays holding a reservation
-	punches map[ID]int    // guarded by mu; hole-punch attempts per peer
+	reach   Reachability // guarded by mu
+	paths   map[ID]Path  // guarded by mu
+	relays  []ID         // guarded by mu; relays holding a reservation
+	punches map[ID]int   // guarded by mu; hole-punch attempts per peer
 	closed  atomic.Bool
 }
 
