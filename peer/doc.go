@@ -1,0 +1,51 @@
+// Package peer is juxta's floor: a peer is an identity that is a key, an address
+// that bypasses DNS, and a libp2p host wired for NAT traversal so that its user
+// never meets libp2p's options.
+//
+// # Concepts
+//
+// A Peer has an ID derived from its Ed25519 key (JXTA's PeerID). The key lives in
+// Config.Dir as identity.key, mode 0600, created on first start, so the ID
+// survives restarts; an empty Dir gives an in-memory peer with a fresh key. Others
+// reach a peer by ID: addresses are hints, and when none are known Connect asks
+// the DHT through the super-peers.
+//
+// An invite (Peer.Invite, ParseInvite) is how a peer is handed to someone else: a
+// short, checksummed string holding the ID, addresses and super-peers, fit to
+// paste into a chat or show as a QR code. It replaces JXTA's peer and route
+// advertisements.
+//
+// A super-peer (RoleSuperPeer, SuperPeerConfig) is the same program with another
+// role: it relays for peers behind NATs (circuit relay v2 with limits suited to
+// chat and signalling, see RelayLimits), runs the DHT in server mode, answers
+// AutoNAT probes, and hosts the discovery index. It is JXTA's rendezvous and
+// relay peer in one.
+//
+// # Mapping to libp2p
+//
+//	juxta              libp2p
+//	ID                 peer.ID
+//	Peer               host.Host (Peer.Host is the escape hatch)
+//	invite             peer.AddrInfo + super-peer AddrInfos, encoded
+//	super-peer         relay v2 service, kad-dht server, AutoNAT service
+//	Path               direct connection vs /p2p-circuit ("limited") connection
+//
+// By default a peer listens on TCP and QUIC on every interface, prefers Noise to
+// TLS on TCP (TLS stays available for stock libp2p peers), and turns on the relay
+// client, AutoRelay with the configured super-peers as static relays, DCUtR hole
+// punching, AutoNAT v2 and identify. It never dials anything the user did not
+// configure: the DHT bootstraps only from Config.SuperPeers and speaks its own
+// protocol prefix, apart from the public IPFS DHT.
+//
+// # Events
+//
+// Peer.Subscribe delivers typed events (ReachabilityChanged, PeerConnected,
+// PeerDisconnected, PathChanged, RelaysChanged, HolePunch) under one contract: the
+// subscriber drains a buffered channel; the peer never blocks on it; events that
+// do not fit are dropped and counted; Peer.Status always tells the current state.
+//
+// # Closing
+//
+// Close is safe to call twice (the second call returns an error wrapping
+// net.ErrClosed), and no goroutine the peer started outlives it.
+package peer
