@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -30,6 +31,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	"go.uber.org/fx"
 
 	"github.com/juxta-p2p/juxta/internal/eventbus"
 )
@@ -63,6 +65,9 @@ type Peer struct {
 	wg     sync.WaitGroup // background goroutines; all exit on Close
 
 	kick chan struct{} // wakes the super-peer keeper; buffered 1
+
+	hp  *holepunch.Service             // DCUtR; nil until started, closed on Close
+	oam basichost.ObservedAddrsManager // filled by go-libp2p's constructor
 
 	// early is the host as go-libp2p hands it to the routing constructor, for
 	// callbacks that run while libp2p.New has not yet returned.
@@ -123,6 +128,9 @@ func New(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	}
 	if p.dht == nil {
 		return nil, errors.New("peer: DHT was not constructed")
+	}
+	if err := p.startHolePunching(p.oam); err != nil {
+		return nil, err
 	}
 	if err := p.watch(); err != nil {
 		return nil, err
@@ -186,7 +194,7 @@ func (p *Peer) options() []libp2p.Option {
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.DisableMetrics(),
 		libp2p.EnableRelay(),
-		libp2p.EnableHolePunching(holepunch.WithTracer(punchTracer{p})),
+		libp2p.WithFxOption(fx.Populate(&p.oam)),
 		libp2p.UserAgent("juxta/0"),
 		libp2p.AddrsFactory(p.addrsFactory),
 		libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
@@ -359,8 +367,7 @@ func (p *Peer) ConnectAddrs(ctx context.Context, ai AddrInfo) (Path, error) {
 			return PathNone, fmt.Errorf("peer: connect %s: %w", ai.ID.ShortString(), err)
 		}
 	}
-	// Relayed connections need the relay's observed view of us before dialling
-	// (go-libp2p issue 3024); ConnectAddrs tolerates limited connections.
+	p.awaitPunchable(ctx)
 	ctx = network.WithAllowLimitedConn(ctx, "juxta connect")
 	if err := p.host.Connect(ctx, ai); err != nil {
 		if errors.Is(err, routing.ErrNotFound) {
@@ -539,6 +546,9 @@ func (p *Peer) shutdown() error {
 	if p.mdns != nil {
 		errs = append(errs, p.mdns.Close())
 	}
+	if p.hp != nil {
+		errs = append(errs, p.hp.Close())
+	}
 	if p.dht != nil {
 		errs = append(errs, p.dht.Close())
 	}
@@ -649,6 +659,10 @@ func (p *Peer) updatePath(id ID) {
 	switch {
 	case before == PathNone:
 		p.events.Publish(PeerConnected{Peer: id, Path: now})
+		if now == PathRelayed && p.hp != nil {
+			p.wg.Add(1)
+			go p.superviseRelayed(id)
+		}
 	case now == PathNone:
 		delete(p.punches, id)
 		p.events.Publish(PeerDisconnected{Peer: id})

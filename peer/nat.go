@@ -1,0 +1,123 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// Hole punching, owned by the peer rather than by go-libp2p's host, so that a
+// failed punch can be retried (the stock service tries one DCUtR exchange of at
+// most three rounds per relayed connection and gives up).
+
+// punchRetries are the waits before each retry of a failed hole punch.
+var punchRetries = []time.Duration{2 * time.Second, 8 * time.Second, 30 * time.Second}
+
+// startHolePunching creates the DCUtR service. It registers /libp2p/dcutr once
+// the host knows a public address of its own: a listen address, or an address
+// observed by a single peer (typically a super-peer).
+func (p *Peer) startHolePunching(oam basichost.ObservedAddrsManager) error {
+	idh, ok := p.host.(interface{ IDService() identify.IDService })
+	if !ok {
+		return fmt.Errorf("peer: host %T has no identify service", p.host)
+	}
+	addrs := func() []ma.Multiaddr {
+		var out []ma.Multiaddr
+		for _, a := range p.host.Addrs() {
+			if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err != nil {
+				out = append(out, a)
+			}
+		}
+		if oam != nil {
+			out = append(out, oam.Addrs(1)...)
+		}
+		out = ma.Unique(out)
+		return slices.DeleteFunc(out, func(a ma.Multiaddr) bool { return !manet.IsPublicAddr(a) })
+	}
+	hp, err := holepunch.NewService(p.host, idh.IDService(), addrs, holepunch.WithTracer(punchTracer{p}))
+	if err != nil {
+		return fmt.Errorf("peer: start hole punching: %w", err)
+	}
+	p.hp = hp
+	return nil
+}
+
+// punchable reports whether this peer's DCUtR handler is registered, which
+// happens once it knows a public address of its own.
+func (p *Peer) punchable() bool {
+	return slices.Contains(p.host.Mux().Protocols(), holepunch.Protocol)
+}
+
+// awaitPunchable waits, for at most 3 s, until the DCUtR handler is registered,
+// when there is a chance it will be: a super-peer with a public address is
+// connected and has observed us. Dialling through a relay before that loses the
+// hole punch, because the other side opens /libp2p/dcutr before this side
+// handles it (go-libp2p issue 3024).
+func (p *Peer) awaitPunchable(ctx context.Context) {
+	if p.punchable() || !p.publicSuperPeer() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !p.punchable() {
+		select {
+		case <-ctx.Done():
+			p.log.Debug("dialling through a relay before a public address is known")
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Peer) publicSuperPeer() bool {
+	for _, sp := range p.superPeers {
+		if p.host.Network().Connectedness(sp.ID) != network.Connected {
+			continue
+		}
+		if slices.ContainsFunc(sp.Addrs, manet.IsPublicAddr) {
+			return true
+		}
+	}
+	return false
+}
+
+// superviseRelayed retries hole punching with id while the only connection is
+// an inbound relayed one: the side that accepted the relayed connection is the
+// one DCUtR lets initiate. It stops when a direct connection appears, the peer
+// disconnects, or the retries run out.
+func (p *Peer) superviseRelayed(id ID) {
+	defer p.wg.Done()
+	for i, wait := range punchRetries {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if p.PathTo(id) != PathRelayed || !p.hasInboundRelayed(id) || !p.punchable() {
+			return
+		}
+		p.log.Debug("retrying hole punch", "peer", id, "retry", i+1)
+		if err := p.hp.DirectConnect(id); err == nil {
+			return
+		}
+	}
+}
+
+func (p *Peer) hasInboundRelayed(id ID) bool {
+	for _, c := range p.host.Network().ConnsToPeer(id) {
+		if isRelayed(c) && c.Stat().Direction == network.DirInbound {
+			return true
+		}
+	}
+	return false
+}
