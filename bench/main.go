@@ -1,0 +1,253 @@
+// Command bench measures juxta against a raw go-libp2p baseline, side by side
+// in one process, and prints a markdown table of medians.
+//
+//	go run ./bench [-run REGEX] [-n N] [-warmup N] [-netns=false] [-v] [-list]
+//
+// Every row runs its juxta and its baseline measurement alternately (A B A B
+// ...), so that drift of a shared machine hits both sides alike, and reports
+// the median of each side and their ratio. All traffic goes to 127.0.0.1; as
+// root on Linux the program first moves itself into a fresh network namespace
+// (see netns_linux.go). Rows are listed in rows.go.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Flags shared by the row implementations.
+var (
+	flagPeers  = flag.Int("peers", 20, "peers started per repetition by the idle-memory row")
+	flagMiB    = flag.Int("mib", 256, "MiB sent per repetition by the throughput rows")
+	flagSettle = flag.Duration("settle", 100*time.Millisecond, "pause after starting hosts, before a timed region, so start-up work does not leak into it")
+)
+
+// logw receives per-repetition detail: os.Stderr with -v, else io.Discard.
+var logw io.Writer = io.Discard
+
+func logf(format string, args ...any) { fmt.Fprintf(logw, format+"\n", args...) }
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var (
+		netns  = flag.Bool("netns", true, "as root on Linux, re-run in a fresh network namespace")
+		runRe  = flag.String("run", "", "run only rows whose name matches this regular expression")
+		n      = flag.Int("n", 7, "measured repetitions per side and row")
+		warmup = flag.Int("warmup", 1, "unmeasured repetitions per side and row, run first")
+		list   = flag.Bool("list", false, "list the rows and exit")
+		v      = flag.Bool("v", false, "print every repetition to stderr")
+	)
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "bench: unexpected arguments %q\n", flag.Args())
+		return 2
+	}
+	if *n < 1 || *warmup < 0 || *flagPeers < 1 || *flagMiB < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -n, -peers and -mib must be at least 1, -warmup at least 0")
+		return 2
+	}
+	re, err := regexp.Compile(*runRe)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: -run: %v\n", err)
+		return 2
+	}
+	var selected []row
+	for _, r := range rows {
+		if re.MatchString(r.name) {
+			selected = append(selected, r)
+		}
+	}
+	if *list {
+		for _, r := range rows {
+			fmt.Println(r.name)
+		}
+		return 0
+	}
+	if len(selected) == 0 {
+		fmt.Fprintf(os.Stderr, "bench: no row matches -run %q (see -list)\n", *runRe)
+		return 2
+	}
+
+	network, code, done := isolate(*netns)
+	if done {
+		return code
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fmt.Printf("# juxta vs go-libp2p\n\n")
+	fmt.Printf("- network: %s\n", network)
+	fmt.Printf("- %s %s/%s, %d CPUs, GOMAXPROCS %d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	fmt.Printf("- %d measured repetitions per side (after %d warm-up), juxta and baseline interleaved; medians shown\n\n", *n, *warmup)
+
+	if *v {
+		logw = os.Stderr
+	}
+	results := make([]result, 0, len(selected))
+	failed := false
+	for _, r := range selected {
+		fmt.Fprintf(os.Stderr, "bench: %s ...\n", r.name)
+		start := time.Now()
+		res := measure(ctx, r, *n, *warmup)
+		fmt.Fprintf(os.Stderr, "bench: %s done in %.1fs\n", r.name, time.Since(start).Seconds())
+		if res.err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", r.name, res.err)
+			failed = true
+		}
+		results = append(results, res)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	printTable(os.Stdout, results)
+	if failed || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "bench: interrupted")
+		}
+		return 1
+	}
+	return 0
+}
+
+// result is what one row measured.
+type result struct {
+	row
+	juxta, base []float64 // measured repetitions, in order
+	err         error     // the first failure; the row is then incomplete
+}
+
+// measure runs warmup unmeasured then n measured repetitions of each side of r,
+// alternating juxta and baseline. It stops at the first error.
+func measure(ctx context.Context, r row, n, warmup int) result {
+	res := result{row: r}
+	for i := -warmup; i < n; i++ {
+		for _, side := range []struct {
+			name string
+			f    func(context.Context) (float64, error)
+			out  *[]float64
+		}{{"juxta", r.juxta, &res.juxta}, {"baseline", r.base, &res.base}} {
+			if err := ctx.Err(); err != nil {
+				res.err = err
+				return res
+			}
+			v, err := side.f(ctx)
+			if err != nil {
+				res.err = fmt.Errorf("%s, repetition %d: %w", side.name, i+1, err)
+				return res
+			}
+			if i < 0 {
+				logf("  %-8s warm-up  %10.3f %s", side.name, v, r.unit)
+				continue
+			}
+			logf("  %-8s rep %-4d %10.3f %s", side.name, i+1, v, r.unit)
+			*side.out = append(*side.out, v)
+		}
+	}
+	return res
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// printTable writes the results as a markdown table with notes.
+func printTable(w io.Writer, results []result) {
+	fmt.Fprintln(w, "| benchmark | juxta | baseline | unit | better | juxta ÷ baseline | juxta is | target (juxta ÷ baseline) |")
+	fmt.Fprintln(w, "|---|---:|---:|---|---|---:|---|---|")
+	for _, r := range results {
+		if r.err != nil && (len(r.juxta) == 0 || len(r.base) == 0) {
+			fmt.Fprintf(w, "| %s | error | error | %s | %s | – | – | %s |\n", r.name, r.unit, r.better, targetText(r.row, 0, false))
+			continue
+		}
+		j, b := median(r.juxta), median(r.base)
+		name := r.name
+		if r.err != nil {
+			name += fmt.Sprintf(" (incomplete: %d/%d reps)", len(r.juxta), len(r.base))
+		}
+		ratio := j / b
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %s | %s |\n",
+			name, num(j), num(b), r.unit, r.better, ratio, verdict(r.row, ratio), targetText(r.row, ratio, true))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "juxta ÷ baseline is the ratio of the medians. Where higher is better, a ratio above 1 favours juxta;")
+	fmt.Fprintln(w, "where lower is better, a ratio below 1 favours juxta. \"juxta is\" states it in words.")
+	fmt.Fprintln(w, "Absolute numbers drift on shared machines: compare ratios within one run only.")
+	var notes []string
+	for _, r := range results {
+		if r.note != "" {
+			notes = append(notes, fmt.Sprintf("- %s: %s", r.name, r.note))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, strings.Join(notes, "\n"))
+	}
+}
+
+// verdict says in words how juxta compares, given juxta ÷ baseline.
+func verdict(r row, ratio float64) string {
+	adv := ratio // how many times better juxta is
+	if r.better == lower {
+		adv = 1 / ratio
+	}
+	switch {
+	case adv >= 1.005:
+		return fmt.Sprintf("%.2f× better", adv)
+	case adv <= 1/1.005:
+		return fmt.Sprintf("%.2f× worse", 1/adv)
+	}
+	return "even"
+}
+
+func targetText(r row, ratio float64, have bool) string {
+	if r.target == 0 {
+		return "–"
+	}
+	op, met := "≤", ratio <= r.target
+	if r.better == higher {
+		op, met = "≥", ratio >= r.target
+	}
+	s := fmt.Sprintf("%s %.2f", op, r.target)
+	switch {
+	case !have:
+	case met:
+		s += " met"
+	default:
+		s += " **missed**"
+	}
+	return s
+}
+
+// num formats a value with three significant digits or more.
+func num(x float64) string {
+	switch {
+	case x >= 100:
+		return fmt.Sprintf("%.0f", x)
+	case x >= 10:
+		return fmt.Sprintf("%.1f", x)
+	default:
+		return fmt.Sprintf("%.2f", x)
+	}
+}
