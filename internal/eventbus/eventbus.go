@@ -34,6 +34,7 @@ type Sub[T any] struct {
 	C <-chan T
 
 	c       chan T // guarded by bus.mu for send and close
+	filter  func(T) bool
 	bus     *Bus[T]
 	dropped atomic.Uint64
 	done    chan struct{} // closed by Cancel
@@ -50,11 +51,17 @@ func New[T any]() *Bus[T] {
 // closes. Subscribing to a closed bus returns a subscription whose channel is
 // already closed.
 func (b *Bus[T]) Subscribe(ctx context.Context, buffer int) *Sub[T] {
+	return b.SubscribeFunc(ctx, buffer, nil)
+}
+
+// SubscribeFunc is Subscribe for the events that filter accepts; a nil filter
+// accepts all. The filter runs on the publisher's goroutine and must be quick.
+func (b *Bus[T]) SubscribeFunc(ctx context.Context, buffer int, filter func(T) bool) *Sub[T] {
 	if buffer <= 0 {
 		buffer = DefaultBuffer
 	}
 	c := make(chan T, buffer)
-	s := &Sub[T]{C: c, c: c, bus: b, done: make(chan struct{})}
+	s := &Sub[T]{C: c, c: c, bus: b, done: make(chan struct{}), filter: filter}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -89,6 +96,9 @@ func (b *Bus[T]) Publish(ev T) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {
+		if s.filter != nil && !s.filter(ev) {
+			continue
+		}
 		select {
 		case s.c <- ev:
 		default:

@@ -64,3 +64,20 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 		t.Fatal("s2 open after Close")
 	}
 }
+
+func TestFilter(t *testing.T) {
+	b := New[int]()
+	defer b.Close()
+	even := b.SubscribeFunc(context.Background(), 4, func(v int) bool { return v%2 == 0 })
+	for i := range 6 {
+		b.Publish(i)
+	}
+	for _, want := range []int{0, 2, 4} {
+		if got := <-even.C; got != want {
+			t.Fatalf("got %d want %d", got, want)
+		}
+	}
+	if even.Dropped() != 0 {
+		t.Fatal("filtered events counted as dropped")
+	}
+}

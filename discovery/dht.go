@@ -1,0 +1,76 @@
+package discovery
+
+import (
+	"context"
+	"crypto/sha256"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// MaxDHTValue bounds the attribute values announced in the DHT.
+const MaxDHTValue = 256
+
+// dhtKey is the provider-record key of one exact attribute value.
+func dhtKey(scope, typ, attr, value string) cid.Cid {
+	sum := sha256.Sum256([]byte("juxta/discovery\x00" + scope + "\x00" + typ + "\x00" + attr + "\x00" + strings.ToLower(value)))
+	h, _ := mh.Encode(sum[:], mh.SHA2_256)
+	return cid.NewCidV1(cid.Raw, h)
+}
+
+// provide announces ad's attribute values in the DHT, in the background.
+func (c *core) provide(ad *Advertisement) {
+	if c.cfg.NoDHT || len(ad.Attrs) == 0 || c.closed.Load() {
+		return
+	}
+	var keys []cid.Cid
+	for k, v := range ad.Attrs {
+		if len(v) <= MaxDHTValue {
+			keys = append(keys, dhtKey(ad.Scope, ad.Type, k, v))
+		}
+	}
+	d := c.p.Routing()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+		defer cancel()
+		if d.RoutingTable().Size() == 0 {
+			return // no DHT server known: nobody to hold the records
+		}
+		for _, k := range keys {
+			if err := d.Provide(ctx, k, true); err != nil {
+				c.log.Debug("DHT provide failed", "err", err)
+				return
+			}
+		}
+	}()
+}
+
+// dht looks the exact query up in provider records and fetches the
+// advertisement from each provider.
+func (f *finder) dht(ctx context.Context) bool {
+	d := f.s.p.Routing()
+	if d.RoutingTable().Size() == 0 {
+		return true
+	}
+	key := dhtKey(f.q.Scope, f.q.Type, f.q.Attr, f.q.Value)
+	fctx, cancel := context.WithTimeout(ctx, StreamTimeout)
+	defer cancel()
+	var providers []lpeer.ID
+	for ai := range d.FindProvidersAsync(fctx, key, f.q.Limit) {
+		if ai.ID == f.s.host.ID() {
+			continue
+		}
+		if len(ai.Addrs) > 0 {
+			f.s.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		}
+		providers = append(providers, ai.ID)
+	}
+	req := f.q.request(newQID(), false)
+	req.TTL = 0
+	return f.ask(ctx, SourceDHT, providers, req)
+}

@@ -1,0 +1,121 @@
+package discovery
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+	)
+}
+
+// node is a peer with discovery, closed at the end of the test.
+type node struct {
+	p *peer.Peer
+	d *Service
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newNode starts a loopback peer with discovery. Zero configs are fine.
+func newNode(t *testing.T, pcfg peer.Config, dcfg Config) *node {
+	t.Helper()
+	ctx := testCtx(t)
+	p, err := peer.New(ctx, pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(ctx, p, dcfg)
+	if err != nil {
+		p.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Close()
+		p.Close()
+	})
+	return &node{p, d}
+}
+
+func superPeer(t *testing.T, others ...*node) *node {
+	cfg := peer.TestSuperPeerConfig()
+	for _, o := range others {
+		cfg.SuperPeers = append(cfg.SuperPeers, o.p.Invite())
+	}
+	n := newNode(t, cfg, Config{})
+	if len(others) > 0 {
+		if err := n.p.Ready(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+func edge(t *testing.T, dcfg Config, sps ...*node) *node {
+	cfg := peer.TestConfig()
+	for _, s := range sps {
+		cfg.SuperPeers = append(cfg.SuperPeers, s.p.Invite())
+	}
+	n := newNode(t, cfg, dcfg)
+	if len(sps) > 0 {
+		if err := n.p.Ready(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+// connect links a and b directly (a LAN neighbour on loopback).
+func connect(t *testing.T, a, b *node) {
+	t.Helper()
+	if _, err := a.p.ConnectAddrs(testCtx(t), b.p.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// collect runs Find and returns the results; errors fail the test.
+func collect(t *testing.T, d *Service, q Query) []Result {
+	t.Helper()
+	var out []Result
+	for r, err := range d.Find(testCtx(t), q) {
+		if err != nil {
+			t.Fatalf("find: %v", err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func fileAd(id, name string) Advertisement {
+	return Advertisement{Type: "fileshare.file", ID: id, Attrs: map[string]string{"name": name}, Body: []byte("body of " + id)}
+}
+
+// eventually polls cond until it holds or the time runs out.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func writeGarbage(dir string) error {
+	return os.WriteFile(filepath.Join(dir, dbFile), []byte("this is not a bbolt database, it is just some bytes that are long enough to be read as a header page..............................................................................................................................................."), 0o600)
+}

@@ -1,0 +1,155 @@
+package discovery
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Query selects advertisements by type and one attribute.
+type Query struct {
+	// Scope is the group to search; "" is the net group. Advertisements of
+	// other scopes never match.
+	Scope string
+	// Type is the advertisement type; "" matches every type.
+	Type string
+	// Attr is the attribute to match; "" matches Value against every attribute
+	// (and matches everything when Value is "" or "*").
+	Attr string
+	// Value is matched case-insensitively; '*' stands for any run of characters.
+	Value string
+	// Limit bounds the results; 0 means DefaultLimit.
+	Limit int
+	// TTL is how many times a super-peer (or, when flooding, a neighbour) may
+	// forward the query onward. 0 means DefaultTTL; NoForward means none: a
+	// super-peer answers from its own index only.
+	TTL int
+	// Sources selects where Find looks; 0 means DefaultSources.
+	Sources Source
+}
+
+// Query defaults and limits.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+	DefaultTTL   = 3
+	MaxTTL       = 7
+	// NoForward, as Query.TTL, stops super-peers from forwarding the query.
+	NoForward = -1
+	// MaxQueryField bounds each string field of a query.
+	MaxQueryField = 256
+)
+
+// Source is a set of places Find looks, nearest first.
+type Source uint8
+
+const (
+	// SourceLocal is this peer's cache, its own advertisements included.
+	SourceLocal Source = 1 << iota
+	// SourceLAN asks neighbours on the LAN: peers found by mDNS, and any peer
+	// connected directly over a private or loopback address.
+	SourceLAN
+	// SourceSuperPeers asks the connected super-peers, which answer from their
+	// index and forward misses to the super-peers they know (TTL).
+	SourceSuperPeers
+	// SourceFlood floods the query hop by hop among connected peers, with a TTL
+	// and duplicate suppression (Gnutella). Peers forward it only if their own
+	// Config.Flood is on.
+	SourceFlood
+	// SourceDHT looks an exact key (Attr set, Value without '*') up in the DHT's
+	// provider records and fetches the advertisement from a provider.
+	SourceDHT
+
+	// DefaultSources is every source but flooding.
+	DefaultSources = SourceLocal | SourceLAN | SourceSuperPeers | SourceDHT
+)
+
+func (s Source) String() string {
+	var parts []string
+	for _, x := range []struct {
+		s    Source
+		name string
+	}{{SourceLocal, "local"}, {SourceLAN, "lan"}, {SourceSuperPeers, "super-peers"}, {SourceFlood, "flood"}, {SourceDHT, "dht"}} {
+		if s&x.s != 0 {
+			parts = append(parts, x.name)
+		}
+	}
+	return strings.Join(parts, "|")
+}
+
+func (q *Query) normalize() error {
+	for _, f := range []string{q.Scope, q.Type, q.Attr, q.Value} {
+		if len(f) > MaxQueryField {
+			return fmt.Errorf("%w: query field of %d bytes, limit %d", ErrInvalid, len(f), MaxQueryField)
+		}
+	}
+	switch {
+	case q.Limit < 0:
+		return fmt.Errorf("%w: negative limit", ErrInvalid)
+	case q.Limit == 0:
+		q.Limit = DefaultLimit
+	case q.Limit > MaxLimit:
+		q.Limit = MaxLimit
+	}
+	switch {
+	case q.TTL == NoForward:
+		q.TTL = 0
+	case q.TTL == 0:
+		q.TTL = DefaultTTL
+	case q.TTL < 0:
+		return fmt.Errorf("%w: TTL %d", ErrInvalid, q.TTL)
+	case q.TTL > MaxTTL:
+		q.TTL = MaxTTL
+	}
+	if q.Sources == 0 {
+		q.Sources = DefaultSources
+	}
+	return nil
+}
+
+// exact reports whether the query names one attribute value, so that the DHT
+// can answer it.
+func (q *Query) exact() bool {
+	return q.Type != "" && q.Attr != "" && q.Value != "" && !strings.Contains(q.Value, "*")
+}
+
+func (q *Query) matches(a *Advertisement) bool {
+	if a.Scope != q.Scope || (q.Type != "" && a.Type != q.Type) {
+		return false
+	}
+	if q.Attr != "" {
+		v, ok := a.Attrs[q.Attr]
+		return ok && glob(q.Value, v)
+	}
+	if q.Value == "" || q.Value == "*" {
+		return true
+	}
+	for _, v := range a.Attrs {
+		if glob(q.Value, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// glob matches s against pattern, where '*' matches any run of characters, case
+// insensitively. An empty pattern matches only the empty string.
+func glob(pattern, s string) bool {
+	pattern, s = strings.ToLower(pattern), strings.ToLower(s)
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, last)
+}

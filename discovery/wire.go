@@ -1,0 +1,191 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+)
+
+// ProtocolID is the discovery protocol: one request per stream, then response
+// frames until one has Done set. Frames are varint-length-prefixed
+// (go-msgio) deterministic CBOR.
+const ProtocolID protocol.ID = "/juxta/discovery/1.0.0"
+
+// Protocol limits.
+const (
+	// MaxFrame bounds one frame in either direction.
+	MaxFrame = 256 << 10
+	// MaxPublishBatch bounds the advertisements in one publish request.
+	MaxPublishBatch = 8
+	// StreamTimeout bounds one request, end to end, on both sides.
+	StreamTimeout = 10 * time.Second
+)
+
+const (
+	opQuery uint8 = iota + 1
+	opPublish
+	opFlush
+)
+
+// Response codes.
+const (
+	codeOK uint8 = iota
+	codeRateLimited
+	codeNotSuperPeer
+	codeInvalid
+	codeQuota
+)
+
+type request struct {
+	Op    uint8    `cbor:"1,keyasint"`
+	QID   []byte   `cbor:"2,keyasint,omitempty"`
+	Scope string   `cbor:"3,keyasint,omitempty"`
+	Type  string   `cbor:"4,keyasint,omitempty"`
+	Attr  string   `cbor:"5,keyasint,omitempty"`
+	Value string   `cbor:"6,keyasint,omitempty"`
+	Limit int      `cbor:"7,keyasint,omitempty"`
+	TTL   int      `cbor:"8,keyasint,omitempty"`
+	Flood bool     `cbor:"9,keyasint,omitempty"`
+	Ads   [][]byte `cbor:"10,keyasint,omitempty"`
+	ID    string   `cbor:"11,keyasint,omitempty"`
+}
+
+type response struct {
+	Ads      [][]byte `cbor:"1,keyasint,omitempty"`
+	Done     bool     `cbor:"2,keyasint,omitempty"`
+	Code     uint8    `cbor:"3,keyasint,omitempty"`
+	Err      string   `cbor:"4,keyasint,omitempty"`
+	Accepted int      `cbor:"5,keyasint,omitempty"`
+}
+
+func (r *response) err() error {
+	var sentinel error
+	switch r.Code {
+	case codeOK:
+		return nil
+	case codeRateLimited:
+		sentinel = ErrRateLimited
+	case codeNotSuperPeer:
+		sentinel = ErrNotSuperPeer
+	case codeInvalid:
+		sentinel = ErrInvalid
+	case codeQuota:
+		sentinel = ErrQuota
+	default:
+		sentinel = ErrRemote
+	}
+	return fmt.Errorf("%w: %s", sentinel, r.Err)
+}
+
+func codeOf(err error) uint8 {
+	switch {
+	case errors.Is(err, ErrRateLimited):
+		return codeRateLimited
+	case errors.Is(err, ErrNotSuperPeer):
+		return codeNotSuperPeer
+	case errors.Is(err, ErrQuota):
+		return codeQuota
+	}
+	return codeInvalid
+}
+
+func (q *Query) request(qid []byte, flood bool) request {
+	return request{Op: opQuery, QID: qid, Scope: q.Scope, Type: q.Type, Attr: q.Attr, Value: q.Value, Limit: q.Limit, TTL: q.TTL, Flood: flood}
+}
+
+func (r *request) query() (Query, error) {
+	q := Query{Scope: r.Scope, Type: r.Type, Attr: r.Attr, Value: r.Value, Limit: r.Limit, TTL: r.TTL}
+	if r.TTL == 0 {
+		q.TTL = NoForward
+	}
+	if r.Limit <= 0 {
+		return q, fmt.Errorf("%w: limit %d", ErrInvalid, r.Limit)
+	}
+	return q, q.normalize()
+}
+
+// conn is one request's stream, framed.
+type conn struct {
+	s     network.Stream
+	r     msgio.ReadCloser
+	w     msgio.WriteCloser
+	count func() // counts a frame written
+}
+
+func newConn(s network.Stream, count func()) *conn {
+	return &conn{s: s, r: msgio.NewVarintReaderSize(s, MaxFrame), w: msgio.NewVarintWriter(s), count: count}
+}
+
+func (c *conn) send(v any) error {
+	b, err := encMode.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxFrame {
+		return fmt.Errorf("%w: frame of %d bytes, limit %d", ErrInvalid, len(b), MaxFrame)
+	}
+	c.count()
+	return c.w.WriteMsg(b)
+}
+
+func (c *conn) recv(v any) error {
+	b, err := c.r.ReadMsg()
+	if err != nil {
+		return err
+	}
+	defer c.r.ReleaseMsg(b)
+	if err := decMode.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: malformed frame: %v", ErrRemote, err)
+	}
+	return nil
+}
+
+// call sends req to peer to and hands every response frame to onFrame until
+// the last. It verifies nothing: callers verify advertisements.
+func (s *core) call(ctx context.Context, to lpeer.ID, req request, onFrame func(*response) error) error {
+	ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
+	defer cancel()
+	ctx = network.WithAllowLimitedConn(ctx, "juxta discovery")
+	str, err := s.host.NewStream(ctx, to, ProtocolID)
+	if err != nil {
+		return fmt.Errorf("discovery: open stream to %s: %w", to.ShortString(), err)
+	}
+	defer str.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = str.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { str.Reset() })
+	defer stop()
+	c := newConn(str, s.countSent)
+	if err := c.send(req); err != nil {
+		str.Reset()
+		return fmt.Errorf("discovery: send to %s: %w", to.ShortString(), err)
+	}
+	_ = str.CloseWrite()
+	for {
+		var resp response
+		if err := c.recv(&resp); err != nil {
+			str.Reset()
+			if ctx.Err() != nil {
+				return fmt.Errorf("discovery: %s: %w", to.ShortString(), ctx.Err())
+			}
+			return fmt.Errorf("discovery: read from %s: %w", to.ShortString(), err)
+		}
+		if err := resp.err(); err != nil {
+			return err
+		}
+		if err := onFrame(&resp); err != nil {
+			str.Reset()
+			return err
+		}
+		if resp.Done {
+			return nil
+		}
+	}
+}
