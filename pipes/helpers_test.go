@@ -1,0 +1,83 @@
+package pipes
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+	)
+}
+
+type node struct {
+	p *peer.Peer
+	d *discovery.Service
+	s *Service
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newNode(t testing.TB, cfg peer.Config) *node {
+	t.Helper()
+	ctx := testCtx(t)
+	p, err := peer.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := discovery.New(ctx, p, discovery.Config{NoPeerAdvertisement: true, QueryRate: 1000, PublishRate: 1000})
+	if err != nil {
+		p.Close()
+		t.Fatal(err)
+	}
+	s, err := New(ctx, p, d)
+	if err != nil {
+		d.Close()
+		p.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		d.Close()
+		p.Close()
+	})
+	return &node{p, d, s}
+}
+
+func superPeer(t testing.TB) *node { return newNode(t, peer.TestSuperPeerConfig()) }
+
+func edge(t testing.TB, sp *node) *node {
+	cfg := peer.TestConfig()
+	if sp != nil {
+		cfg.SuperPeers = []string{sp.p.Invite()}
+	}
+	n := newNode(t, cfg)
+	if sp != nil {
+		if err := n.p.Ready(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
+}
+
+// dropConns closes every connection between a and b.
+func dropConns(a, b *node) {
+	for _, c := range a.p.Host().Network().ConnsToPeer(b.p.ID()) {
+		c.Close()
+	}
+}
+
+type ctxT = context.Context
+type ID = peer.ID

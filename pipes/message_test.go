@@ -1,0 +1,345 @@
+package pipes
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-msgio"
+
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+// pair returns a connected message pipe: d dialled on b, l accepted on a.
+func msgPair(t *testing.T, a, b *node, cfg MessageConfig) (d, l *MsgConn) {
+	t.Helper()
+	ctx := testCtx(t)
+	id := NewID()
+	ln, err := a.s.ListenMessages(ctx, id, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	if _, err := b.p.ConnectAddrs(ctx, a.p.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	d, err = b.s.DialMessages(ctx, id, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	l, err = ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return d, l
+}
+
+func seqMsg(i int) []byte {
+	b := make([]byte, 8, 64)
+	binary.BigEndian.PutUint64(b, uint64(i))
+	return append(b, fmt.Sprintf(" message %d", i)...)
+}
+
+func TestReliableSurvivesTwentyDrops(t *testing.T) {
+	a, b := edge(t, nil), edge(t, nil)
+	d, l := msgPair(t, a, b, MessageConfig{Reliable: true})
+	ctx := testCtx(t)
+	const total, drops = 10_000, 20
+	rng := rand.New(rand.NewPCG(1, 2))
+	dropAt := map[int]bool{}
+	for len(dropAt) < drops {
+		dropAt[1+rng.IntN(total-1)] = true
+	}
+
+	errc := make(chan error, 2)
+	go func() { // receiver: every message exactly once, in order
+		for want := range total {
+			m, err := l.Recv(ctx)
+			if err != nil {
+				errc <- fmt.Errorf("recv %d: %w", want, err)
+				return
+			}
+			if got := int(binary.BigEndian.Uint64(m)); got != want {
+				errc <- fmt.Errorf("message %d arrived as number %d", want, got)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	var last uint64
+	dropped := 0
+	for i := range total {
+		if dropAt[i] {
+			dropConns(b, a) // close the underlying libp2p connection
+			dropped++
+		}
+		seq, err := d.Send(ctx, seqMsg(i))
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		last = seq
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitDelivered(ctx, last); err != nil {
+		t.Fatalf("delivery of the last message not confirmed: %v", err)
+	}
+	if dropped != drops || last != total {
+		t.Fatalf("dropped %d connections, last seq %d", dropped, last)
+	}
+	// Nothing more arrives: no duplicates were queued behind the last one.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if m, err := l.Recv(short); err == nil {
+		t.Fatalf("extra message after the run: %q", m)
+	}
+}
+
+func TestReliableResendBufferBound(t *testing.T) {
+	a, b := edge(t, nil), edge(t, nil)
+	const window = 16
+	d, _ := msgPair(t, a, b, MessageConfig{Reliable: true, Window: window}) // nobody reads at the far end
+	ctx := testCtx(t)
+	sent := 0
+	for {
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err := d.Send(short, make([]byte, 1024))
+		cancel()
+		if n := d.Buffered(); n > window {
+			t.Fatalf("resend buffer holds %d, bound %d", n, window)
+		}
+		if err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("send blocked with %v, want the ctx error", err)
+			}
+			break
+		}
+		sent++
+		if sent > 10_000 {
+			t.Fatal("Send never blocked")
+		}
+	}
+	if d.Buffered() != window {
+		t.Fatalf("blocked with %d buffered, want %d", d.Buffered(), window)
+	}
+	t.Logf("Send blocked after %d messages, %d unacknowledged", sent, d.Buffered())
+}
+
+func TestMessageSizeLimit(t *testing.T) {
+	a, b := edge(t, nil), edge(t, nil)
+	cfg := MessageConfig{MaxMessage: 4096}
+	d, l := msgPair(t, a, b, cfg)
+	ctx := testCtx(t)
+	if _, err := d.Send(ctx, make([]byte, 4097)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized send: %v", err)
+	}
+	if _, err := d.Send(ctx, []byte("still fine")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := l.Recv(ctx); err != nil || string(m) != "still fine" {
+		t.Fatalf("after the refused send: %q %v", m, err)
+	}
+}
+
+func TestHostileOversizedFrame(t *testing.T) {
+	a, b, evil := edge(t, nil), edge(t, nil), edge(t, nil)
+	ctx := testCtx(t)
+	id := NewID()
+	ln, err := a.s.ListenMessages(ctx, id, MessageConfig{MaxMessage: 4096, Reliable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, n := range []*node{b, evil} {
+		if _, err := n.p.ConnectAddrs(ctx, a.p.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good, err := b.s.DialMessages(ctx, id, MessageConfig{Reliable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	gl, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hostile peer speaks the protocol by hand: a valid hello, then a frame
+	// far over the limit.
+	str, err := evil.p.Host().NewStream(ctx, a.p.ID(), a.s.protocolFor(KindMessage, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := msgio.NewVarintWriter(str)
+	hello := append([]byte{fHello, helloReliable}, make([]byte, sidLen)...)
+	hello = binary.AppendUvarint(hello, 0)
+	if err := w.WriteMsg(hello); err != nil {
+		t.Fatal(err)
+	}
+	r := msgio.NewVarintReaderSize(str, 1<<20)
+	if _, err := r.ReadMsg(); err != nil { // hello ack
+		t.Fatal(err)
+	}
+	if _, err := ln.Accept(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.WriteMsg(append([]byte{fData, 1}, make([]byte, 64<<10)...))
+	str.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(str); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hostile stream was not reset: %v", err)
+	} else if !errors.Is(err, network.ErrReset) {
+		t.Logf("hostile stream ended with %v", err)
+	}
+	// Everyone else is unaffected.
+	for i := range 10 {
+		if _, err := good.Send(ctx, seqMsg(i)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := gl.Recv(ctx)
+		if err != nil || int(binary.BigEndian.Uint64(m)) != i {
+			t.Fatalf("good peer after the attack: %v", err)
+		}
+	}
+}
+
+func TestCloseDeliversEOF(t *testing.T) {
+	a, b := edge(t, nil), edge(t, nil)
+	d, l := msgPair(t, a, b, MessageConfig{Reliable: true})
+	ctx := testCtx(t)
+	for i := range 3 {
+		d.Send(ctx, seqMsg(i))
+	}
+	seq, _ := d.Send(ctx, seqMsg(3))
+	if err := d.WaitDelivered(ctx, seq); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	for i := range 4 {
+		if _, err := l.Recv(ctx); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if _, err := l.Recv(ctx); err != io.EOF {
+		t.Fatalf("after close: %v, want EOF", err)
+	}
+	if _, err := d.Send(ctx, []byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("send after close: %v", err)
+	}
+	if err := d.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second close: %v", err)
+	}
+}
+
+func TestUnreliableEndsWithItsStream(t *testing.T) {
+	a, b := edge(t, nil), edge(t, nil)
+	d, l := msgPair(t, a, b, MessageConfig{})
+	ctx := testCtx(t)
+	if _, err := d.Send(ctx, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := l.Recv(ctx); err != nil || string(m) != "one" {
+		t.Fatal(err)
+	}
+	dropConns(b, a)
+	if _, err := l.Recv(ctx); err == nil {
+		t.Fatal("unreliable pipe survived its stream")
+	}
+}
+
+// Relay to direct: a is private and reachable only through the super-peer's
+// relay; messages flow over the relayed connection, and keep flowing without
+// loss when a direct connection appears and the pipe moves to it.
+func TestReliableMovesFromRelayToDirect(t *testing.T) {
+	sp := superPeer(t)
+	acfg := peer.TestConfig()
+	acfg.SuperPeers = []string{sp.p.Invite()}
+	acfg.Reachability = peer.ReachabilityPrivate
+	a := newNode(t, acfg)
+	b := edge(t, sp)
+	ctx := testCtx(t)
+	id := NewID()
+	ln, err := a.s.ListenMessages(ctx, id, MessageConfig{Reliable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// Wait until a's only advertised addresses are relay addresses.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(a.p.Status().Relays) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no relay reservation")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, _, err := b.p.ConnectInvite(ctx, a.p.Invite()); err != nil {
+		t.Fatal(err)
+	}
+	if b.p.PathTo(a.p.ID()) != peer.PathRelayed {
+		t.Fatalf("path %v, want relayed", b.p.PathTo(a.p.ID()))
+	}
+	d, err := b.s.DialMessages(ctx, id, MessageConfig{Reliable: true}, ToPeer(a.p.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	l, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Path() != peer.PathRelayed {
+		t.Fatalf("pipe path %v", d.Path())
+	}
+
+	const total = 2000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var recvErr error
+	go func() {
+		defer wg.Done()
+		for want := range total {
+			m, err := l.Recv(ctx)
+			if err != nil {
+				recvErr = err
+				return
+			}
+			if got := int(binary.BigEndian.Uint64(m)); got != want {
+				recvErr = fmt.Errorf("message %d arrived as %d", want, got)
+				return
+			}
+		}
+	}()
+	for i := range total {
+		if i == total/2 {
+			// A direct connection appears (on a home network: a hole punch).
+			direct := peer.AddrInfo{ID: a.p.ID(), Addrs: a.p.Host().Network().ListenAddresses()}
+			if err := b.p.Host().Connect(network.WithForceDirectDial(ctx, "test"), direct); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := d.Send(ctx, seqMsg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if recvErr != nil {
+		t.Fatal(recvErr)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for d.Path() != peer.PathDirect {
+		if time.Now().After(deadline) {
+			t.Fatalf("pipe stayed %v after the direct connection appeared", d.Path())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

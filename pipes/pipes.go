@@ -1,0 +1,303 @@
+package pipes
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+// Kind is what a pipe carries.
+type Kind string
+
+const (
+	// KindStream pipes are byte streams: net.Listener and net.Conn.
+	KindStream Kind = "stream"
+	// KindMessage pipes carry framed messages, optionally reliable across
+	// reconnects.
+	KindMessage Kind = "message"
+	// KindPropagate pipes fan messages out to every member (GossipSub).
+	KindPropagate Kind = "propagate"
+)
+
+// Errors of the pipes package.
+var (
+	// ErrNoBinding: no live peer is bound to the pipe, or none answered.
+	ErrNoBinding = errors.New("pipes: no peer is bound to this pipe")
+	// ErrBadID: a pipe ID or scope holds characters outside [A-Za-z0-9._-] or is
+	// too long.
+	ErrBadID = errors.New("pipes: invalid pipe ID")
+	// ErrTooLarge: a message exceeds the pipe's maximum message size.
+	ErrTooLarge = errors.New("pipes: message too large")
+	// ErrAlreadyBound: this peer already listens on the pipe.
+	ErrAlreadyBound = errors.New("pipes: pipe already bound on this peer")
+	// ErrDenied: the listener refused the stream (not a member of its group).
+	ErrDenied = errors.New("pipes: access denied")
+	// ErrSessionLost: a reliable pipe could not resume within its resume timeout.
+	ErrSessionLost = errors.New("pipes: reliable session lost")
+)
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// NewID returns a fresh random pipe ID.
+func NewID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
+}
+
+func checkID(what, id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%w: %s %q", ErrBadID, what, id)
+	}
+	return nil
+}
+
+// Hooks let a scope (a group) control its pipes.
+type Hooks struct {
+	// Authorize, if set, is called when a stream opens on a pipe of this scope,
+	// before the application sees it; an error refuses the stream.
+	Authorize func(ctx context.Context, remote peer.ID) error
+	// Propagate, if set, validates and transforms propagate-pipe payloads.
+	Propagate PropagateHooks
+}
+
+// Service is pipes in one scope. New returns the net group's; Scoped gives the
+// same service in another scope, with that scope's hooks.
+type Service struct {
+	*core
+	scope string
+	hooks Hooks
+}
+
+type core struct {
+	p    *peer.Peer
+	host host.Host
+	disc *discovery.Service
+	log  *slog.Logger
+
+	ctx    context.Context // cancelled on Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+
+	mu       sync.Mutex
+	closers  map[any]func() // guarded by mu; listeners, conns, topics to close
+	sessions map[string]*MsgConn
+
+	psOnce sync.Once
+	ps     *pubsubState
+}
+
+// New starts pipes on p, resolving bindings through d.
+func New(ctx context.Context, p *peer.Peer, d *discovery.Service) (*Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := &core{
+		p: p, host: p.Host(), disc: d, log: p.Logger().With("svc", "pipes"),
+		closers:  make(map[any]func()),
+		sessions: make(map[string]*MsgConn),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return &Service{core: c}, nil
+}
+
+// Scoped returns the service acting in scope (a group ID) with hooks.
+func (s *Service) Scoped(scope string, hooks Hooks) *Service {
+	return &Service{core: s.core, scope: scope, hooks: hooks}
+}
+
+// Close closes every listener, connection and topic opened through the service
+// and waits for its goroutines. A second call returns an error wrapping
+// net.ErrClosed.
+func (c *core) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("pipes: close: %w", net.ErrClosed)
+	}
+	c.cancel()
+	c.mu.Lock()
+	closers := make([]func(), 0, len(c.closers))
+	for _, f := range c.closers {
+		closers = append(closers, f)
+	}
+	c.mu.Unlock()
+	for _, f := range closers {
+		f()
+	}
+	c.wg.Wait()
+	if c.ps != nil {
+		c.ps.close()
+	}
+	return nil
+}
+
+func (c *core) track(k any, closeFn func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return false
+	}
+	c.closers[k] = closeFn
+	return true
+}
+
+func (c *core) untrack(k any) {
+	c.mu.Lock()
+	delete(c.closers, k)
+	c.mu.Unlock()
+}
+
+// protocolFor is the libp2p protocol a pipe's streams use.
+func (s *Service) protocolFor(kind Kind, id string) protocol.ID {
+	scope := s.scope
+	if scope == "" {
+		scope = "-"
+	}
+	return protocol.ID(fmt.Sprintf("/juxta/pipe/1/%s/%s/%s", kind, scope, id))
+}
+
+// bind publishes this peer's binding for a pipe.
+func (s *Service) bind(ctx context.Context, kind Kind, id, name string) error {
+	ad := discovery.Advertisement{
+		Type:  discovery.TypePipe,
+		ID:    id,
+		Attrs: map[string]string{"id": id, "kind": string(kind), "name": name},
+	}
+	_, err := s.disc.Scoped(s.scope).Publish(ctx, ad)
+	return err
+}
+
+func (s *Service) unbind(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.disc.Scoped(s.scope).Flush(ctx, discovery.TypePipe, id); err != nil {
+		s.log.Debug("flush pipe binding", "pipe", id, "err", err)
+	}
+}
+
+// DialOption varies one Dial.
+type DialOption func(*dialOpts)
+
+type dialOpts struct {
+	peer lpeer.ID
+}
+
+// ToPeer makes Dial use the binding on one peer only.
+func ToPeer(id peer.ID) DialOption { return func(o *dialOpts) { o.peer = id } }
+
+// resolve finds the peers bound to a pipe: cached bindings first, then a
+// remote search. It calls try for each candidate until try succeeds.
+// perBindingTimeout bounds one binding's attempt when others remain to try.
+const perBindingTimeout = 2 * time.Second
+
+func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []DialOption, try func(context.Context, peer.ID) error) error {
+	if err := checkID("pipe", id); err != nil {
+		return err
+	}
+	var o dialOpts
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.peer != "" {
+		return try(ctx, o.peer)
+	}
+	d := s.disc.Scoped(s.scope)
+	q := discovery.Query{Type: discovery.TypePipe, Attr: "id", Value: id, Limit: 16}
+	tried := map[peer.ID]bool{}
+	var errs []error
+	attempt := func(sources discovery.Source) (bool, error) {
+		q.Sources = sources
+		var cands []peer.ID
+		for r, err := range d.Find(ctx, q) {
+			if err != nil {
+				if ctx.Err() != nil {
+					return false, err
+				}
+				errs = append(errs, err)
+				continue
+			}
+			if r.Attrs["kind"] != string(kind) || tried[r.Publisher] {
+				continue
+			}
+			cands = append(cands, r.Publisher)
+		}
+		// Bindings on peers we are connected to first: they answer fastest.
+		slices.SortStableFunc(cands, func(a, b peer.ID) int {
+			return s.connRank(a) - s.connRank(b)
+		})
+		for i, pid := range cands {
+			tried[pid] = true
+			tctx, cancel := ctx, context.CancelFunc(func() {})
+			if i < len(cands)-1 {
+				// Do not let one dead binding eat the whole budget.
+				tctx, cancel = context.WithTimeout(ctx, perBindingTimeout)
+			}
+			err := try(tctx, pid)
+			cancel()
+			if err == nil {
+				return true, nil
+			}
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			errs = append(errs, fmt.Errorf("binding on %s: %w", pid.ShortString(), err))
+		}
+		return false, nil
+	}
+	for _, src := range []discovery.Source{discovery.SourceLocal, discovery.DefaultSources &^ discovery.SourceLocal} {
+		ok, err := attempt(src)
+		if ok {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %s: %w", ErrNoBinding, id, errors.Join(errs...))
+}
+
+func (s *Service) connRank(id peer.ID) int {
+	if s.host.Network().Connectedness(id) == network.Connected {
+		return 0
+	}
+	return 1
+}
+
+// authorize runs the scope's Authorize hook for an incoming stream.
+func (s *Service) authorize(str network.Stream) error {
+	if s.hooks.Authorize == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if err := s.hooks.Authorize(ctx, str.Conn().RemotePeer()); err != nil {
+		return fmt.Errorf("%w: %w", ErrDenied, err)
+	}
+	return nil
+}
+
+// openStream opens a stream for a pipe to pid. Pipes work over relayed
+// (limited) connections too.
+func (s *Service) openStream(ctx context.Context, pid peer.ID, proto protocol.ID) (network.Stream, error) {
+	if _, err := s.p.Connect(ctx, pid); err != nil {
+		return nil, err
+	}
+	return s.host.NewStream(network.WithAllowLimitedConn(ctx, "juxta pipe"), pid, proto)
+}
