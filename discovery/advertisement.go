@@ -38,6 +38,12 @@ const (
 	// DefaultExpiration is how long others may cache an advertisement when
 	// Expiration is zero.
 	DefaultExpiration = 15 * time.Minute
+	// MaxExpiration caps how long a receiver caches an advertisement,
+	// whatever it asks: a publisher keeps it alive by republishing, and nobody
+	// can pin entries in others' caches for long.
+	MaxExpiration = time.Hour
+	// MaxLifetime bounds an advertisement's lifetime; longer ones are invalid.
+	MaxLifetime = 30 * 24 * time.Hour
 )
 
 // The signature domain and payload type of juxta advertisements inside libp2p
@@ -183,6 +189,8 @@ func (a *Advertisement) validateShape() error {
 		return fmt.Errorf("%w: %d attributes, limit %d", ErrInvalid, len(a.Attrs), MaxAttrs)
 	case a.Lifetime < 0 || a.Expiration < 0:
 		return fmt.Errorf("%w: negative lifetime or expiration", ErrInvalid)
+	case a.Lifetime > MaxLifetime:
+		return fmt.Errorf("%w: lifetime %s, limit %s", ErrInvalid, a.Lifetime, MaxLifetime)
 	}
 	return nil
 }
@@ -258,7 +266,7 @@ func Verify(b []byte, now time.Time) (Advertisement, error) {
 	var r adRecord
 	env, err := record.ConsumeTypedEnvelope(b, &r)
 	if err != nil {
-		if env != nil {
+		if errors.Is(err, record.ErrInvalidSignature) {
 			return Advertisement{}, reject(DropBadSignature, ErrRejected, "signature: %v", err)
 		}
 		return Advertisement{}, reject(DropMalformed, ErrRejected, "%v", err)
@@ -284,9 +292,10 @@ func Verify(b []byte, now time.Time) (Advertisement, error) {
 }
 
 // cacheUntil applies JXTA's rule: a receiver keeps an advertisement for the
-// smaller of its remaining lifetime and its expiration.
+// smaller of its remaining lifetime and its expiration (capped at
+// MaxExpiration).
 func cacheUntil(ad *Advertisement, received time.Time) time.Time {
-	end := received.Add(ad.Expiration)
+	end := received.Add(min(ad.Expiration, MaxExpiration))
 	if v := ad.ValidUntil(); v.Before(end) {
 		return v
 	}

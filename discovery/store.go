@@ -22,16 +22,19 @@ type entry struct {
 
 // store is the cache of advertisements: in memory, written through to bbolt
 // when the peer has a directory. It is bounded: a capacity, a quota per
-// publisher, and eviction of expired entries first, then of those expiring
-// soonest. Own advertisements count against neither bound.
+// publisher, and, when full, eviction of expired entries first, then of an
+// entry of the publisher holding the most — so that many identities flooding
+// the index evict each other, not the publishers who hold a few entries. Own
+// advertisements count against neither bound.
 type store struct {
 	capacity, quota int
 
-	mu    sync.Mutex
-	byKey map[Key]*entry   // guarded by mu
-	byPub map[lpeer.ID]int // guarded by mu; remote entries per publisher
-	nrem  int              // guarded by mu; remote entries in all
-	db    *bolt.DB         // nil for in-memory peers; closed by close
+	mu      sync.Mutex
+	byKey   map[Key]*entry              // guarded by mu
+	byPub   map[lpeer.ID]map[Key]*entry // guarded by mu; remote entries per publisher
+	nrem    int                         // guarded by mu; remote entries in all
+	soonest time.Time                   // guarded by mu; no entry expires before it
+	db      *bolt.DB                    // nil for in-memory peers; closed by close
 }
 
 var bucketAds = []byte("ads")
@@ -40,7 +43,7 @@ var bucketAds = []byte("ads")
 const dbFile = "discovery.db"
 
 func openStore(dir string, capacity, quota int, now time.Time) (*store, int, error) {
-	s := &store{capacity: capacity, quota: quota, byKey: make(map[Key]*entry), byPub: make(map[lpeer.ID]int)}
+	s := &store{capacity: capacity, quota: quota, byKey: make(map[Key]*entry), byPub: make(map[lpeer.ID]map[Key]*entry)}
 	if dir == "" {
 		return s, 0, nil
 	}
@@ -90,12 +93,7 @@ func (s *store) load(now time.Time) (purged int, err error) {
 				dead = append(dead, slices.Clone(k))
 				return nil
 			}
-			e := &entry{ad: ad, raw: slices.Clone(de.Raw), until: until, local: de.Local}
-			s.byKey[ad.Key()] = e
-			if !e.local {
-				s.byPub[ad.Publisher]++
-				s.nrem++
-			}
+			s.addLocked(&entry{ad: ad, raw: slices.Clone(de.Raw), until: until, local: de.Local})
 			return nil
 		})
 		if err != nil {
@@ -136,46 +134,77 @@ func (s *store) put(e *entry, now time.Time) (bool, error) {
 			}
 			return false, nil
 		}
-		if !old.local {
-			s.byPub[k.Publisher]--
-			s.nrem--
-		}
-		delete(s.byKey, k)
+		s.unlinkLocked(k, old)
 	} else if !e.local {
-		if s.byPub[k.Publisher] >= s.quota {
-			s.purgeLocked(now)
-			if s.byPub[k.Publisher] >= s.quota {
+		if len(s.byPub[k.Publisher]) >= s.quota {
+			s.purgeDueLocked(now)
+			if len(s.byPub[k.Publisher]) >= s.quota {
 				return false, fmt.Errorf("%w: publisher %s holds %d entries", ErrQuota, k.Publisher, s.quota)
 			}
 		}
-		if s.remoteLen() >= s.capacity {
-			s.purgeLocked(now)
-			if s.remoteLen() >= s.capacity && !s.evictSoonestLocked(e.until) {
+		if s.nrem >= s.capacity {
+			s.purgeDueLocked(now)
+			if s.nrem >= s.capacity && !s.evictFairLocked(k.Publisher) {
 				return false, fmt.Errorf("%w: index full (%d entries)", ErrQuota, s.capacity)
 			}
 		}
 	}
-	s.byKey[k] = e
-	if !e.local {
-		s.byPub[k.Publisher]++
-		s.nrem++
-	}
+	s.addLocked(e)
 	return true, s.persist(k, e)
 }
 
-func (s *store) remoteLen() int { return s.nrem }
+func (s *store) addLocked(e *entry) {
+	k := e.ad.Key()
+	s.byKey[k] = e
+	if s.soonest.IsZero() || e.until.Before(s.soonest) {
+		s.soonest = e.until
+	}
+	if e.local {
+		return
+	}
+	m := s.byPub[k.Publisher]
+	if m == nil {
+		m = make(map[Key]*entry)
+		s.byPub[k.Publisher] = m
+	}
+	m[k] = e
+	s.nrem++
+}
 
-// evictSoonestLocked evicts the remote entry that expires first, if it expires
-// before until. It reports whether room was made.
-func (s *store) evictSoonestLocked(until time.Time) bool {
-	var victim *entry
-	for _, e := range s.byKey {
-		if !e.local && (victim == nil || e.until.Before(victim.until)) {
-			victim = e
+func (s *store) unlinkLocked(k Key, e *entry) {
+	delete(s.byKey, k)
+	if e.local {
+		return
+	}
+	s.nrem--
+	if m := s.byPub[k.Publisher]; m != nil {
+		delete(m, k)
+		if len(m) == 0 {
+			delete(s.byPub, k.Publisher)
 		}
 	}
-	if victim == nil || !victim.until.Before(until) {
+}
+
+// evictFairLocked makes room for an entry of newcomer by evicting the
+// soonest-expiring entry of the publisher that holds the most entries. If that
+// is the newcomer itself, it refuses: a publisher cannot displace others by
+// filling the index. It reports whether room was made.
+func (s *store) evictFairLocked(newcomer lpeer.ID) bool {
+	var top lpeer.ID
+	most := 0
+	for pub, m := range s.byPub {
+		if len(m) > most || (len(m) == most && pub < top) {
+			top, most = pub, len(m)
+		}
+	}
+	if most == 0 || top == newcomer || most <= len(s.byPub[newcomer])+1 {
 		return false
+	}
+	var victim *entry
+	for _, e := range s.byPub[top] {
+		if victim == nil || e.until.Before(victim.until) {
+			victim = e
+		}
 	}
 	s.deleteLocked(victim.ad.Key())
 	return true
@@ -203,13 +232,7 @@ func (s *store) deleteLocked(k Key) bool {
 	if !ok {
 		return false
 	}
-	delete(s.byKey, k)
-	if !e.local {
-		s.nrem--
-		if s.byPub[k.Publisher]--; s.byPub[k.Publisher] <= 0 {
-			delete(s.byPub, k.Publisher)
-		}
-	}
+	s.unlinkLocked(k, e)
 	if s.db != nil {
 		_ = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketAds).Delete(diskKey(k)) })
 	}
@@ -219,19 +242,32 @@ func (s *store) deleteLocked(k Key) bool {
 func (s *store) purge(now time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.purgeDueLocked(now)
+}
+
+// purgeDueLocked purges only if some entry may have expired: it keeps inserts
+// under a flood from scanning the whole index each time.
+func (s *store) purgeDueLocked(now time.Time) int {
+	if s.soonest.IsZero() || now.Before(s.soonest) {
+		return 0
+	}
 	return s.purgeLocked(now)
 }
 
 func (s *store) purgeLocked(now time.Time) int {
 	var dead []Key
+	var soonest time.Time
 	for k, e := range s.byKey {
 		if !e.until.After(now) {
 			dead = append(dead, k)
+		} else if soonest.IsZero() || e.until.Before(soonest) {
+			soonest = e.until
 		}
 	}
 	for _, k := range dead {
 		s.deleteLocked(k)
 	}
+	s.soonest = soonest
 	return len(dead)
 }
 
