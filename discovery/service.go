@@ -340,6 +340,16 @@ func (s *Service) Watch(ctx context.Context, q Query) (*Subscription, error) {
 	return s.watch.SubscribeFunc(ctx, 0, func(a Advertisement) bool { return q.matches(&a) }), nil
 }
 
+// Raw returns the signed envelope of a cached advertisement, as received or
+// published, for handing on (for example inside a group credential).
+func (c *core) Raw(k Key) ([]byte, bool) {
+	e, ok := c.store.get(k)
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(e.raw), true
+}
+
 // Subscription delivers watched advertisements.
 type Subscription = eventbus.Sub[Advertisement]
 

@@ -37,6 +37,10 @@ type pubsubState struct {
 
 func (ps *pubsubState) close() { ps.cancel() }
 
+// SeenMessagesTTL is how long GossipSub remembers a message ID, dropping
+// copies seen again within it.
+const SeenMessagesTTL = 10 * time.Minute
+
 // MaxPropagateMessage bounds a propagate-pipe payload (GossipSub's own limit
 // is 1 MiB per RPC).
 const MaxPropagateMessage = 512 << 10
@@ -49,6 +53,9 @@ func (c *core) pubsub() (*pubsub.PubSub, error) {
 		ps, err = pubsub.NewGossipSub(ctx, c.host,
 			pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 			pubsub.WithPeerExchange(true),
+			// Remember message IDs as long as groups accept a sealed
+			// message's age, so a captured message cannot be replayed.
+			pubsub.WithSeenMessagesTTL(SeenMessagesTTL),
 		)
 		if err != nil {
 			cancel()

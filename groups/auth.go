@@ -1,0 +1,484 @@
+package groups
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+
+	"github.com/juxta-p2p/juxta/peer"
+	"github.com/juxta-p2p/juxta/pipes"
+)
+
+// Two protocols enforce membership:
+//
+//   - authProtocol: a listener of a group pipe challenges the peer that opened a
+//     stream to prove membership: in a password group with an HMAC over a fresh
+//     nonce, both peer IDs and the group, keyed by a key derived from the
+//     password (so the password never crosses the wire and a proof cannot be
+//     replayed); in an invite group by presenting its credential (the libp2p
+//     connection already authenticates the peer ID it names).
+//   - keyProtocol: invite-group members fetch the group key from a member by
+//     presenting their credential, and admins push a rotated key with the
+//     signed revocation list to the remaining members.
+const (
+	authProtocol = "/juxta/group/1/auth"
+	keyProtocol  = "/juxta/group/1/key"
+	maxFrame     = 64 << 10
+	protoTimeout = 10 * time.Second
+	// provenFor is how long a checked membership proof is trusted.
+	provenFor = time.Minute
+)
+
+type authReq struct {
+	Group string `cbor:"1,keyasint"`
+	Nonce []byte `cbor:"2,keyasint"`
+}
+
+type authResp struct {
+	Proof []byte `cbor:"1,keyasint,omitempty"`
+	Cred  []byte `cbor:"2,keyasint,omitempty"`
+}
+
+const (
+	keyFetch uint8 = 1
+	keyPush  uint8 = 2
+)
+
+type keyMsg struct {
+	Op    uint8  `cbor:"1,keyasint"`
+	Group string `cbor:"2,keyasint"`
+	Cred  []byte `cbor:"3,keyasint,omitempty"`
+	Epoch uint64 `cbor:"4,keyasint,omitempty"`
+	Key   []byte `cbor:"5,keyasint,omitempty"`
+	Rev   []byte `cbor:"6,keyasint,omitempty"`
+	Err   string `cbor:"7,keyasint,omitempty"`
+}
+
+func send(str network.Stream, v any) error {
+	b, err := encMode.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return msgio.NewVarintWriter(str).WriteMsg(b)
+}
+
+func recv(str network.Stream, v any) error {
+	r := msgio.NewVarintReaderSize(str, maxFrame)
+	b, err := r.ReadMsg()
+	if err != nil {
+		return err
+	}
+	defer r.ReleaseMsg(b)
+	return decMode.Unmarshal(b, v)
+}
+
+func (s *Service) group(id string) *Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.groups[id]
+}
+
+func (s *Service) openStream(ctx context.Context, id peer.ID, proto string) (network.Stream, error) {
+	if _, err := s.p.Connect(ctx, id); err != nil {
+		return nil, err
+	}
+	str, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, "juxta group"), id, protocol.ID(proto))
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = str.SetDeadline(d)
+	}
+	return str, nil
+}
+
+// authorize is the group pipes' Authorize hook: it admits a stream from remote
+// only if remote proves membership.
+func (g *Group) authorize(ctx context.Context, remote peer.ID) error {
+	info := g.Info()
+	if info.Policy == PolicyOpen {
+		return nil
+	}
+	g.mu.Lock()
+	until, ok := g.proven[remote]
+	g.mu.Unlock()
+	if ok && time.Now().Before(until) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, protoTimeout)
+	defer cancel()
+	str, err := g.s.openStream(ctx, remote, authProtocol)
+	if err != nil {
+		return fmt.Errorf("%w: %s did not answer the membership challenge: %v", ErrNotMember, remote.ShortString(), err)
+	}
+	defer str.Close()
+	nonce := randomBytes(32)
+	var resp authResp
+	if err := send(str, authReq{Group: info.ID, Nonce: nonce}); err != nil {
+		str.Reset()
+		return fmt.Errorf("%w: %v", ErrNotMember, err)
+	}
+	if err := recv(str, &resp); err != nil {
+		str.Reset()
+		return fmt.Errorf("%w: %s gave no proof: %v", ErrNotMember, remote.ShortString(), err)
+	}
+	switch info.Policy {
+	case PolicyPassword:
+		if !hmac.Equal(resp.Proof, proof(g.pw.auth, info.ID, nonce, remote, g.s.host.ID())) {
+			return fmt.Errorf("%w: %s does not know the password", ErrNotMember, remote.ShortString())
+		}
+	case PolicyInvite:
+		if err := g.checkMember(remote, resp.Cred); err != nil {
+			return err
+		}
+	}
+	g.mu.Lock()
+	g.proven[remote] = time.Now().Add(provenFor)
+	g.mu.Unlock()
+	return nil
+}
+
+// checkMember verifies that raw is a valid, unexpired, unrevoked credential of
+// this group naming id.
+func (g *Group) checkMember(id peer.ID, raw []byte) error {
+	g.mu.Lock()
+	c, cached := g.creds[id]
+	info := g.info
+	rev := g.revoked
+	g.mu.Unlock()
+	if !cached || !slices.Equal(c.raw(), raw) {
+		var err error
+		if c, err = verifyCredential(raw, info); err != nil {
+			return err
+		}
+		c.rawBytes = slices.Clone(raw)
+	}
+	if c.member != id {
+		return fmt.Errorf("%w: credential names %s, not %s", ErrCredential, c.member, id)
+	}
+	if !time.Now().Before(c.expires) {
+		return fmt.Errorf("%w: %s's credential expired on %s", ErrExpired, id.ShortString(), c.expires.UTC().Format(time.RFC3339))
+	}
+	if rev != nil && slices.Contains(rev.revoked, id) {
+		return fmt.Errorf("%w: %s", ErrRevoked, id.ShortString())
+	}
+	g.mu.Lock()
+	g.creds[id] = c
+	g.mu.Unlock()
+	return nil
+}
+
+func (s *Service) handleAuth(str network.Stream) {
+	defer str.Close()
+	_ = str.SetDeadline(time.Now().Add(protoTimeout))
+	var req authReq
+	if err := recv(str, &req); err != nil || len(req.Nonce) < 16 {
+		str.Reset()
+		return
+	}
+	g := s.group(req.Group)
+	if g == nil {
+		str.Reset()
+		return
+	}
+	info := g.Info()
+	var resp authResp
+	switch info.Policy {
+	case PolicyPassword:
+		resp.Proof = proof(g.pw.auth, info.ID, req.Nonce, s.host.ID(), str.Conn().RemotePeer())
+	case PolicyInvite:
+		g.mu.Lock()
+		resp.Cred = g.cred
+		g.mu.Unlock()
+	}
+	if err := send(str, resp); err != nil {
+		str.Reset()
+	}
+}
+
+// fetchKey asks holders, in turn, for the group key of epoch at least want,
+// presenting this peer's credential.
+func (g *Group) fetchKey(ctx context.Context, holders []peer.ID, want uint64) error {
+	var errs []error
+	tried := map[peer.ID]bool{g.s.host.ID(): true}
+	for _, h := range holders {
+		if tried[h] {
+			continue
+		}
+		tried[h] = true
+		err := g.fetchKeyFrom(ctx, h, want)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrRevoked) || ctx.Err() != nil {
+			return err
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", h.ShortString(), err))
+	}
+	return fmt.Errorf("%w: %w", ErrNoKey, errors.Join(errs...))
+}
+
+func (g *Group) fetchKeyFrom(ctx context.Context, holder peer.ID, want uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, protoTimeout)
+	defer cancel()
+	str, err := g.s.openStream(ctx, holder, keyProtocol)
+	if err != nil {
+		return err
+	}
+	defer str.Close()
+	g.mu.Lock()
+	req := keyMsg{Op: keyFetch, Group: g.info.ID, Cred: g.cred}
+	g.mu.Unlock()
+	if err := send(str, req); err != nil {
+		str.Reset()
+		return err
+	}
+	var resp keyMsg
+	if err := recv(str, &resp); err != nil {
+		str.Reset()
+		return err
+	}
+	if resp.Err != "" {
+		if resp.Err == ErrRevoked.Error() {
+			return ErrRevoked
+		}
+		return fmt.Errorf("%w: %s", ErrNotMember, resp.Err)
+	}
+	if resp.Epoch < want {
+		return fmt.Errorf("%w: holder has epoch %d, want %d", ErrNoKey, resp.Epoch, want)
+	}
+	return g.installKey(resp.Epoch, resp.Key, resp.Rev)
+}
+
+// installKey accepts a group key with its revocation list, which must be
+// signed by an admin for the same epoch and must not name this peer.
+func (g *Group) installKey(epoch uint64, key, revRaw []byte) error {
+	if len(key) != 32 || epoch == 0 {
+		return fmt.Errorf("%w: malformed key", ErrNoKey)
+	}
+	info := g.Info()
+	rev, err := verifyRevocations(revRaw, &info)
+	if err != nil {
+		return err
+	}
+	if rev.Epoch != epoch {
+		return fmt.Errorf("%w: revocation list of epoch %d with key %d", ErrCredential, rev.Epoch, epoch)
+	}
+	if slices.Contains(rev.revoked, g.s.host.ID()) {
+		return ErrRevoked
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.keys[epoch] = slices.Clone(key)
+	if epoch >= g.epoch {
+		g.epoch = epoch
+		g.revoked, g.revRaw = rev, slices.Clone(revRaw)
+		for _, id := range rev.revoked {
+			delete(g.proven, id)
+		}
+	}
+	return nil
+}
+
+func (s *Service) handleKey(str network.Stream) {
+	defer str.Close()
+	_ = str.SetDeadline(time.Now().Add(protoTimeout))
+	remote := str.Conn().RemotePeer()
+	var req keyMsg
+	if err := recv(str, &req); err != nil {
+		str.Reset()
+		return
+	}
+	g := s.group(req.Group)
+	if g == nil || g.Info().Policy != PolicyInvite {
+		_ = send(str, keyMsg{Err: ErrNotMember.Error()})
+		return
+	}
+	switch req.Op {
+	case keyFetch:
+		if err := g.checkMember(remote, req.Cred); err != nil {
+			msg := err.Error()
+			if errors.Is(err, ErrRevoked) {
+				msg = ErrRevoked.Error()
+			}
+			_ = send(str, keyMsg{Err: msg})
+			return
+		}
+		g.mu.Lock()
+		resp := keyMsg{Epoch: g.epoch, Key: g.keys[g.epoch], Rev: g.revRaw}
+		g.mu.Unlock()
+		_ = send(str, resp)
+	case keyPush:
+		if info := g.Info(); !info.isAdmin(remote) {
+			_ = send(str, keyMsg{Err: ErrNotAdmin.Error()})
+			return
+		}
+		if err := g.installKey(req.Epoch, req.Key, req.Rev); err != nil {
+			_ = send(str, keyMsg{Err: err.Error()})
+			return
+		}
+		_ = send(str, keyMsg{Epoch: req.Epoch})
+	default:
+		str.Reset()
+	}
+}
+
+// Revoke removes member from an invite group: the member is added to the signed
+// revocation list, the group key rotates, and the new key goes to the members
+// online now (the others fetch it from any member later). The removed member
+// can no longer open the group's pipes, its messages are dropped, and it cannot
+// read messages sent after the rotation. Only the creator and admins may.
+func (g *Group) Revoke(ctx context.Context, member peer.ID) error {
+	info := g.Info()
+	if info.Policy != PolicyInvite {
+		return fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	if !info.isAdmin(g.s.host.ID()) {
+		return ErrNotAdmin
+	}
+	g.mu.Lock()
+	revoked := []peer.ID{}
+	if g.revoked != nil {
+		revoked = slices.Clone(g.revoked.revoked)
+	}
+	epoch := g.epoch + 1
+	g.mu.Unlock()
+	if !slices.Contains(revoked, member) {
+		revoked = append(revoked, member)
+	}
+	revRaw, err := sealRevocations(g.s.key, info.ID, epoch, revoked)
+	if err != nil {
+		return err
+	}
+	key := randomBytes(32)
+	if err := g.installKey(epoch, key, revRaw); err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range g.Members() {
+		if m.ID == g.s.host.ID() || slices.Contains(revoked, m.ID) || m.State == Offline {
+			continue
+		}
+		if err := g.pushKey(ctx, m.ID, epoch, key, revRaw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m.ID.ShortString(), err))
+		}
+	}
+	if len(errs) > 0 {
+		g.s.log.Debug("key push incomplete; those members fetch it later", "err", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (g *Group) pushKey(ctx context.Context, to peer.ID, epoch uint64, key, revRaw []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, protoTimeout)
+	defer cancel()
+	str, err := g.s.openStream(ctx, to, keyProtocol)
+	if err != nil {
+		return err
+	}
+	defer str.Close()
+	if err := send(str, keyMsg{Op: keyPush, Group: g.info.ID, Epoch: epoch, Key: key, Rev: revRaw}); err != nil {
+		str.Reset()
+		return err
+	}
+	var resp keyMsg
+	if err := recv(str, &resp); err != nil {
+		return err
+	}
+	if resp.Err != "" {
+		return errors.New(resp.Err)
+	}
+	return nil
+}
+
+// propagateHooks seal, validate and open the group's propagated payloads.
+func (g *Group) propagateHooks() pipes.PropagateHooks {
+	switch g.info.Policy {
+	case PolicyPassword:
+		return pipes.PropagateHooks{
+			Seal: func(p []byte) ([]byte, error) { return encrypt(g.pw.msg, g.info.ID, 0, g.s.host.ID(), nil, p) },
+			Validate: func(from peer.ID, data []byte) bool {
+				var s sealed
+				if decMode.Unmarshal(data, &s) != nil {
+					return false
+				}
+				_, err := decrypt(g.pw.msg, g.info.ID, from, &s)
+				return err == nil
+			},
+			Open: func(from peer.ID, data []byte) ([]byte, error) {
+				var s sealed
+				if err := decMode.Unmarshal(data, &s); err != nil {
+					return nil, err
+				}
+				return decrypt(g.pw.msg, g.info.ID, from, &s)
+			},
+		}
+	case PolicyInvite:
+		return pipes.PropagateHooks{Seal: g.sealInvite, Validate: g.validateInvite, Open: g.openInvite}
+	}
+	return pipes.PropagateHooks{}
+}
+
+func (g *Group) sealInvite(p []byte) ([]byte, error) {
+	g.mu.Lock()
+	epoch, key, cred := g.epoch, g.keys[g.epoch], g.cred
+	g.mu.Unlock()
+	if key == nil {
+		return nil, ErrNoKey
+	}
+	return encrypt(key, g.info.ID, epoch, g.s.host.ID(), cred, p)
+}
+
+// validateInvite runs inside GossipSub: a message must carry a valid,
+// unrevoked credential of its sender and, when its key is known, decrypt.
+func (g *Group) validateInvite(from peer.ID, data []byte) bool {
+	var s sealed
+	if decMode.Unmarshal(data, &s) != nil {
+		return false
+	}
+	if g.checkMember(from, s.Cred) != nil {
+		return false
+	}
+	g.mu.Lock()
+	key, current := g.keys[s.Epoch], g.epoch
+	g.mu.Unlock()
+	if key == nil {
+		// A newer epoch than ours: a rotation we have not heard of yet. The
+		// sender is a member in good standing; Open fetches the key.
+		return s.Epoch > current
+	}
+	_, err := decrypt(key, g.info.ID, from, &s)
+	return err == nil
+}
+
+func (g *Group) openInvite(from peer.ID, data []byte) ([]byte, error) {
+	var s sealed
+	if err := decMode.Unmarshal(data, &s); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	key := g.keys[s.Epoch]
+	g.mu.Unlock()
+	if key == nil {
+		ctx, cancel := context.WithTimeout(g.s.ctx, protoTimeout)
+		err := g.fetchKey(ctx, []peer.ID{from}, s.Epoch)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		g.mu.Lock()
+		key = g.keys[s.Epoch]
+		g.mu.Unlock()
+		if key == nil {
+			return nil, ErrNoKey
+		}
+	}
+	return decrypt(key, g.info.ID, from, &s)
+}

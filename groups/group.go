@@ -1,0 +1,505 @@
+package groups
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/peer"
+	"github.com/juxta-p2p/juxta/pipes"
+)
+
+// Info describes a group, as its advertisement (type juxta.group, signed by
+// the creator) carries it.
+type Info struct {
+	ID          string
+	Name        string
+	Description string
+	Policy      Policy
+	Creator     peer.ID
+	// Admins may issue and revoke credentials in invite groups; the creator
+	// always may.
+	Admins []peer.ID
+
+	salt     []byte // password groups
+	verifier []byte // password groups
+	kdf      kdfParams
+	raw      []byte // the signed advertisement
+	seq      uint64
+}
+
+func (i *Info) isAdmin(id peer.ID) bool { return id == i.Creator || slices.Contains(i.Admins, id) }
+
+type wireInfo struct {
+	Name        string    `cbor:"1,keyasint"`
+	Description string    `cbor:"2,keyasint,omitempty"`
+	Policy      string    `cbor:"3,keyasint"`
+	Admins      [][]byte  `cbor:"4,keyasint,omitempty"`
+	Salt        []byte    `cbor:"5,keyasint,omitempty"`
+	Verifier    []byte    `cbor:"6,keyasint,omitempty"`
+	KDF         kdfParams `cbor:"7,keyasint,omitempty"`
+}
+
+// infoFromAd reads a verified group advertisement.
+func infoFromAd(ad discovery.Advertisement, raw []byte) (*Info, error) {
+	if ad.Type != discovery.TypeGroup || ad.Scope != "" {
+		return nil, fmt.Errorf("%w: type %q scope %q", ErrBadGroup, ad.Type, ad.Scope)
+	}
+	var w wireInfo
+	if err := decMode.Unmarshal(ad.Body, &w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadGroup, err)
+	}
+	info := &Info{
+		ID: ad.ID, Name: w.Name, Description: w.Description, Policy: Policy(w.Policy), Creator: ad.Publisher,
+		salt: w.Salt, verifier: w.Verifier, kdf: w.KDF, raw: raw, seq: ad.Seq,
+	}
+	for _, b := range w.Admins {
+		id, err := lpeer.IDFromBytes(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: admin: %v", ErrBadGroup, err)
+		}
+		info.Admins = append(info.Admins, id)
+	}
+	switch info.Policy {
+	case PolicyOpen, PolicyInvite:
+	case PolicyPassword:
+		if len(info.salt) < 16 || len(info.verifier) != 32 || info.kdf.Time == 0 || info.kdf.Memory < 8*1024 || info.kdf.Memory > 1<<20 || info.kdf.Threads == 0 {
+			return nil, fmt.Errorf("%w: password parameters", ErrBadGroup)
+		}
+	default:
+		return nil, fmt.Errorf("%w: policy %q", ErrBadGroup, info.Policy)
+	}
+	return info, nil
+}
+
+// Config tunes the groups service.
+type Config struct {
+	// Heartbeat is how often a member announces its presence. Default 5 s.
+	Heartbeat time.Duration
+	// OfflineAfter is how long a silent member stays listed before it is shown
+	// offline. Default 15 s.
+	OfflineAfter time.Duration
+	// CredentialTTL is how long invite credentials last by default. Default
+	// 30 days.
+	CredentialTTL time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.OfflineAfter <= 0 {
+		c.OfflineAfter = 15 * time.Second
+	}
+	if c.OfflineAfter < c.Heartbeat {
+		c.OfflineAfter = 3 * c.Heartbeat
+	}
+	if c.CredentialTTL <= 0 {
+		c.CredentialTTL = 30 * 24 * time.Hour
+	}
+}
+
+// Service manages a peer's groups: the net group it starts in, and the groups
+// it creates and joins, several at once.
+type Service struct {
+	p     *peer.Peer
+	host  host.Host
+	key   crypto.PrivKey
+	disc  *discovery.Service
+	pipes *pipes.Service
+	cfg   Config
+	log   *slog.Logger
+
+	ctx    context.Context // cancelled on Close
+	cancel context.CancelFunc
+	closed atomic.Bool
+
+	mu     sync.Mutex
+	groups map[string]*Group // guarded by mu; joined groups by ID
+	net    *Group            // guarded by mu; created on first Net
+}
+
+// New starts the groups service on p, with its discovery and pipes.
+func New(ctx context.Context, p *peer.Peer, d *discovery.Service, ps *pipes.Service, cfg Config) (*Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	h := p.Host()
+	key := h.Peerstore().PrivKey(h.ID())
+	if key == nil {
+		return nil, errors.New("groups: the peer's private key is not in its peerstore")
+	}
+	s := &Service{p: p, host: h, key: key, disc: d, pipes: ps, cfg: cfg, log: p.Logger().With("svc", "groups"), groups: map[string]*Group{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(authProtocol, s.handleAuth)
+	h.SetStreamHandler(keyProtocol, s.handleKey)
+	return s, nil
+}
+
+// Close leaves no goroutine behind: every group's presence stops (without
+// announcing offline; use Group.Leave for a graceful exit). A second call
+// returns net.ErrClosed.
+func (s *Service) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("groups: close: %w", net.ErrClosed)
+	}
+	s.host.RemoveStreamHandler(authProtocol)
+	s.host.RemoveStreamHandler(keyProtocol)
+	s.cancel()
+	s.mu.Lock()
+	gs := make([]*Group, 0, len(s.groups)+1)
+	for _, g := range s.groups {
+		gs = append(gs, g)
+	}
+	if s.net != nil {
+		gs = append(gs, s.net)
+	}
+	s.mu.Unlock()
+	for _, g := range gs {
+		g.stop()
+	}
+	return nil
+}
+
+// Spec describes a group to create.
+type Spec struct {
+	Name        string
+	Description string
+	Policy      Policy // default PolicyOpen
+	// Password is required for PolicyPassword and never leaves this peer.
+	Password string
+	// Admins may issue and revoke credentials (PolicyInvite).
+	Admins []peer.ID
+}
+
+// Group is a group this peer is a member of.
+type Group struct {
+	s    *Service
+	info *Info // replaced under mu when a newer advertisement arrives
+
+	disc  *discovery.Service
+	pipes *pipes.Service
+
+	pw passwordKeys // password groups
+
+	mu      sync.Mutex
+	cred    []byte            // invite groups: this peer's credential
+	keys    map[uint64][]byte // invite groups: group key by epoch
+	epoch   uint64            // invite groups: current epoch
+	revoked *revocations      // invite groups: latest list
+	revRaw  []byte
+	proven  map[peer.ID]time.Time // members whose proof we checked, until
+	creds   map[peer.ID]*credential
+
+	presence *presence
+}
+
+// ID is the group's ID, which is also its scope for discovery and pipes.
+func (g *Group) ID() string { return g.info.ID }
+
+// Info returns the group's description.
+func (g *Group) Info() Info {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return *g.info
+}
+
+// Discovery is discovery scoped to the group: what it publishes is returned
+// only to queries in the group.
+func (g *Group) Discovery() *discovery.Service { return g.disc }
+
+// Pipes are pipes scoped to the group: their streams are accepted only from
+// members, and propagate pipes are validated, and in password and invite groups
+// encrypted, with the group's key.
+func (g *Group) Pipes() *pipes.Service { return g.pipes }
+
+// Net returns the net group: the scope every peer starts in, open to all.
+// Discovery and pipes used without a group act in it.
+func (s *Service) Net() *Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.net == nil {
+		s.net = &Group{s: s, info: &Info{ID: "", Name: "net", Policy: PolicyOpen}, disc: s.disc, pipes: s.pipes}
+		s.net.init()
+	}
+	return s.net
+}
+
+// NewGroupID returns a fresh random group ID.
+func NewGroupID() string { return strings.ToLower(pipes.NewID()) }
+
+// Create creates a group, publishes its advertisement in the net group so that
+// others can find it, and joins it.
+func (s *Service) Create(ctx context.Context, spec Spec) (*Group, error) {
+	if spec.Policy == "" {
+		spec.Policy = PolicyOpen
+	}
+	if spec.Name == "" {
+		return nil, fmt.Errorf("%w: a group needs a name", ErrBadGroup)
+	}
+	id := NewGroupID()
+	w := wireInfo{Name: spec.Name, Description: spec.Description, Policy: string(spec.Policy)}
+	for _, a := range spec.Admins {
+		w.Admins = append(w.Admins, []byte(a))
+	}
+	var pw passwordKeys
+	switch spec.Policy {
+	case PolicyOpen, PolicyInvite:
+	case PolicyPassword:
+		if spec.Password == "" {
+			return nil, fmt.Errorf("%w: a password group needs a password", ErrPolicy)
+		}
+		w.Salt, w.KDF = randomBytes(16), defaultKDF
+		pw = derivePassword(spec.Password, id, w.Salt, w.KDF)
+		w.Verifier = pw.verifier
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrPolicy, spec.Policy)
+	}
+	body, err := encMode.Marshal(w)
+	if err != nil {
+		return nil, err
+	}
+	ad, err := s.disc.Publish(ctx, discovery.Advertisement{
+		Type: discovery.TypeGroup, ID: id, Body: body,
+		Attrs: map[string]string{"id": id, "name": spec.Name, "policy": string(spec.Policy)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("groups: publish group: %w", err)
+	}
+	raw, err := s.rawAd(ad)
+	if err != nil {
+		return nil, err
+	}
+	info, err := infoFromAd(ad, raw)
+	if err != nil {
+		return nil, err
+	}
+	g := s.newGroup(info)
+	g.pw = pw
+	if info.Policy == PolicyInvite {
+		if g.cred, err = issueCredential(s.key, id, s.host.ID(), s.cfg.CredentialTTL); err != nil {
+			return nil, err
+		}
+		if g.revRaw, err = sealRevocations(s.key, id, 1, nil); err != nil {
+			return nil, err
+		}
+		g.revoked, _ = verifyRevocations(g.revRaw, info)
+		g.epoch = 1
+		g.keys[1] = randomBytes(32)
+	}
+	return s.register(g)
+}
+
+// rawAd returns the signed bytes of one of this peer's advertisements.
+func (s *Service) rawAd(ad discovery.Advertisement) ([]byte, error) {
+	raw, ok := s.disc.Raw(ad.Key())
+	if !ok {
+		return nil, fmt.Errorf("%w: own advertisement not in cache", ErrBadGroup)
+	}
+	return raw, nil
+}
+
+func (s *Service) newGroup(info *Info) *Group {
+	return &Group{
+		s: s, info: info,
+		disc:   s.disc.Scoped(info.ID),
+		keys:   map[uint64][]byte{},
+		proven: map[peer.ID]time.Time{},
+		creds:  map[peer.ID]*credential{},
+	}
+}
+
+func (s *Service) register(g *Group) (*Group, error) {
+	g.pipes = s.pipes.Scoped(g.info.ID, pipes.Hooks{
+		Authorize: g.authorize,
+		Propagate: g.propagateHooks(),
+	})
+	s.mu.Lock()
+	if old, ok := s.groups[g.info.ID]; ok {
+		s.mu.Unlock()
+		return old, nil
+	}
+	s.groups[g.info.ID] = g
+	s.mu.Unlock()
+	g.init()
+	return g, nil
+}
+
+// Find searches the net group for group advertisements whose name matches
+// pattern ('*' wildcards), and returns the verified ones.
+func (s *Service) Find(ctx context.Context, pattern string) ([]Info, error) {
+	q := discovery.Query{Type: discovery.TypeGroup, Attr: "name", Value: pattern}
+	var out []Info
+	var errs []error
+	for r, err := range s.disc.Find(ctx, q) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		raw, _ := s.disc.Raw(r.Key())
+		info, err := infoFromAd(r.Advertisement, raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, *info)
+	}
+	if len(out) == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// Lookup finds one group's advertisement by ID.
+func (s *Service) Lookup(ctx context.Context, id string) (Info, error) {
+	q := discovery.Query{Type: discovery.TypeGroup, Attr: "id", Value: id, Limit: 4}
+	var best *Info
+	for r, err := range s.disc.Find(ctx, q) {
+		if err != nil || r.ID != id {
+			continue
+		}
+		raw, _ := s.disc.Raw(r.Key())
+		info, err := infoFromAd(r.Advertisement, raw)
+		if err == nil && (best == nil || info.seq > best.seq) {
+			best = info
+		}
+	}
+	if best == nil {
+		return Info{}, fmt.Errorf("groups: group %q not found", id)
+	}
+	return *best, nil
+}
+
+// JoinOpen joins an open group.
+func (s *Service) JoinOpen(ctx context.Context, info Info) (*Group, error) {
+	if info.Policy != PolicyOpen {
+		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	return s.register(s.newGroup(&info))
+}
+
+// JoinPassword joins a password group. The password is checked against the
+// group's verifier here; it is never sent to anyone. A wrong password fails
+// with ErrWrongPassword.
+func (s *Service) JoinPassword(ctx context.Context, info Info, password string) (*Group, error) {
+	if info.Policy != PolicyPassword {
+		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	pw := derivePassword(password, info.ID, info.salt, info.kdf)
+	if !hmac.Equal(pw.verifier, info.verifier) {
+		return nil, fmt.Errorf("%w for group %q", ErrWrongPassword, info.Name)
+	}
+	g := s.newGroup(&info)
+	g.pw = pw
+	return s.register(g)
+}
+
+// JoinInvite joins an invite group with a credential string from its creator
+// or an admin (Group.Invite). The credential must name this peer, be unexpired
+// and not revoked; the group key is then fetched from a member.
+func (s *Service) JoinInvite(ctx context.Context, credential string) (*Group, error) {
+	cb, err := decodeCredString(credential)
+	if err != nil {
+		return nil, err
+	}
+	ad, err := discovery.Verify(cb.GroupAd, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadGroup, err)
+	}
+	info, err := infoFromAd(ad, cb.GroupAd)
+	if err != nil {
+		return nil, err
+	}
+	if info.Policy != PolicyInvite {
+		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	c, err := verifyCredential(cb.Cred, info)
+	if err != nil {
+		return nil, err
+	}
+	if c.member != s.host.ID() {
+		return nil, fmt.Errorf("%w: issued to %s, not to this peer", ErrCredential, c.member)
+	}
+	if !time.Now().Before(c.expires) {
+		return nil, fmt.Errorf("%w on %s", ErrExpired, c.expires.UTC().Format(time.RFC3339))
+	}
+	g := s.newGroup(info)
+	g.cred = cb.Cred
+	// The issuer holds the key; so do the creator and the admins.
+	holders := append([]peer.ID{c.issuer, info.Creator}, info.Admins...)
+	if err := g.fetchKey(ctx, holders, 0); err != nil {
+		return nil, err
+	}
+	return s.register(g)
+}
+
+// Groups returns the groups this peer is in.
+func (s *Service) Groups() []*Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Group, 0, len(s.groups))
+	for _, g := range s.groups {
+		out = append(out, g)
+	}
+	return out
+}
+
+// Leave announces this peer offline to the group, stops its presence and forgets
+// the group.
+func (g *Group) Leave(ctx context.Context) error {
+	if g.presence != nil {
+		g.presence.announceOffline(ctx)
+	}
+	g.stop()
+	g.s.mu.Lock()
+	if g.s.groups[g.info.ID] == g {
+		delete(g.s.groups, g.info.ID)
+	}
+	g.s.mu.Unlock()
+	return nil
+}
+
+func (g *Group) init() {
+	g.presence = newPresence(g)
+}
+
+func (g *Group) stop() {
+	if g.presence != nil {
+		g.presence.stop()
+	}
+}
+
+// Invite issues a credential for member, valid for ttl (0: the configured
+// default), as a string to hand over out of band. Only the creator and admins
+// of an invite group may.
+func (g *Group) Invite(member peer.ID, ttl time.Duration) (string, error) {
+	info := g.Info()
+	if info.Policy != PolicyInvite {
+		return "", fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	if !info.isAdmin(g.s.host.ID()) {
+		return "", ErrNotAdmin
+	}
+	if ttl == 0 {
+		ttl = g.s.cfg.CredentialTTL
+	}
+	cred, err := issueCredential(g.s.key, info.ID, member, ttl)
+	if err != nil {
+		return "", err
+	}
+	return encodeCredString(info.raw, cred)
+}

@@ -1,0 +1,121 @@
+package groups
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/peer"
+	"github.com/juxta-p2p/juxta/pipes"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+	)
+}
+
+type node struct {
+	p  *peer.Peer
+	d  *discovery.Service
+	ps *pipes.Service
+	g  *Service
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var fastPresence = Config{Heartbeat: 300 * time.Millisecond, OfflineAfter: 1500 * time.Millisecond}
+
+func newNode(t testing.TB, cfg peer.Config, gcfg Config) *node {
+	t.Helper()
+	ctx := testCtx(t)
+	p, err := peer.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := discovery.New(ctx, p, discovery.Config{NoPeerAdvertisement: true, QueryRate: 1000, PublishRate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := pipes.New(ctx, p, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(ctx, p, d, ps, gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{p, d, ps, g}
+	t.Cleanup(n.close)
+	return n
+}
+
+func (n *node) close() {
+	n.g.Close()
+	n.ps.Close()
+	n.d.Close()
+	n.p.Close()
+}
+
+func superPeer(t testing.TB) *node { return newNode(t, peer.TestSuperPeerConfig(), fastPresence) }
+
+func member(t testing.TB, sp *node, name string) *node {
+	cfg := peer.TestConfig()
+	cfg.Name = name
+	cfg.SuperPeers = []string{sp.p.Invite()}
+	n := newNode(t, cfg, fastPresence)
+	if err := n.p.Ready(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func stateOf(g *Group, id peer.ID) State {
+	for _, m := range g.Members() {
+		if m.ID == id {
+			return m.State
+		}
+	}
+	return ""
+}
+
+// meshed waits until every group sees every other member online, which also
+// means the presence mesh carries messages.
+func meshed(t testing.TB, groups ...*Group) {
+	t.Helper()
+	eventually(t, 30*time.Second, "every member to see every other online", func() bool {
+		for _, g := range groups {
+			for _, o := range groups {
+				if o != g && stateOf(g, o.s.host.ID()) != Online {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+type topicT = pipes.Topic
+
+func pipesHooksNone() pipes.Hooks { return pipes.Hooks{} }
+
+func toPeer(id peer.ID) pipes.DialOption { return pipes.ToPeer(id) }

@@ -1,0 +1,330 @@
+package groups
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+const secret = "correct horse battery staple"
+
+func TestPasswordGroup(t *testing.T) {
+	sp := superPeer(t)
+	alice, bob, eve := member(t, sp, "alice"), member(t, sp, "bob"), member(t, sp, "eve")
+	ctx := testCtx(t)
+	ga, err := alice.g.Create(ctx, Spec{Name: "book club", Policy: PolicyPassword, Password: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := bob.g.Find(ctx, "book*")
+	if err != nil || len(found) != 1 || found[0].ID != ga.ID() || found[0].Policy != PolicyPassword {
+		t.Fatalf("find: %+v %v", found, err)
+	}
+	if _, err := eve.g.JoinPassword(ctx, found[0], "tr0ub4dor&3"); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("wrong password: %v", err)
+	} else if !strings.Contains(err.Error(), "wrong password") {
+		t.Fatalf("unclear error: %v", err)
+	}
+	gb, err := bob.g.JoinPassword(ctx, found[0], secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meshed(t, ga, gb)
+
+	// A member opens a group pipe: the membership challenge passes.
+	l, err := ga.Pipes().Listen(ctx, "door")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Write([]byte("welcome"))
+			c.Close()
+		}
+	}()
+	c, err := gb.Pipes().Dial(ctx, "door")
+	if err != nil {
+		t.Fatalf("member dial: %v", err)
+	}
+	c.Close()
+	// A non-member speaking the same pipe protocol is refused when the stream
+	// opens: it cannot answer the challenge.
+	if _, err := eve.ps.Scoped(ga.ID(), pipesHooksNone()).Dial(ctx, "door", toPeer(alice.p.ID())); err == nil {
+		t.Fatal("non-member opened a group pipe")
+	}
+
+	// Nothing that crossed the wire holds the password: the advertisement,
+	// the proofs and the sealed payloads are all derived from it one way.
+	wire := [][]byte{ga.Info().raw}
+	nonce := bytes.Repeat([]byte{7}, 32)
+	wire = append(wire, proof(gb.pw.auth, ga.ID(), nonce, bob.p.ID(), alice.p.ID()))
+	env, err := encrypt(ga.pw.msg, ga.ID(), 0, alice.p.ID(), nil, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire = append(wire, env)
+	for _, w := range wire {
+		if bytes.Contains(w, []byte(secret)) || bytes.Contains(bytes.ToLower(w), []byte("horse")) {
+			t.Fatal("the password appears in what is sent")
+		}
+	}
+}
+
+func TestInviteGroupCredentials(t *testing.T) {
+	sp := superPeer(t)
+	alice, bob, carol, mallory := member(t, sp, "alice"), member(t, sp, "bob"), member(t, sp, "carol"), member(t, sp, "mallory")
+	ctx := testCtx(t)
+	ga, err := alice.g.Create(ctx, Spec{Name: "inner circle", Policy: PolicyInvite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Valid.
+	credB, err := ga.Invite(bob.p.ID(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb, err := bob.g.JoinInvite(ctx, credB)
+	if err != nil {
+		t.Fatalf("valid credential: %v", err)
+	}
+	// Issued to someone else.
+	if _, err := carol.g.JoinInvite(ctx, credB); !errors.Is(err, ErrCredential) {
+		t.Fatalf("someone else's credential: %v", err)
+	}
+	// Expired.
+	short, err := ga.Invite(carol.p.ID(), time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if _, err := carol.g.JoinInvite(ctx, short); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired credential: %v", err)
+	}
+	// Forged: mallory signs a credential for herself.
+	forged, err := issueCredential(mallory.g.key, ga.ID(), mallory.p.ID(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _ := encodeCredString(ga.Info().raw, forged)
+	if _, err := mallory.g.JoinInvite(ctx, fs); !errors.Is(err, ErrCredential) {
+		t.Fatalf("forged credential: %v", err)
+	}
+	// Tampered: a flipped byte anywhere is caught.
+	bad := []byte(credB)
+	bad[len(bad)/2] ^= 1
+	if _, err := bob.g.JoinInvite(ctx, string(bad)); err == nil {
+		t.Fatal("tampered credential accepted")
+	}
+	// Malformed strings get clear errors.
+	for _, s := range []string{"", "hello", "juxtagroup1!!!", "juxtagroup1aaaa", strings.Repeat("a", MaxCredentialLen+1)} {
+		if _, err := carol.g.JoinInvite(ctx, s); !errors.Is(err, ErrCredential) {
+			t.Fatalf("malformed %q: %v", s[:min(len(s), 20)], err)
+		}
+	}
+
+	// Revoked: carol joins, then is removed.
+	credC, _ := ga.Invite(carol.p.ID(), 0)
+	gc, err := carol.g.JoinInvite(ctx, credC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meshed(t, ga, gb, gc)
+	ta, _ := ga.Pipes().Join(ctx, "chat")
+	tb, _ := gb.Pipes().Join(ctx, "chat")
+	tc, _ := gc.Pipes().Join(ctx, "chat")
+	defer ta.Close()
+	defer tb.Close()
+	defer tc.Close()
+	eventually(t, 20*time.Second, "chat mesh", func() bool {
+		return len(ta.Peers()) > 0 && len(tb.Peers()) > 0 && len(tc.Peers()) > 0
+	})
+	time.Sleep(1200 * time.Millisecond)
+	ta.Publish(ctx, []byte("before"))
+	for _, tp := range []*topicT{tb, tc} {
+		if m := next(t, tp, 5*time.Second); string(m) != "before" {
+			t.Fatalf("before revocation: %q", m)
+		}
+	}
+	if err := ga.Revoke(ctx, carol.p.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.Publish(ctx, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, tb, 5*time.Second); string(m) != "after" {
+		t.Fatalf("bob after revocation: %q", m)
+	}
+	if m := next(t, tc, 2*time.Second); m != nil {
+		t.Fatalf("revoked carol read %q", m)
+	}
+	// carol's own messages no longer reach members.
+	tc.Publish(ctx, []byte("from the revoked"))
+	if m := next(t, tb, 2*time.Second); m != nil {
+		t.Fatalf("bob received %q from a revoked member", m)
+	}
+	// Her old credential no longer fetches the key: she cannot rejoin.
+	if _, err := carol.g.JoinInvite(ctx, credC); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked credential rejoined: %v", err)
+	}
+	// Nor open the group's pipes.
+	l, err := ga.Pipes().Listen(ctx, "door")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if _, err := gc.Pipes().Dial(ctx, "door", toPeer(alice.p.ID())); err == nil {
+		t.Fatal("revoked member opened a group pipe")
+	}
+	if _, err := gb.Pipes().Dial(ctx, "door", toPeer(alice.p.ID())); err != nil {
+		t.Fatalf("member in good standing refused: %v", err)
+	}
+}
+
+func next(t *testing.T, tp *topicT, d time.Duration) []byte {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	m, err := tp.Next(ctx)
+	if err != nil {
+		return nil
+	}
+	return m.Data
+}
+
+func TestRawPubsubAttacker(t *testing.T) {
+	sp := superPeer(t)
+	alice, bob := member(t, sp, "alice"), member(t, sp, "bob")
+	ctx := testCtx(t)
+	for _, policy := range []Policy{PolicyPassword, PolicyInvite} {
+		t.Run(string(policy), func(t *testing.T) {
+			ga, err := alice.g.Create(ctx, Spec{Name: "private " + string(policy), Policy: policy, Password: secret})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gb *Group
+			if policy == PolicyPassword {
+				gb, err = bob.g.JoinPassword(ctx, ga.Info(), secret)
+			} else {
+				cred, _ := ga.Invite(bob.p.ID(), 0)
+				gb, err = bob.g.JoinInvite(ctx, cred)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ta, _ := ga.Pipes().Join(ctx, "chat")
+			tb, _ := gb.Pipes().Join(ctx, "chat")
+			defer ta.Close()
+			defer tb.Close()
+
+			// The attacker: plain go-libp2p and GossipSub, subscribed by
+			// topic name, connected to both members.
+			h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			actx, acancel := context.WithCancel(ctx)
+			defer acancel()
+			ps, err := pubsub.NewGossipSub(actx, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			topicName := fmt.Sprintf("/juxta/pipe/1/propagate/%s/chat", ga.ID())
+			at, err := ps.Join(topicName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			asub, _ := at.Subscribe()
+			defer asub.Cancel()
+			for _, n := range []*node{alice, bob} {
+				h.Connect(ctx, lpeer.AddrInfo{ID: n.p.ID(), Addrs: n.p.Addrs()})
+			}
+			eventually(t, 20*time.Second, "mesh with the attacker", func() bool {
+				return len(at.ListPeers()) == 2 && len(ta.Peers()) > 0 && len(tb.Peers()) > 0
+			})
+			time.Sleep(1200 * time.Millisecond)
+
+			// It sees only ciphertext.
+			plain := "meet at the usual place at noon"
+			if err := ta.Publish(ctx, []byte(plain)); err != nil {
+				t.Fatal(err)
+			}
+			if m := next(t, tb, 5*time.Second); string(m) != plain {
+				t.Fatalf("member got %q", m)
+			}
+			sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+			am, err := asub.Next(sctx)
+			scancel()
+			if err != nil {
+				t.Fatalf("attacker saw nothing at all: %v", err)
+			}
+			if bytes.Contains(am.Data, []byte("usual place")) {
+				t.Fatal("attacker read the plaintext")
+			}
+			// Its injections never reach the members' applications.
+			for _, inj := range [][]byte{[]byte("injected plaintext"), am.Data, bytes.Repeat([]byte{0xa1}, 64)} {
+				at.Publish(ctx, inj)
+			}
+			if m := next(t, tb, 2*time.Second); m != nil {
+				t.Fatalf("member received an injected message %q", m)
+			}
+		})
+	}
+}
+
+func TestScopedDiscovery(t *testing.T) {
+	sp := superPeer(t)
+	alice, bob := member(t, sp, "alice"), member(t, sp, "bob")
+	ctx := testCtx(t)
+	g1, _ := alice.g.Create(ctx, Spec{Name: "G"})
+	h1, _ := alice.g.Create(ctx, Spec{Name: "H"})
+	g2, err := bob.g.JoinOpen(ctx, g1.Info())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, _ := bob.g.JoinOpen(ctx, h1.Info())
+	if _, err := g1.Discovery().Publish(ctx, discovery.Advertisement{Type: "note", ID: "n1", Attrs: map[string]string{"text": "only in G"}}); err != nil {
+		t.Fatal(err)
+	}
+	q := discovery.Query{Type: "note", Attr: "text", Value: "only*", Sources: discovery.SourceSuperPeers}
+	count := func(d *discovery.Service) int {
+		n := 0
+		for _, err := range d.Find(ctx, q) {
+			if err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(g2.Discovery()); n != 1 {
+		t.Fatalf("group G found %d", n)
+	}
+	if n := count(bob.d); n != 0 {
+		t.Fatalf("net group found %d", n)
+	}
+	if n := count(h2.Discovery()); n != 0 {
+		t.Fatalf("group H found %d", n)
+	}
+}
+
+var _ = peer.TestConfig

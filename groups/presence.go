@@ -1,0 +1,301 @@
+package groups
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/juxta-p2p/juxta/internal/eventbus"
+	"github.com/juxta-p2p/juxta/peer"
+	"github.com/juxta-p2p/juxta/pipes"
+)
+
+// State is a member's presence, as in ICQ.
+type State string
+
+const (
+	Online       State = "online"
+	Away         State = "away"
+	Busy         State = "busy"
+	DoNotDisturb State = "dnd"
+	// Invisible: shown offline to others, while its pipes keep working.
+	Invisible State = "invisible"
+	Offline   State = "offline"
+)
+
+func validState(s State) bool {
+	switch s {
+	case Online, Away, Busy, DoNotDisturb, Invisible, Offline:
+		return true
+	}
+	return false
+}
+
+// Member is one entry of a group's member list.
+type Member struct {
+	ID       peer.ID
+	Name     string
+	State    State
+	Text     string // status text
+	LastSeen time.Time
+}
+
+// MemberEvent is a change in the member list: a member appeared, changed state
+// or text, or went offline (left, or silent for longer than OfflineAfter).
+type MemberEvent struct {
+	Member   Member
+	Previous State // "" when the member is new
+}
+
+// MemberSubscription delivers member events.
+type MemberSubscription = eventbus.Sub[MemberEvent]
+
+// presenceTopic is the propagate pipe, in the group's scope, that carries
+// presence. In password and invite groups it is encrypted like any other.
+const presenceTopic = "juxta.presence"
+
+type presenceMsg struct {
+	State string `cbor:"1,keyasint"`
+	Text  string `cbor:"2,keyasint,omitempty"`
+	Name  string `cbor:"3,keyasint,omitempty"`
+}
+
+type presence struct {
+	g      *Group
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	bus    *eventbus.Bus[MemberEvent]
+	kick   chan struct{} // publish now
+
+	mu      sync.Mutex
+	self    Member
+	members map[peer.ID]*Member // others
+	topic   *pipes.Topic        // nil until joined
+	once    sync.Once
+}
+
+func newPresence(g *Group) *presence {
+	pr := &presence{
+		g:       g,
+		bus:     eventbus.New[MemberEvent](),
+		kick:    make(chan struct{}, 1),
+		members: map[peer.ID]*Member{},
+		self:    Member{ID: g.s.host.ID(), Name: g.s.p.Name(), State: Online, LastSeen: time.Now()},
+	}
+	pr.ctx, pr.cancel = context.WithCancel(g.s.ctx)
+	pr.wg.Add(1)
+	go pr.run()
+	return pr
+}
+
+// run joins the presence topic, then heartbeats, listens and sweeps.
+func (pr *presence) run() {
+	defer pr.wg.Done()
+	var topic *pipes.Topic
+	for wait := 50 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		t, err := pr.g.pipes.Join(pr.ctx, presenceTopic)
+		if err == nil {
+			topic = t
+			break
+		}
+		pr.g.s.log.Debug("joining presence failed", "group", pr.g.info.ID, "err", err)
+		select {
+		case <-pr.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+	pr.mu.Lock()
+	pr.topic = topic
+	pr.mu.Unlock()
+	pr.wg.Add(1)
+	go pr.listen(topic)
+	cfg := pr.g.s.cfg
+	beat := time.NewTicker(cfg.Heartbeat)
+	defer beat.Stop()
+	sweep := time.NewTicker(min(cfg.OfflineAfter/4, time.Second))
+	defer sweep.Stop()
+	pr.publish()
+	for {
+		select {
+		case <-pr.ctx.Done():
+			return
+		case <-beat.C:
+			pr.publish()
+		case <-pr.kick:
+			pr.publish()
+		case now := <-sweep.C:
+			pr.sweep(now)
+		}
+	}
+}
+
+// publish announces this peer's state; an invisible peer announces nothing
+// (it announced offline once when it became invisible).
+func (pr *presence) publish() {
+	pr.mu.Lock()
+	self, topic := pr.self, pr.topic
+	pr.mu.Unlock()
+	if topic == nil || self.State == Invisible {
+		return
+	}
+	pr.send(topic, presenceMsg{State: string(self.State), Text: self.Text, Name: self.Name})
+}
+
+func (pr *presence) send(topic *pipes.Topic, m presenceMsg) {
+	b, err := encMode.Marshal(m)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(pr.ctx, 5*time.Second)
+	defer cancel()
+	if err := topic.Publish(ctx, b); err != nil {
+		pr.g.s.log.Debug("presence publish failed", "group", pr.g.info.ID, "err", err)
+	}
+}
+
+func (pr *presence) listen(topic *pipes.Topic) {
+	defer pr.wg.Done()
+	for {
+		m, err := topic.Next(pr.ctx)
+		if err != nil {
+			return
+		}
+		if m.From == pr.g.s.host.ID() {
+			continue
+		}
+		var pm presenceMsg
+		if decMode.Unmarshal(m.Data, &pm) != nil || !validState(State(pm.State)) || State(pm.State) == Invisible {
+			continue
+		}
+		pr.update(m.From, State(pm.State), pm.Text, pm.Name, time.Now())
+	}
+}
+
+func (pr *presence) update(id peer.ID, st State, text, name string, now time.Time) {
+	if len(text) > 256 {
+		text = text[:256]
+	}
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	pr.mu.Lock()
+	m, known := pr.members[id]
+	if !known {
+		m = &Member{ID: id}
+		pr.members[id] = m
+	}
+	prev := m.State
+	changed := !known || m.State != st || m.Text != text || m.Name != name
+	m.State, m.Text, m.Name, m.LastSeen = st, text, name, now
+	snap := *m
+	pr.mu.Unlock()
+	if changed {
+		if !known {
+			prev = ""
+		}
+		pr.bus.Publish(MemberEvent{Member: snap, Previous: prev})
+	}
+}
+
+// sweep shows members offline once they have been silent too long.
+func (pr *presence) sweep(now time.Time) {
+	limit := pr.g.s.cfg.OfflineAfter
+	var events []MemberEvent
+	pr.mu.Lock()
+	for _, m := range pr.members {
+		if m.State != Offline && now.Sub(m.LastSeen) > limit {
+			events = append(events, MemberEvent{Member: Member{ID: m.ID, Name: m.Name, State: Offline, LastSeen: m.LastSeen}, Previous: m.State})
+			m.State, m.Text = Offline, ""
+		}
+	}
+	pr.mu.Unlock()
+	for _, ev := range events {
+		pr.bus.Publish(ev)
+	}
+}
+
+func (pr *presence) set(st State, text string) {
+	pr.mu.Lock()
+	was := pr.self.State
+	pr.self.State, pr.self.Text = st, text
+	topic := pr.topic
+	pr.mu.Unlock()
+	if st == Invisible && was != Invisible && topic != nil {
+		pr.send(topic, presenceMsg{State: string(Offline), Name: pr.self.Name})
+		return
+	}
+	select {
+	case pr.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (pr *presence) announceOffline(ctx context.Context) {
+	pr.mu.Lock()
+	topic, name := pr.topic, pr.self.Name
+	pr.mu.Unlock()
+	if topic != nil {
+		pr.send(topic, presenceMsg{State: string(Offline), Name: name})
+	}
+}
+
+func (pr *presence) stop() {
+	pr.once.Do(func() {
+		pr.cancel()
+		pr.wg.Wait()
+		pr.mu.Lock()
+		topic := pr.topic
+		pr.mu.Unlock()
+		if topic != nil {
+			topic.Close()
+		}
+		pr.bus.Close()
+	})
+}
+
+// SetPresence sets this peer's state and status text in the group and announces
+// it at once. Invisible shows this peer offline to others; its pipes keep
+// working.
+func (g *Group) SetPresence(st State, text string) error {
+	if !validState(st) {
+		return fmt.Errorf("groups: unknown presence state %q", st)
+	}
+	g.presence.set(st, text)
+	return nil
+}
+
+// Members returns the member list: this peer first, then the others by name.
+func (g *Group) Members() []Member {
+	pr := g.presence
+	pr.mu.Lock()
+	out := []Member{pr.self}
+	var others []Member
+	for _, m := range pr.members {
+		others = append(others, *m)
+	}
+	pr.mu.Unlock()
+	slices.SortFunc(others, func(a, b Member) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return append(out, others...)
+}
+
+// SubscribeMembers delivers member list changes under juxta's one event
+// contract (see peer.Peer.Subscribe): drain C; a full buffer drops and counts;
+// C closes when ctx ends or the group is left.
+func (g *Group) SubscribeMembers(ctx context.Context, buffer int) *MemberSubscription {
+	return g.presence.bus.Subscribe(ctx, buffer)
+}
+
+// PresenceReady reports whether this peer has joined the group's presence
+// channel.
+func (g *Group) PresenceReady() bool {
+	g.presence.mu.Lock()
+	defer g.presence.mu.Unlock()
+	return g.presence.topic != nil
+}
