@@ -1,13 +1,14 @@
 // Command bench measures juxta against a raw go-libp2p baseline, side by side
 // in one process, and prints a markdown table of medians.
 //
-//	go run ./bench [-run REGEX] [-n N] [-warmup N] [-netns=false] [-v] [-list]
+//	go run ./bench [-run REGEX] [-n N] [-warmup N] [-netns=false] [-msgs=false] [-v] [-list]
 //
 // Every row runs its juxta and its baseline measurement alternately (A B A B
 // ...), so that drift of a shared machine hits both sides alike, and reports
 // the median of each side and their ratio. All traffic goes to 127.0.0.1; as
 // root on Linux the program first moves itself into a fresh network namespace
-// (see netns_linux.go). Rows are listed in rows.go.
+// (see netns_linux.go). Rows are listed in rows.go. A second table, messages
+// per query under each discovery strategy, follows (messages.go).
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -49,6 +51,7 @@ func run() int {
 		warmup = flag.Int("warmup", 1, "unmeasured repetitions per side and row, run first")
 		list   = flag.Bool("list", false, "list the rows and exit")
 		v      = flag.Bool("v", false, "print every repetition to stderr")
+		prof   = flag.String("cpuprofile", "", "write a CPU profile of the measurements to this file")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -70,13 +73,15 @@ func run() int {
 			selected = append(selected, r)
 		}
 	}
+	msgs := *flagMsgs && re.MatchString(msgsName)
 	if *list {
 		for _, r := range rows {
 			fmt.Println(r.name)
 		}
+		fmt.Println(msgsName)
 		return 0
 	}
-	if len(selected) == 0 {
+	if len(selected) == 0 && !msgs {
 		fmt.Fprintf(os.Stderr, "bench: no row matches -run %q (see -list)\n", *runRe)
 		return 2
 	}
@@ -97,15 +102,32 @@ func run() int {
 	if *v {
 		logw = os.Stderr
 	}
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	results := make([]result, 0, len(selected))
 	failed := false
 	for _, r := range selected {
 		fmt.Fprintf(os.Stderr, "bench: %s ...\n", r.name)
 		start := time.Now()
-		res := measure(ctx, r, *n, *warmup)
+		res := runRow(ctx, r, *n, *warmup)
 		fmt.Fprintf(os.Stderr, "bench: %s done in %.1fs\n", r.name, time.Since(start).Seconds())
 		if res.err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", r.name, res.err)
+			failed = true
+		}
+		if res.teardownErr != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: teardown: %v\n", r.name, res.teardownErr)
 			failed = true
 		}
 		results = append(results, res)
@@ -113,7 +135,25 @@ func run() int {
 			break
 		}
 	}
-	printTable(os.Stdout, results)
+	if len(results) > 0 {
+		printTable(os.Stdout, results)
+	}
+	if msgs && ctx.Err() == nil {
+		fmt.Fprintf(os.Stderr, "bench: %s ...\n", msgsName)
+		start := time.Now()
+		lines, err := messagesTable(ctx)
+		fmt.Fprintf(os.Stderr, "bench: %s done in %.1fs\n", msgsName, time.Since(start).Seconds())
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", msgsName, err)
+			failed = true
+		}
+		if len(lines) > 0 {
+			if len(results) > 0 {
+				fmt.Println()
+			}
+			printMessages(os.Stdout, lines)
+		}
+	}
 	if failed || ctx.Err() != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(os.Stderr, "bench: interrupted")
@@ -128,6 +168,23 @@ type result struct {
 	row
 	juxta, base []float64 // measured repetitions, in order
 	err         error     // the first failure; the row is then incomplete
+	teardownErr error     // the row's teardown failed (its values stand)
+}
+
+// runRow runs the row's setup, if any, then measures it, then tears the setup
+// down.
+func runRow(ctx context.Context, r row, n, warmup int) (res result) {
+	if r.setup == nil {
+		return measure(ctx, r, n, warmup)
+	}
+	start := time.Now()
+	teardown, err := r.setup(ctx)
+	if err != nil {
+		return result{row: r, err: fmt.Errorf("setup: %w", err)}
+	}
+	logf("  setup    %.1fs", time.Since(start).Seconds())
+	defer func() { res.teardownErr = teardown() }()
+	return measure(ctx, r, n, warmup)
 }
 
 // measure runs warmup unmeasured then n measured repetitions of each side of r,

@@ -27,6 +27,14 @@ type row struct {
 
 	// note says in one line what the baseline is, printed under the table.
 	note string
+
+	// setup, if set, runs once before the row's repetitions and returns the
+	// teardown that runs after them (also when a repetition fails). It is for
+	// fixtures too slow to build per repetition, such as a network of 50
+	// peers: setup builds both sides' fixtures, and juxta and base reach them
+	// through their closures. Each repetition then measures on the same
+	// fixture, so it must leave it as it found it.
+	setup func(context.Context) (teardown func() error, err error)
 }
 
 // rows is the registry, in table order. To add a row, append an entry; put its
@@ -66,4 +74,38 @@ var rows = []row{
 		base:   idleMemory(newSameServices),
 		note:   "live heap (runtime.MemStats.HeapAlloc after GC) added per idle, unconnected peer, over -peers peers; baseline is a libp2p host with juxta's services (TCP+QUIC, Noise+TLS, relay client, hole punching, AutoNAT v2, kad-dht client with prefix /juxta, metrics off)",
 	},
+	{
+		name:   "attribute query via super-peer, 50 peers, p50",
+		unit:   "ms",
+		better: lower,
+		setup:  queryP50.setup,
+		juxta:  queryP50.juxta,
+		base:   queryP50.base,
+		note:   "1 super-peer + 49 edges, each edge publishing one file advertisement (\"file-NN.txt\"); Find(type, name = \"file-3*\", SourceSuperPeers) drained (10 results; each signature is verified on first receipt, and byte-identical envelopes already cached skip the check), the edges asking in turn, back to back, 400 queries per repetition, the repetition's median shown; discovery.Config.QueryRate is 10^6/s so that the default per-peer limit (20/s) refuses none; the network is built once per row; baseline is one stream round trip (100 B request, 1 KiB answer) between two connected libp2p.New hosts",
+	},
+	{
+		name:   "attribute query via super-peer, 50 peers, p99",
+		unit:   "ms",
+		better: lower,
+		setup:  queryP99.setup,
+		juxta:  queryP99.juxta,
+		base:   queryP99.base,
+		note:   "as the p50 row (a network of its own), each repetition's 99th percentile",
+	},
+	{
+		name:   "exact DHT query",
+		unit:   "ms",
+		better: lower,
+		setup:  exactDHT.setup,
+		juxta:  exactDHT.juxta,
+		base:   exactDHT.base,
+		note:   "3 super-peers (DHT servers) + 17 edges (DHT clients), QueryRate as above; one edge publishes, the 16 others take turns: Find(type, sha256 = exact, SourceDHT) = FindProvidersAsync + fetch from the provider; 32 queries per repetition, median shown; baseline is 3 kad-dht servers + 17 clients on libp2p.New hosts (prefix /juxta-bench, juxta's filters): FindProvidersAsync drained with the same limit (100), then one stream round trip (100 B, 1 KiB) to the provider",
+	},
 }
+
+// Fixtures of the rows with a setup: one per row.
+var (
+	queryP50 = newQueryFixture(50)
+	queryP99 = newQueryFixture(99)
+	exactDHT = &dhtFixture{}
+)

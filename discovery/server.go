@@ -166,9 +166,8 @@ func (c *core) forward(ctx context.Context, targets []lpeer.ID, req request, q *
 			_ = c.call(ctx, id, req, func(r *response) error {
 				now := time.Now()
 				for _, raw := range r.Ads {
-					ad, err := Verify(raw, now)
+					ad, err := c.verify(raw, now)
 					if err != nil {
-						c.drop(dropReason(err))
 						continue
 					}
 					if !q.matches(&ad) {
@@ -207,9 +206,8 @@ func (c *core) servePublish(cn *conn, from lpeer.ID, req *request) error {
 			firstErr = cmpErr(firstErr, ErrRateLimited)
 			continue
 		}
-		ad, err := Verify(raw, now)
+		ad, err := c.verify(raw, now)
 		if err != nil {
-			c.drop(dropReason(err))
 			firstErr = cmpErr(firstErr, err)
 			continue
 		}

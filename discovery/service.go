@@ -368,14 +368,16 @@ func (c *core) insert(e *entry) (bool, error) {
 	return fresh, nil
 }
 
-// accept verifies a received advertisement and caches it. It counts every drop.
-func (c *core) accept(raw []byte, now time.Time) (Advertisement, error) {
+// verify is Verify with a shortcut: an envelope byte-identical to a cached,
+// still valid one was verified when it came in. Every drop is counted.
+func (c *core) verify(raw []byte, now time.Time) (Advertisement, error) {
+	if ad, ok := c.store.verified(raw, now); ok {
+		return ad, nil
+	}
 	ad, err := Verify(raw, now)
 	if err != nil {
 		c.drop(dropReason(err))
-		return Advertisement{}, err
 	}
-	_, err = c.insert(&entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)})
 	return ad, err
 }
 
@@ -674,9 +676,8 @@ func (c *core) fetch(ctx context.Context, id lpeer.ID, req request, q *Query, on
 	err := c.call(ctx, id, req, func(r *response) error {
 		now := time.Now()
 		for _, raw := range r.Ads {
-			ad, err := Verify(raw, now)
+			ad, err := c.verify(raw, now)
 			if err != nil {
-				c.drop(dropReason(err))
 				continue
 			}
 			if !q.matches(&ad) {

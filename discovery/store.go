@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -31,6 +32,7 @@ type store struct {
 
 	mu      sync.Mutex
 	byKey   map[Key]*entry              // guarded by mu
+	byHash  map[[32]byte]*entry         // guarded by mu; by sha256 of the envelope
 	byPub   map[lpeer.ID]map[Key]*entry // guarded by mu; remote entries per publisher
 	nrem    int                         // guarded by mu; remote entries in all
 	soonest time.Time                   // guarded by mu; no entry expires before it
@@ -43,7 +45,7 @@ var bucketAds = []byte("ads")
 const dbFile = "discovery.db"
 
 func openStore(dir string, capacity, quota int, now time.Time) (*store, int, error) {
-	s := &store{capacity: capacity, quota: quota, byKey: make(map[Key]*entry), byPub: make(map[lpeer.ID]map[Key]*entry)}
+	s := &store{capacity: capacity, quota: quota, byKey: make(map[Key]*entry), byHash: make(map[[32]byte]*entry), byPub: make(map[lpeer.ID]map[Key]*entry)}
 	if dir == "" {
 		return s, 0, nil
 	}
@@ -156,6 +158,7 @@ func (s *store) put(e *entry, now time.Time) (bool, error) {
 func (s *store) addLocked(e *entry) {
 	k := e.ad.Key()
 	s.byKey[k] = e
+	s.byHash[sha256.Sum256(e.raw)] = e
 	if s.soonest.IsZero() || e.until.Before(s.soonest) {
 		s.soonest = e.until
 	}
@@ -173,6 +176,7 @@ func (s *store) addLocked(e *entry) {
 
 func (s *store) unlinkLocked(k Key, e *entry) {
 	delete(s.byKey, k)
+	delete(s.byHash, sha256.Sum256(e.raw))
 	if e.local {
 		return
 	}
@@ -286,6 +290,20 @@ func (s *store) query(q *Query, now time.Time, limit int) []*entry {
 		out = out[:limit]
 	}
 	return out
+}
+
+// verified returns the advertisement of an envelope identical to raw that is
+// already cached and still valid at now: it was verified when it came in, and
+// byte-equal input needs no second signature check.
+func (s *store) verified(raw []byte, now time.Time) (Advertisement, bool) {
+	h := sha256.Sum256(raw)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.byHash[h]
+	if !ok || !e.ad.ValidUntil().After(now) {
+		return Advertisement{}, false
+	}
+	return e.ad, true
 }
 
 func (s *store) get(k Key) (*entry, bool) {
