@@ -41,6 +41,23 @@ type Info struct {
 	seq      uint64
 }
 
+// Raw is the group's signed advertisement, to keep and parse again later with
+// ParseInfo.
+func (i *Info) Raw() []byte { return slices.Clone(i.raw) }
+
+// ParseInfo verifies a group advertisement kept from Info.Raw.
+func ParseInfo(raw []byte) (Info, error) {
+	ad, err := discovery.Verify(raw, time.Now())
+	if err != nil {
+		return Info{}, fmt.Errorf("%w: %v", ErrBadGroup, err)
+	}
+	info, err := infoFromAd(ad, raw)
+	if err != nil {
+		return Info{}, err
+	}
+	return *info, nil
+}
+
 func (i *Info) isAdmin(id peer.ID) bool { return id == i.Creator || slices.Contains(i.Admins, id) }
 
 type wireInfo struct {

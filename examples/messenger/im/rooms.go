@@ -1,0 +1,238 @@
+package im
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/juxta-p2p/juxta/groups"
+	"github.com/juxta-p2p/juxta/peer"
+	"github.com/juxta-p2p/juxta/pipes"
+)
+
+// A room is group chat backed by a juxta group: password rooms admit whoever
+// knows the password, invite rooms whoever holds a credential from the
+// creator. Messages ride the group's propagate pipe, encrypted with the group
+// key; the member list is the group's presence.
+type room struct {
+	name   string
+	g      *groups.Group
+	topic  *pipes.Topic
+	cancel context.CancelFunc
+}
+
+const roomPipe = "room"
+
+type roomFrame struct {
+	ID   string `cbor:"1,keyasint"`
+	Text string `cbor:"2,keyasint"`
+	Name string `cbor:"3,keyasint"`
+	Time int64  `cbor:"4,keyasint"`
+}
+
+func roomKey(name string) peer.ID { return peer.ID("#" + name) }
+
+// CreateRoom creates a room: with a password, anyone who knows it may join
+// (JoinRoom); without, it is an invite room (RoomInvite).
+func (m *Messenger) CreateRoom(ctx context.Context, name, password string) error {
+	spec := groups.Spec{Name: name, Policy: groups.PolicyInvite}
+	if password != "" {
+		spec.Policy, spec.Password = groups.PolicyPassword, password
+	}
+	g, err := m.gs.Create(ctx, spec)
+	if err != nil {
+		return err
+	}
+	info := g.Info()
+	saved := savedRoom{Name: name, GroupID: g.ID(), Password: password, GroupAd: info.Raw()}
+	if password == "" {
+		cred, err := g.Invite(m.ID(), 0)
+		if err != nil {
+			return err
+		}
+		saved.Cred = cred
+	}
+	if err := m.st.putRoom(saved); err != nil {
+		return err
+	}
+	return m.openRoom(name, g)
+}
+
+// JoinRoom joins a password room found by name.
+func (m *Messenger) JoinRoom(ctx context.Context, name, password string) error {
+	found, err := m.gs.Find(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, info := range found {
+		if info.Name != name || info.Policy != groups.PolicyPassword {
+			continue
+		}
+		g, err := m.gs.JoinPassword(ctx, info, password)
+		if err != nil {
+			return err
+		}
+		if err := m.st.putRoom(savedRoom{Name: name, GroupID: info.ID, Password: password, GroupAd: info.Raw()}); err != nil {
+			return err
+		}
+		return m.openRoom(name, g)
+	}
+	return fmt.Errorf("messenger: no password room named %q found", name)
+}
+
+// RoomInvite issues a credential for contact to join invite room name; send it
+// to them (for example in a chat message).
+func (m *Messenger) RoomInvite(name string, contact peer.ID) (string, error) {
+	r := m.room(name)
+	if r == nil {
+		return "", fmt.Errorf("messenger: not in room %q", name)
+	}
+	return r.g.Invite(contact, 0)
+}
+
+// JoinRoomInvite joins an invite room with a credential.
+func (m *Messenger) JoinRoomInvite(ctx context.Context, credential string) error {
+	g, err := m.gs.JoinInvite(ctx, credential)
+	if err != nil {
+		return err
+	}
+	info := g.Info()
+	if err := m.st.putRoom(savedRoom{Name: info.Name, GroupID: info.ID, Cred: credential, GroupAd: info.Raw()}); err != nil {
+		return err
+	}
+	return m.openRoom(info.Name, g)
+}
+
+func (m *Messenger) rejoinRooms(ctx context.Context) {
+	for _, r := range m.st.rooms() {
+		var g *groups.Group
+		var err error
+		switch {
+		case r.Cred != "":
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			g, err = m.gs.JoinInvite(ctx, r.Cred)
+			cancel()
+		case r.Password != "":
+			var info groups.Info
+			if info, err = groups.ParseInfo(r.GroupAd); err == nil {
+				g, err = m.gs.JoinPassword(ctx, info, r.Password)
+			}
+		default:
+			err = errors.New("nothing to rejoin with")
+		}
+		if err != nil {
+			m.emit(Notice{Text: fmt.Sprintf("could not rejoin room %s: %v", r.Name, err)})
+			continue
+		}
+		m.openRoom(r.Name, g)
+	}
+}
+
+func (m *Messenger) openRoom(name string, g *groups.Group) error {
+	topic, err := g.Pipes().Join(m.ctx, roomPipe)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	r := &room{name: name, g: g, topic: topic, cancel: cancel}
+	m.mu.Lock()
+	if old := m.rooms[name]; old != nil {
+		m.mu.Unlock()
+		cancel()
+		topic.Close()
+		return nil
+	}
+	m.rooms[name] = r
+	st, text := m.state, m.text
+	m.mu.Unlock()
+	g.SetPresence(groups.State(st), text)
+	m.wg.Add(2)
+	go m.roomReader(ctx, r)
+	go m.roomMembers(ctx, r)
+	return nil
+}
+
+func (m *Messenger) room(name string) *room {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rooms[name]
+}
+
+func (m *Messenger) roomList() []*room {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*room
+	for _, r := range m.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Rooms lists the rooms this user is in.
+func (m *Messenger) Rooms() []string {
+	var out []string
+	for _, r := range m.roomList() {
+		out = append(out, r.name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RoomMembers lists a room's members with their presence.
+func (m *Messenger) RoomMembers(name string) []groups.Member {
+	r := m.room(name)
+	if r == nil {
+		return nil
+	}
+	return r.g.Members()
+}
+
+// SayRoom sends text to a room.
+func (m *Messenger) SayRoom(ctx context.Context, name, text string) error {
+	r := m.room(name)
+	if r == nil {
+		return fmt.Errorf("messenger: not in room %q", name)
+	}
+	f := roomFrame{ID: newID(), Text: text, Name: m.Name(), Time: time.Now().UnixMilli()}
+	b, err := enc.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return r.topic.Publish(ctx, b)
+}
+
+// RoomHistory returns a room's last limit messages.
+func (m *Messenger) RoomHistory(name string, limit int) []Message {
+	return m.st.history(roomKey(name), limit)
+}
+
+func (m *Messenger) roomReader(ctx context.Context, r *room) {
+	defer m.wg.Done()
+	defer r.topic.Close()
+	for {
+		msg, err := r.topic.Next(ctx)
+		if err != nil {
+			return
+		}
+		var f roomFrame
+		if dec.Unmarshal(msg.Data, &f) != nil || f.ID == "" {
+			continue
+		}
+		stored := Message{ID: f.ID, Peer: roomKey(r.name), Room: r.name, Out: msg.From == m.ID(), Text: trim(f.Text, 16<<10),
+			From: strings.TrimSpace(trim(f.Name, 64)), Time: time.UnixMilli(f.Time), Status: Received}
+		if isNew, err := m.st.putMessage(&stored); err == nil && isNew {
+			m.emit(RoomMessage{Message: stored})
+		}
+	}
+}
+
+func (m *Messenger) roomMembers(ctx context.Context, r *room) {
+	defer m.wg.Done()
+	sub := r.g.SubscribeMembers(ctx, 0)
+	for ev := range sub.C {
+		m.emit(RoomMember{Room: r.name, ID: ev.Member.ID, Name: ev.Member.Name, State: string(ev.Member.State), Text: ev.Member.Text, Joined: ev.Previous == ""})
+	}
+}
