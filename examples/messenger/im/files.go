@@ -80,6 +80,7 @@ func (m *Messenger) SendFile(ctx context.Context, id peer.ID, path string) (Tran
 	t := &Transfer{ID: newID(), Peer: id, Name: filepath.Base(path), Size: fi.Size(), Out: true, State: "sending", SHA256: hex.EncodeToString(h.Sum(nil)), Path: path}
 	m.mu.Lock()
 	m.transfers[t.ID] = t
+	snap := *t
 	m.mu.Unlock()
 	m.wg.Add(1)
 	go func() {
@@ -90,7 +91,7 @@ func (m *Messenger) SendFile(ctx context.Context, id peer.ID, path string) (Tran
 		defer cancel()
 		m.sendLoop(ctx, t, h.Sum(nil))
 	}()
-	return *t, nil
+	return snap, nil
 }
 
 func (m *Messenger) sendLoop(ctx context.Context, t *Transfer, sum []byte) {

@@ -86,6 +86,9 @@ func NewMailboxServer(h host.Host, dir string) (*MailboxServer, error) {
 			return nil, err
 		}
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mailbox: %w", err)
+	}
 	path := filepath.Join(dir, "mailbox.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
