@@ -135,6 +135,9 @@ func New(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if err := p.watch(); err != nil {
 		return nil, err
 	}
+	if cfg.Role == RoleSuperPeer {
+		p.host.SetStreamHandler(ObserveProtocol, p.handleObserve)
+	}
 	if err := p.dht.Bootstrap(p.ctx); err != nil {
 		return nil, fmt.Errorf("peer: DHT bootstrap: %w", err)
 	}
@@ -279,6 +282,15 @@ func (p *Peer) waitProtocol(ctx context.Context, proto protocol.ID) error {
 
 // ID is this peer's ID.
 func (p *Peer) ID() ID { return p.host.ID() }
+
+// ObservedAddrs are the addresses others have seen this peer's connections come
+// from (identify), public ones included even if seen by a single peer.
+func (p *Peer) ObservedAddrs() []ma.Multiaddr {
+	if p.oam == nil {
+		return nil
+	}
+	return p.oam.Addrs(1)
+}
 
 // Name is the configured display name, "anonymous" if none.
 func (p *Peer) Name() string {

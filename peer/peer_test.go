@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"slices"
 	"errors"
 	"io"
 	"net"
@@ -219,5 +220,32 @@ func TestEventsConnectDisconnect(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("event %d (%#v) never came", i, w)
 		}
+	}
+}
+
+func TestObserve(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := newTestPeer(t, TestSuperPeerConfig())
+	cfg := TestConfig()
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+	a := newTestPeer(t, cfg)
+	if _, err := a.ConnectAddrs(ctx, s.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Observe(ctx, s.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// On loopback nothing translates: the super-peer sees a's own socket.
+	if !slices.ContainsFunc(a.Host().Network().ListenAddresses(), got.Equal) {
+		t.Fatalf("observed %s, a listens on %v", got, a.Host().Network().ListenAddresses())
+	}
+	// An edge does not serve observations.
+	if _, err := s.ConnectAddrs(ctx, a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Observe(ctx, a.ID()); err == nil {
+		t.Fatal("an edge answered an observation")
 	}
 }
