@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+// Report is what juxta doctor finds; -json prints it as is.
+type Report struct {
+	ID           string        `json:"id"`
+	LocalAddrs   []string      `json:"local_addrs"`
+	Observed     []Observation `json:"observed"`
+	Reachability string        `json:"reachability"` // public, private, unknown
+	Mapping      string        `json:"mapping"`      // none, endpoint-independent, endpoint-dependent, unknown
+	PortMapping  string        `json:"port_mapping"`
+	Relays       []string      `json:"relays"`
+	Path         *PathReport   `json:"path,omitempty"`
+	Verdict      string        `json:"verdict"`
+	Advice       []string      `json:"advice,omitempty"`
+	Problems     []string      `json:"problems,omitempty"`
+}
+
+// Observation is one super-peer's view of this peer's address.
+type Observation struct {
+	SuperPeer string `json:"super_peer"`
+	Addr      string `json:"addr"`
+	Transport string `json:"transport"`
+}
+
+// PathReport is how a connection to another peer went.
+type PathReport struct {
+	Peer           string  `json:"peer"`
+	FirstPath      string  `json:"first_path"`
+	FinalPath      string  `json:"final_path"`
+	ConnectMs      float64 `json:"connect_ms"`
+	TimeToDirectMs float64 `json:"time_to_direct_ms,omitempty"`
+	RelayedRTTMs   float64 `json:"relayed_rtt_ms,omitempty"`
+	DirectRTTMs    float64 `json:"direct_rtt_ms,omitempty"`
+	HolePunches    int     `json:"hole_punches"`
+}
+
+func runDoctor(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("juxta doctor", flag.ContinueOnError)
+	fs.SetOutput(out)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	target := fs.String("peer", "", "another peer's invite: connect and report the path (relayed, then direct or not)")
+	portMap := fs.Bool("port-mapping", false, "try UPnP/NAT-PMP port mapping on the router (sends multicast on the LAN)")
+	wait := fs.Duration("wait", 10*time.Second, "how long to wait for reservations and hole punches")
+	port := fs.Int("port", 0, "port to listen on")
+	listen := fs.String("listen", "", "listen on this IP only (default: all interfaces)")
+	var sps multi
+	fs.Var(&sps, "superpeer", "a super-peer's invite (repeatable; two tell the NAT's mapping behaviour)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(sps) == 0 {
+		return errors.New("doctor needs at least one -superpeer INVITE (two to classify the NAT)")
+	}
+	cfg := peer.Config{SuperPeers: sps, NoMDNS: true, PortMapping: *portMap, Port: *port}
+	if *listen != "" {
+		cfg.ListenAddrs = []string{fmt.Sprintf("/ip4/%s/tcp/%d", *listen, *port), fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", *listen, *port)}
+	}
+	rep, err := diagnose(ctx, cfg, *target, *wait)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printReport(out, rep)
+	return nil
+}
+
+func diagnose(ctx context.Context, cfg peer.Config, target string, wait time.Duration) (*Report, error) {
+	portMap := cfg.PortMapping
+	p, err := peer.New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	sub := p.Subscribe(ctx, 0)
+	defer sub.Cancel()
+	rep := &Report{ID: p.ID().String(), Reachability: "unknown", Mapping: "unknown", PortMapping: "off"}
+	for _, a := range p.Host().Network().ListenAddresses() {
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err != nil {
+			rep.LocalAddrs = append(rep.LocalAddrs, a.String())
+		}
+	}
+
+	// Observe over QUIC (UDP), the transport hole punching relies on: one
+	// connection per super-peer, from the same local socket.
+	var obs []ma.Multiaddr
+	for _, sp := range p.SuperPeers() {
+		ai := sp
+		ai.Addrs = slices.DeleteFunc(slices.Clone(sp.Addrs), func(a ma.Multiaddr) bool {
+			_, err := a.ValueForProtocol(ma.P_QUIC_V1)
+			return err != nil
+		})
+		if len(ai.Addrs) == 0 {
+			ai.Addrs = sp.Addrs
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := p.ConnectAddrs(cctx, ai)
+		if err == nil {
+			var o ma.Multiaddr
+			if o, err = p.Observe(cctx, sp.ID); err == nil {
+				obs = append(obs, o)
+				rep.Observed = append(rep.Observed, Observation{SuperPeer: sp.ID.String(), Addr: o.String(), Transport: transportOf(o)})
+			}
+		}
+		cancel()
+		if err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("super-peer %s: %v", sp.ID.ShortString(), err))
+		}
+	}
+	classify(rep, p, obs)
+
+	// A private peer should hold a relay reservation.
+	if rep.Reachability != "public" {
+		deadline := time.Now().Add(wait)
+		for len(p.Status().Relays) == 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, r := range p.Status().Relays {
+		rep.Relays = append(rep.Relays, r.String())
+	}
+	if portMap {
+		rep.PortMapping = "no mapping appeared (no UPnP/NAT-PMP gateway answered)"
+		for _, a := range p.Addrs() {
+			if manet.IsPublicAddr(a) && !slices.ContainsFunc(obs, a.Equal) {
+				rep.PortMapping = "mapped " + a.String()
+				break
+			}
+		}
+	}
+	if target != "" {
+		rep.Path, err = checkPath(ctx, p, sub, target, wait)
+		if err != nil {
+			rep.Problems = append(rep.Problems, "peer: "+err.Error())
+		}
+	}
+	verdict(rep)
+	return rep, nil
+}
+
+func transportOf(a ma.Multiaddr) string {
+	if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
+		return "udp"
+	}
+	if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+		return "tcp"
+	}
+	return "other"
+}
+
+func hostPort(a ma.Multiaddr) (net.IP, string) {
+	ip, err := manet.ToIP(a)
+	if err != nil {
+		return nil, ""
+	}
+	for _, c := range a {
+		if c.Protocol().Code == ma.P_UDP || c.Protocol().Code == ma.P_TCP {
+			return ip, c.Value()
+		}
+	}
+	return ip, ""
+}
+
+// classify decides reachability and the mapping from the observations. An
+// observed address that is one of ours means no NAT; two super-peers that see
+// the same public port mean endpoint-independent mapping.
+func classify(rep *Report, p *peer.Peer, obs []ma.Multiaddr) {
+	if len(obs) == 0 {
+		return
+	}
+	local := map[string]bool{}
+	ifaddrs, _ := net.InterfaceAddrs()
+	for _, a := range ifaddrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			local[ipn.IP.String()] = true
+		}
+	}
+	ip, _ := hostPort(obs[0])
+	if ip != nil && local[ip.String()] {
+		rep.Reachability, rep.Mapping = "public", "none"
+		return
+	}
+	rep.Reachability = "private"
+	if st := p.Status().Reachability; st == peer.ReachabilityPublic {
+		rep.Reachability = "public" // AutoNAT found a dialable address (port mapping or full cone)
+	}
+	if len(obs) < 2 {
+		rep.Mapping = "unknown (two super-peers are needed to tell)"
+		return
+	}
+	ports := map[string]bool{}
+	for _, o := range obs {
+		ip, port := hostPort(o)
+		ports[ip.String()+":"+port] = true
+	}
+	if len(ports) == 1 {
+		rep.Mapping = "endpoint-independent"
+	} else {
+		rep.Mapping = "endpoint-dependent"
+	}
+}
+
+func checkPath(ctx context.Context, p *peer.Peer, sub *peer.Subscription, invite string, wait time.Duration) (*PathReport, error) {
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	id, path, err := p.ConnectInvite(cctx, invite)
+	if err != nil {
+		return nil, err
+	}
+	pr := &PathReport{Peer: id.String(), FirstPath: path.String(), ConnectMs: ms(time.Since(start))}
+	if path == peer.PathRelayed {
+		if rtt, err := pingOnce(ctx, p, id); err == nil && p.PathTo(id) == peer.PathRelayed {
+			pr.RelayedRTTMs = ms(rtt)
+		}
+		deadline := time.After(wait)
+	loop:
+		for p.PathTo(id) != peer.PathDirect {
+			select {
+			case ev := <-sub.C:
+				if hp, ok := ev.(peer.HolePunch); ok && hp.Peer == id {
+					pr.HolePunches++
+				}
+			case <-time.After(50 * time.Millisecond):
+			case <-deadline:
+				break loop
+			}
+		}
+		if p.PathTo(id) == peer.PathDirect {
+			pr.TimeToDirectMs = ms(time.Since(start))
+		}
+	}
+	pr.FinalPath = p.PathTo(id).String()
+	if pr.FinalPath == "direct" {
+		if rtt, err := pingOnce(ctx, p, id); err == nil {
+			pr.DirectRTTMs = ms(rtt)
+		}
+	}
+	return pr, nil
+}
+
+func pingOnce(ctx context.Context, p *peer.Peer, id peer.ID) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "doctor"), 5*time.Second)
+	defer cancel()
+	var best time.Duration
+	n := 0
+	for r := range ping.Ping(ctx, p.Host(), id) {
+		if r.Error != nil {
+			return 0, r.Error
+		}
+		if n == 0 || r.RTT < best {
+			best = r.RTT
+		}
+		if n++; n == 3 {
+			break
+		}
+	}
+	return best, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func verdict(rep *Report) {
+	switch {
+	case rep.Reachability == "public":
+		rep.Verdict = "You are reachable directly: other peers can dial you, and you can serve as a super-peer."
+	case rep.Mapping == "endpoint-independent":
+		rep.Verdict = "You are behind a NAT that keeps one public port per socket: hole punching works, so your chats go direct after a first moment through a relay."
+		rep.Advice = append(rep.Advice, "Nothing to change. If a friend is behind a symmetric NAT, you will still meet directly as long as one side maps endpoint-independently.")
+	case rep.Mapping == "endpoint-dependent":
+		rep.Verdict = "You are behind a symmetric NAT (a new public port for every destination): hole punching cannot work from here, so peers reach you through a super-peer's relay."
+		rep.Advice = append(rep.Advice,
+			"Relayed chat works; large transfers are slower and bounded by the relay's limits.",
+			"Try -port-mapping if your router supports UPnP or NAT-PMP, or use IPv6 if your provider offers it.",
+			"Carrier-grade NAT (100.64.0.0/10 addresses) often behaves this way; ask your provider for a public IPv4 address.")
+	default:
+		rep.Verdict = "Could not classify your NAT."
+		rep.Advice = append(rep.Advice, "Give two super-peers with -superpeer so that the mapping can be measured.")
+	}
+	if rep.Reachability == "private" && len(rep.Relays) == 0 {
+		rep.Advice = append(rep.Advice, "No relay reservation: peers that cannot punch through will not reach you. Check that the super-peers are reachable.")
+	}
+	if rep.Path != nil {
+		switch {
+		case rep.Path.FinalPath == "direct" && rep.Path.FirstPath == "relayed":
+			rep.Verdict += fmt.Sprintf(" The test peer went from relayed to direct in %.0f ms.", rep.Path.TimeToDirectMs)
+		case rep.Path.FinalPath == "direct":
+			rep.Verdict += " The test peer was reached directly."
+		default:
+			rep.Verdict += " The test peer stayed relayed."
+		}
+	}
+}
+
+func printReport(out io.Writer, r *Report) {
+	fmt.Fprintf(out, "juxta doctor\n\n  peer ID        %s\n", r.ID)
+	fmt.Fprintf(out, "  local          %s\n", strings.Join(r.LocalAddrs, " "))
+	for _, o := range r.Observed {
+		fmt.Fprintf(out, "  seen by %s as %s (%s)\n", shortID(o.SuperPeer), o.Addr, o.Transport)
+	}
+	fmt.Fprintf(out, "  reachability   %s\n  NAT mapping    %s\n  port mapping   %s\n", r.Reachability, r.Mapping, r.PortMapping)
+	if len(r.Relays) > 0 {
+		for _, rl := range r.Relays {
+			fmt.Fprintf(out, "  relay          reservation on %s\n", shortID(rl))
+		}
+	} else {
+		fmt.Fprintf(out, "  relay          no reservation\n")
+	}
+	if p := r.Path; p != nil {
+		fmt.Fprintf(out, "  path to %s: %s", shortID(p.Peer), p.FirstPath)
+		if p.FinalPath != p.FirstPath {
+			fmt.Fprintf(out, " -> %s after %.0f ms (%d hole punch attempts)", p.FinalPath, p.TimeToDirectMs, p.HolePunches)
+		}
+		fmt.Fprintln(out)
+		if p.RelayedRTTMs > 0 {
+			fmt.Fprintf(out, "  RTT relayed    %.1f ms\n", p.RelayedRTTMs)
+		}
+		if p.DirectRTTMs > 0 {
+			fmt.Fprintf(out, "  RTT direct     %.1f ms\n", p.DirectRTTMs)
+		}
+	}
+	for _, pb := range r.Problems {
+		fmt.Fprintf(out, "  problem        %s\n", pb)
+	}
+	fmt.Fprintf(out, "\nverdict: %s\n", r.Verdict)
+	for _, a := range r.Advice {
+		fmt.Fprintf(out, "  - %s\n", a)
+	}
+}
+
+func shortID(s string) string {
+	if len(s) > 10 {
+		return "…" + s[len(s)-8:]
+	}
+	return s
+}

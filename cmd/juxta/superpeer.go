@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+func defaultDir(name string) string {
+	base, err := os.UserConfigDir()
+	if err != nil {
+		base = "."
+	}
+	return filepath.Join(base, "juxta", name)
+}
+
+func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("juxta superpeer", flag.ContinueOnError)
+	fs.SetOutput(out)
+	dir := fs.String("dir", defaultDir("superpeer"), "directory for the identity and the discovery index")
+	port := fs.Int("port", 4001, "port for TCP and QUIC (0: any)")
+	listen := fs.String("listen", "", "listen on this IP only (default: all interfaces)")
+	verbose := fs.Bool("v", false, "log to stderr")
+	var others multi
+	fs.Var(&others, "superpeer", "another super-peer's invite (repeatable): forms the overlay")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := peer.SuperPeerConfig(*dir, *port)
+	cfg.SuperPeers = others
+	if *listen != "" {
+		cfg.ListenAddrs = []string{fmt.Sprintf("/ip4/%s/tcp/%d", *listen, *port), fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", *listen, *port)}
+	}
+	if *verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	p, err := peer.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	d, err := discovery.New(ctx, p, discovery.Config{})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	l := cfg.Relay
+	l = peer.DefaultRelayLimits()
+	fmt.Fprintf(out, "super-peer %s\n", p.ID())
+	for _, a := range p.Addrs() {
+		fmt.Fprintf(out, "  listening on %s\n", a)
+	}
+	fmt.Fprintf(out, "relay limits: %d reservations (%d per IP), %d circuits per peer, %s and %d KiB per relayed connection\n",
+		l.MaxReservations, l.MaxReservationsPerIP, l.MaxCircuits, l.ConnDuration, l.ConnData>>10)
+	fmt.Fprintf(out, "invite: %s\n", p.Invite())
+	<-ctx.Done()
+	fmt.Fprintln(out, "super-peer stopping")
+	return nil
+}
