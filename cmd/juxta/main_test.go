@@ -46,7 +46,9 @@ func superpeer(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuf{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"superpeer", "-dir", t.TempDir(), "-port", "0", "-listen", "127.0.0.1"}, out) }()
+	go func() {
+		done <- run(ctx, []string{"superpeer", "-dir", t.TempDir(), "-port", "0", "-listen", "127.0.0.1"}, out)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
