@@ -423,11 +423,18 @@ func (m *Messenger) fetchMailbox(ctx context.Context) {
 }
 
 // connectLoop keeps a chat connection to every contact that can be reached,
-// checks the mailbox, sends heartbeats and handles auto-away.
+// checks the mailbox, sends heartbeats and handles auto-away. Dials run
+// concurrently, so an unreachable contact never holds up the others.
 func (m *Messenger) connectLoop() {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.Heartbeat)
 	defer t.Stop()
+	type dialResult struct {
+		id  peer.ID
+		err error
+	}
+	results := make(chan dialResult)
+	dialing := map[peer.ID]bool{}
 	next := map[peer.ID]time.Time{}
 	fails := map[peer.ID]int{}
 	lastFetch := time.Time{}
@@ -438,20 +445,32 @@ func (m *Messenger) connectLoop() {
 			lastFetch = time.Now()
 		}
 		for _, c := range m.st.contacts() {
-			if m.conn(c.ID) != nil || now.Before(next[c.ID]) {
+			if dialing[c.ID] || m.conn(c.ID) != nil || now.Before(next[c.ID]) {
 				continue
 			}
-			if err := m.dial(c); err != nil {
-				fails[c.ID]++
-				next[c.ID] = time.Now().Add(min(time.Duration(1<<min(fails[c.ID], 6))*time.Second, time.Minute))
-				continue
-			}
-			fails[c.ID] = 0
+			dialing[c.ID] = true
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				err := m.dial(c)
+				select {
+				case results <- dialResult{c.ID, err}:
+				case <-m.ctx.Done():
+				}
+			}()
 		}
 		m.autoAwayCheck(now)
 		select {
 		case <-m.ctx.Done():
 			return
+		case r := <-results:
+			delete(dialing, r.id)
+			if r.err != nil {
+				fails[r.id]++
+				next[r.id] = time.Now().Add(min(time.Duration(1<<min(fails[r.id], 6))*time.Second, time.Minute))
+			} else {
+				fails[r.id] = 0
+			}
 		case <-t.C:
 			st, text := m.visiblePresence()
 			m.broadcastPresence(st, text)
