@@ -52,6 +52,7 @@ func run() int {
 		list   = flag.Bool("list", false, "list the rows and exit")
 		v      = flag.Bool("v", false, "print every repetition to stderr")
 		prof   = flag.String("cpuprofile", "", "write a CPU profile of the measurements to this file")
+		big    = flag.Bool("big", true, "include the rows that build networks of 50 peers")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -69,7 +70,7 @@ func run() int {
 	}
 	var selected []row
 	for _, r := range rows {
-		if re.MatchString(r.name) {
+		if re.MatchString(r.name) && (*big || !r.big) {
 			selected = append(selected, r)
 		}
 	}
@@ -183,12 +184,17 @@ func runRow(ctx context.Context, r row, n, warmup int) (res result) {
 		return result{row: r, err: fmt.Errorf("setup: %w", err)}
 	}
 	logf("  setup    %.1fs", time.Since(start).Seconds())
-	defer func() { res.teardownErr = teardown() }()
+	defer func() {
+		start := time.Now()
+		res.teardownErr = teardown()
+		logf("  teardown %.1fs; %d goroutines left", time.Since(start).Seconds(), runtime.NumGoroutine())
+	}()
 	return measure(ctx, r, n, warmup)
 }
 
 // measure runs warmup unmeasured then n measured repetitions of each side of r,
-// alternating juxta and baseline. It stops at the first error.
+// alternating juxta and baseline (juxta alone if the row has no baseline). It
+// stops at the first error.
 func measure(ctx context.Context, r row, n, warmup int) result {
 	res := result{row: r}
 	for i := -warmup; i < n; i++ {
@@ -197,6 +203,9 @@ func measure(ctx context.Context, r row, n, warmup int) result {
 			f    func(context.Context) (float64, error)
 			out  *[]float64
 		}{{"juxta", r.juxta, &res.juxta}, {"baseline", r.base, &res.base}} {
+			if side.f == nil {
+				continue
+			}
 			if err := ctx.Err(); err != nil {
 				res.err = err
 				return res
@@ -234,7 +243,8 @@ func printTable(w io.Writer, results []result) {
 	fmt.Fprintln(w, "| benchmark | juxta | baseline | unit | better | juxta ÷ baseline | juxta is | target (juxta ÷ baseline) |")
 	fmt.Fprintln(w, "|---|---:|---:|---|---|---:|---|---|")
 	for _, r := range results {
-		if r.err != nil && (len(r.juxta) == 0 || len(r.base) == 0) {
+		noBase := r.row.base == nil
+		if r.err != nil && (len(r.juxta) == 0 || (!noBase && len(r.base) == 0)) {
 			fmt.Fprintf(w, "| %s | error | error | %s | %s | – | – | %s |\n", r.name, r.unit, r.better, targetText(r.row, 0, false))
 			continue
 		}
@@ -242,6 +252,10 @@ func printTable(w io.Writer, results []result) {
 		name := r.name
 		if r.err != nil {
 			name += fmt.Sprintf(" (incomplete: %d/%d reps)", len(r.juxta), len(r.base))
+		}
+		if noBase {
+			fmt.Fprintf(w, "| %s | %s | – | %s | %s | – | – (no baseline) | – |\n", name, num(j), r.unit, r.better)
+			continue
 		}
 		ratio := j / b
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %s | %s |\n",

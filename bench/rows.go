@@ -1,6 +1,10 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"github.com/juxta-p2p/juxta/groups"
+)
 
 // Directions of "better" for a row.
 const (
@@ -17,7 +21,9 @@ type row struct {
 
 	// juxta and base each measure one repetition and return the value in
 	// unit. They build what they need and close all of it before returning;
-	// the harness calls them alternately.
+	// the harness calls them alternately. base may be nil where nothing in
+	// go-libp2p does the same work: the row then shows juxta alone, with no
+	// ratio (say why in note).
 	juxta, base func(context.Context) (float64, error)
 
 	// target, if not 0, is an acceptance bound on juxta ÷ baseline: a
@@ -35,6 +41,9 @@ type row struct {
 	// through their closures. Each repetition then measures on the same
 	// fixture, so it must leave it as it found it.
 	setup func(context.Context) (teardown func() error, err error)
+
+	// big marks a row that builds a network of 50 peers; -big=false skips it.
+	big bool
 }
 
 // rows is the registry, in table order. To add a row, append an entry; put its
@@ -81,6 +90,7 @@ var rows = []row{
 		setup:  queryP50.setup,
 		juxta:  queryP50.juxta,
 		base:   queryP50.base,
+		big:    true,
 		note:   "1 super-peer + 49 edges, each edge publishing one file advertisement (\"file-NN.txt\"); Find(type, name = \"file-3*\", SourceSuperPeers) drained (10 results; each signature is verified on first receipt, and byte-identical envelopes already cached skip the check), the edges asking in turn, back to back, 400 queries per repetition, the repetition's median shown; discovery.Config.QueryRate is 10^6/s so that the default per-peer limit (20/s) refuses none; the network is built once per row; baseline is one stream round trip (100 B request, 1 KiB answer) between two connected libp2p.New hosts",
 	},
 	{
@@ -90,6 +100,7 @@ var rows = []row{
 		setup:  queryP99.setup,
 		juxta:  queryP99.juxta,
 		base:   queryP99.base,
+		big:    true,
 		note:   "as the p50 row (a network of its own), each repetition's 99th percentile",
 	},
 	{
@@ -101,6 +112,140 @@ var rows = []row{
 		base:   exactDHT.base,
 		note:   "3 super-peers (DHT servers) + 17 edges (DHT clients), QueryRate as above; one edge publishes, the 16 others take turns: Find(type, sha256 = exact, SourceDHT) = FindProvidersAsync + fetch from the provider; 32 queries per repetition, median shown; baseline is 3 kad-dht servers + 17 clients on libp2p.New hosts (prefix /juxta-bench, juxta's filters): FindProvidersAsync drained with the same limit (100), then one stream round trip (100 B, 1 KiB) to the provider",
 	},
+	{
+		name:   "pipe stream throughput TCP",
+		unit:   "MB/s",
+		better: higher,
+		setup:  pipeStreamTCP.setup,
+		juxta:  pipeStreamTCP.juxta,
+		base:   pipeStreamTCP.base,
+		target: 0.95,
+		note:   "a stream pipe (Listen/Dial, net.Conn) between two juxta peers (discovery and pipes running) listening on TCP only, one way, -mib MiB in 64 KiB writes, timed to the receiver's acknowledgement; Dial (binding resolved through discovery) not timed; baseline is a raw libp2p stream (Host().NewStream, custom protocol) on the same connection between the same peers, so the ratio is the pipe layer's cost",
+	},
+	{
+		name:   "pipe stream throughput QUIC",
+		unit:   "MB/s",
+		better: higher,
+		setup:  pipeStreamQUIC.setup,
+		juxta:  pipeStreamQUIC.juxta,
+		base:   pipeStreamQUIC.base,
+		target: 0.95,
+		note:   "as the TCP row, on QUIC only",
+	},
+	{
+		name:   "message RTT p50",
+		unit:   "µs",
+		better: lower,
+		setup:  msgRTTReliable.setup,
+		juxta:  msgRTTReliable.juxta,
+		base:   msgRTTReliable.base,
+		target: 1.2,
+		note:   "ping-pong of a 64 B message over a reliable message pipe (MsgConn Send, then Recv of the listener's echo), 2,000 per repetition, the repetition's median shown; two connected juxta peers (TCP and QUIC; go-libp2p picks QUIC); baseline is the same ping-pong on a raw libp2p stream on the same connection with the same framing (go-msgio varint length + payload)",
+	},
+	{
+		name:   "message RTT p50, unreliable",
+		unit:   "µs",
+		better: lower,
+		setup:  msgRTTUnreliable.setup,
+		juxta:  msgRTTUnreliable.juxta,
+		base:   msgRTTUnreliable.base,
+		target: 1.2,
+		note:   "as the reliable row, over a message pipe without MessageConfig.Reliable (no sequence numbers or acknowledgements)",
+	},
+	{
+		name:   "reliable message throughput 1 KB",
+		unit:   "msgs/s",
+		better: higher,
+		setup:  msgBulk.setup,
+		juxta:  msgBulk.juxta,
+		base:   msgBulk.base,
+		note:   "50,000 messages of 1 KiB through a new reliable message pipe per repetition (Send back to back, default window: 256 messages, 8 MiB), timed from the first Send to the receiver's Recv of the last, every message checked for order; baseline is as many go-msgio-framed 1 KiB messages written to one raw libp2p stream on the same connection, timed to the receiver's read of the last",
+	},
+	{
+		name:   "propagate time-to-all, 20 peers",
+		unit:   "ms",
+		better: lower,
+		setup:  propagate20.setup,
+		juxta:  propagate20.juxta,
+		base:   propagate20.base,
+		target: 1.2,
+		note:   "20 members (juxta edges of one super-peer, which indexes the bindings and is not a member) joined to a propagate pipe (Join); after every member has a topic peer and 1.5 s for a GossipSub heartbeat, members publish in turn 64 B messages, each once the previous one reached everyone; time from Publish until the last other member's Next returns it; 20 per repetition, median shown; the network is built once per row; baseline is go-libp2p-pubsub GossipSub with juxta's router options (StrictSign, peer exchange, seen-messages TTL) on 20 plain libp2p.New hosts (metrics off, as juxta's) connected exactly as the juxta members were once their mesh formed (connection graph copied), same messages",
+	},
+	{
+		name:   "propagate time-to-all, 50 peers",
+		unit:   "ms",
+		better: lower,
+		setup:  propagate50.setup,
+		juxta:  propagate50.juxta,
+		base:   propagate50.base,
+		target: 1.2,
+		big:    true,
+		note:   "as the 20-peer row, with 50 members",
+	},
+	{
+		name:   "presence propagation, 20 members, password group",
+		unit:   "ms",
+		better: lower,
+		setup:  presencePw20.setup,
+		juxta:  presencePw20.juxta,
+		base:   presencePw20.base,
+		note:   "a password group (presence sealed with XChaCha20-Poly1305, opened in GossipSub's validator and again on delivery) of 20 members, edges of one super-peer that is not a member, groups.Config defaults (5 s heartbeat); after every member lists every other online and 1.5 s, members in turn call SetPresence with a new state and text, each once the previous change reached everyone; time until the last other member's SubscribeMembers delivers it; 20 per repetition, median shown; baseline is raw GossipSub publish of a 64 B message to all, on 20 plain libp2p.New hosts wired like the members, as in the propagate rows",
+	},
+	{
+		name:   "presence propagation, 20 members, open group",
+		unit:   "ms",
+		better: lower,
+		setup:  presenceOpen20.setup,
+		juxta:  presenceOpen20.juxta,
+		base:   presenceOpen20.base,
+		note:   "as the password-group row, in an open group (presence in the clear, no validator)",
+	},
+	{
+		name:   "presence propagation, 50 members, password group",
+		unit:   "ms",
+		better: lower,
+		setup:  presencePw50.setup,
+		juxta:  presencePw50.juxta,
+		base:   presencePw50.base,
+		big:    true,
+		note:   "as the 20-member password-group row, with 50 members",
+	},
+	{
+		name:   "presence propagation, 50 members, open group",
+		unit:   "ms",
+		better: lower,
+		setup:  presenceOpen50.setup,
+		juxta:  presenceOpen50.juxta,
+		base:   presenceOpen50.base,
+		big:    true,
+		note:   "as the 20-member open-group row, with 50 members",
+	},
+	{
+		name:   "join latency, open",
+		unit:   "ms",
+		better: lower,
+		setup:  joinOpen.setup,
+		juxta:  joinOpen.juxta,
+		note:   "JoinOpen by a fresh peer (an edge of the super-peer, connected to the creator beforehand) with the group's Info in hand; it does no network I/O (presence starts in the background after it returns), so no baseline",
+	},
+	{
+		name:   "join latency, password",
+		unit:   "ms",
+		better: lower,
+		setup:  joinPassword.setup,
+		juxta:  joinPassword.juxta,
+		base:   joinPassword.baseArgon2,
+		note:   "JoinPassword by a fresh peer as above: argon2id (19 MiB, 2 passes, 1 lane) dominates, checked against the verifier locally, nothing sent; baseline is that argon2id derivation alone, so the ratio is what JoinPassword adds to its KDF",
+	},
+	{
+		name:   "join latency, invite",
+		unit:   "ms",
+		better: lower,
+		setup:  joinInvite.setup,
+		juxta:  joinInvite.juxta,
+		base:   joinInvite.baseRoundTrip,
+		note:   "JoinInvite by a fresh peer, connected to the creator beforehand, with a credential the creator issued to it: parse, verify the group advertisement and credential signatures, fetch the group key from the issuer (a new stream on the existing connection); baseline is one raw stream round trip (100 B request, 1 KiB answer) from a fresh peer, connected the same way, to the creator",
+	},
 }
 
 // Fixtures of the rows with a setup: one per row.
@@ -108,4 +253,19 @@ var (
 	queryP50 = newQueryFixture(50)
 	queryP99 = newQueryFixture(99)
 	exactDHT = &dhtFixture{}
+
+	pipeStreamTCP    = &pipeStreamFixture{listen: loopbackTCP}
+	pipeStreamQUIC   = &pipeStreamFixture{listen: loopbackQUIC}
+	msgRTTReliable   = &msgRTTFixture{reliable: true}
+	msgRTTUnreliable = &msgRTTFixture{}
+	msgBulk          = &msgBulkFixture{}
+	propagate20      = newPropagateFixture(20)
+	propagate50      = newPropagateFixture(50)
+	presencePw20     = newPresenceFixture(20, groups.PolicyPassword)
+	presenceOpen20   = newPresenceFixture(20, groups.PolicyOpen)
+	presencePw50     = newPresenceFixture(50, groups.PolicyPassword)
+	presenceOpen50   = newPresenceFixture(50, groups.PolicyOpen)
+	joinOpen         = &joinFixture{policy: groups.PolicyOpen}
+	joinPassword     = &joinFixture{policy: groups.PolicyPassword}
+	joinInvite       = &joinFixture{policy: groups.PolicyInvite}
 )

@@ -20,21 +20,29 @@ const (
 // of bytes it read (8 bytes, big endian) as the acknowledgement.
 func sink(s network.Stream) {
 	defer s.Close()
+	if err := drainAck(s); err != nil {
+		s.Reset()
+	}
+}
+
+// drainAck reads rw to its end in chunk-sized reads, discarding the data, then
+// writes the number of bytes it read (8 bytes, big endian).
+func drainAck(rw io.ReadWriter) error {
 	buf := make([]byte, chunk)
 	var n uint64
 	for {
-		m, err := s.Read(buf)
+		m, err := rw.Read(buf)
 		n += uint64(m)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			s.Reset()
-			return
+			return err
 		}
 	}
 	binary.BigEndian.PutUint64(buf[:8], n)
-	s.Write(buf[:8])
+	_, err := rw.Write(buf[:8])
+	return err
 }
 
 // throughput measures one-way bulk transfer over one stream between a fresh
@@ -64,30 +72,44 @@ func throughput(mk newNode, listen string) func(context.Context) (float64, error
 			return 0, err
 		}
 
-		total := uint64(*flagMiB) << 20
-		buf := make([]byte, chunk)
-		for i := range buf {
-			buf[i] = byte(i) // not all zero, in case anything on the path compresses
-		}
-		start := time.Now()
-		for sent := uint64(0); sent < total; sent += chunk {
-			if _, err := s.Write(buf); err != nil {
-				return 0, fmt.Errorf("write after %d bytes: %w", sent, err)
-			}
-		}
-		if err := s.CloseWrite(); err != nil {
-			return 0, fmt.Errorf("close write: %w", err)
-		}
-		var ack [8]byte
-		if _, err := io.ReadFull(s, ack[:]); err != nil {
-			return 0, fmt.Errorf("read acknowledgement: %w", err)
-		}
-		elapsed := time.Since(start)
-
+		rate, err := sendBulk(s)
 		logf("    over %s", describe(s))
-		if got := binary.BigEndian.Uint64(ack[:]); got != total {
-			return 0, fmt.Errorf("receiver read %d bytes, want %d", got, total)
-		}
-		return float64(total) / elapsed.Seconds() / 1e6, nil
+		return rate, err
 	}
+}
+
+// halfCloser is a byte stream with half-close: a libp2p stream or a stream
+// pipe's net.Conn.
+type halfCloser interface {
+	io.ReadWriter
+	CloseWrite() error
+}
+
+// sendBulk writes -mib MiB to s in chunk-sized writes, half-closes it and
+// waits for drainAck's acknowledgement on the other side. It returns the rate
+// in MB/s (10^6 B/s), timed from the first write to the acknowledgement.
+func sendBulk(s halfCloser) (float64, error) {
+	total := uint64(*flagMiB) << 20
+	buf := make([]byte, chunk)
+	for i := range buf {
+		buf[i] = byte(i) // not all zero, in case anything on the path compresses
+	}
+	start := time.Now()
+	for sent := uint64(0); sent < total; sent += chunk {
+		if _, err := s.Write(buf); err != nil {
+			return 0, fmt.Errorf("write after %d bytes: %w", sent, err)
+		}
+	}
+	if err := s.CloseWrite(); err != nil {
+		return 0, fmt.Errorf("close write: %w", err)
+	}
+	var ack [8]byte
+	if _, err := io.ReadFull(s, ack[:]); err != nil {
+		return 0, fmt.Errorf("read acknowledgement: %w", err)
+	}
+	elapsed := time.Since(start)
+	if got := binary.BigEndian.Uint64(ack[:]); got != total {
+		return 0, fmt.Errorf("receiver read %d bytes, want %d", got, total)
+	}
+	return float64(total) / elapsed.Seconds() / 1e6, nil
 }

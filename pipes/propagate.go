@@ -2,6 +2,7 @@ package pipes
 
 import (
 	"context"
+	"math/rand/v2"
 	"errors"
 	"fmt"
 	"net"
@@ -108,9 +109,11 @@ func (s *Service) Join(ctx context.Context, id string) (*Topic, error) {
 	}
 	name := string(s.protocolFor(KindPropagate, id))
 	if v := s.hooks.Propagate.Validate; v != nil {
+		// Inline: the hooks are cheap (a decrypt, a cached credential check),
+		// and a goroutine hand-off per hop costs more than they do.
 		err := ps.RegisterTopicValidator(name, func(_ context.Context, _ lpeer.ID, m *pubsub.Message) bool {
 			return v(m.GetFrom(), m.Data)
-		})
+		}, pubsub.WithValidatorInline(true))
 		if err != nil {
 			return nil, fmt.Errorf("pipes: join %s: %w", id, err)
 		}
@@ -160,16 +163,25 @@ func (t *Topic) meet() {
 			continue
 		}
 		q := discovery.Query{Type: discovery.TypePipe, Attr: "id", Value: t.id, Limit: 32}
-		dialled := 0
+		var cands []peer.ID
 		for r, err := range t.s.disc.Scoped(t.s.scope).Find(t.ctx, q) {
 			if err != nil || r.Attrs["kind"] != string(KindPropagate) || r.Publisher == t.s.host.ID() {
 				continue
 			}
-			if t.s.p.PathTo(r.Publisher) != peer.PathNone || dialled >= meetLimit {
-				continue
+			if t.s.p.PathTo(r.Publisher) == peer.PathNone {
+				cands = append(cands, r.Publisher)
+			}
+		}
+		// Shuffled, so that members do not all dial the same early joiners
+		// and turn them into hubs.
+		rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+		dialled := 0
+		for _, id := range cands {
+			if dialled >= meetLimit {
+				break
 			}
 			ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
-			if _, err := t.s.p.Connect(ctx, r.Publisher); err == nil {
+			if _, err := t.s.p.Connect(ctx, id); err == nil {
 				dialled++
 			}
 			cancel()
