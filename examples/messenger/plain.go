@@ -41,10 +41,13 @@ type plainUI struct {
 	mu  sync.Mutex // serialises output lines
 }
 
+// say prints one line; control characters a peer put in a name or a message
+// are stripped (see clean in tui_view.go).
 func (u *plainUI) say(format string, a ...any) {
+	line := clean(fmt.Sprintf(format, a...))
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	fmt.Fprintf(u.out, format+"\n", a...)
+	fmt.Fprintln(u.out, line)
 }
 
 func runPlain(ctx context.Context, m *im.Messenger, in io.Reader, out io.Writer) error {
@@ -279,7 +282,11 @@ func (u *plainUI) command(ctx context.Context, line string) bool {
 		}
 	case "search":
 		for _, msg := range m.Search(rest) {
-			u.say("  %s %s: %s", msg.Time.Format("2006-01-02 15:04"), u.label(msg), msg.Text)
+			who := u.label(msg)
+			if msg.Out {
+				who = "you to " + who
+			}
+			u.say("  %s %s: %s", msg.Time.Format("2006-01-02 15:04"), who, msg.Text)
 		}
 	case "status":
 		st, text, _ := strings.Cut(rest, " ")

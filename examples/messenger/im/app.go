@@ -412,7 +412,16 @@ func (m *Messenger) OpenChat(ctx context.Context, id peer.ID) {
 	m.mu.Lock()
 	m.openChat = id
 	m.mu.Unlock()
-	m.markRead(ctx, id)
+	if id != "" {
+		m.markRead(ctx, id)
+	}
+}
+
+// CloseChat tells the messenger no chat is shown: new messages stay unread.
+func (m *Messenger) CloseChat() {
+	m.mu.Lock()
+	m.openChat = ""
+	m.mu.Unlock()
 }
 
 func (m *Messenger) markRead(ctx context.Context, id peer.ID) {

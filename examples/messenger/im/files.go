@@ -279,7 +279,7 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 				m.progress(t, func(t *Transfer) { t.Done = d })
 			}
 		}
-		if err != nil {
+		if err != nil && done < h.Size {
 			f.Sync()
 			m.progress(t, func(t *Transfer) { t.Done = done })
 			return err // partial: the sender resumes from here

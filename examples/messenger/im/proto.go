@@ -159,8 +159,14 @@ func (m *Messenger) handle(ctx context.Context, id peer.ID, c *pipes.MsgConn, f 
 		if f.Want && (!known || contact.State != Accepted) {
 			if !known {
 				contact = Contact{ID: id, Name: trim(f.Name, 64), BoxKey: slices.Clone(f.BoxKey), Invite: f.Invite, State: Pending}
-				changed = true
+				// Stored before anyone hears of it, so that an Accept
+				// right after the event finds it.
+				if err := m.st.putContact(contact); err != nil {
+					return
+				}
 				m.emit(ContactRequest{Contact: contact})
+				m.emit(ContactChanged{Contact: contact})
+				known = true
 			}
 		} else if f.Want && contact.State == Accepted && c != nil {
 			// They ask again; we accepted long ago: say so.
