@@ -2,10 +2,10 @@ package peer
 
 import (
 	"context"
-	"slices"
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
