@@ -102,7 +102,11 @@ func stateOf(g *Group, id peer.ID) State {
 // means the presence mesh carries messages.
 func meshed(t testing.TB, groups ...*Group) {
 	t.Helper()
-	eventually(t, 30*time.Second, "every member to see every other online", func() bool {
+	wait := 30 * time.Second
+	if raceEnabled {
+		wait = 3 * time.Minute
+	}
+	eventually(t, wait, "every member to see every other online", func() bool {
 		for _, g := range groups {
 			for _, o := range groups {
 				if o != g && stateOf(g, o.s.host.ID()) != Online {
