@@ -1,0 +1,331 @@
+package netlab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+)
+
+// The lab's internet: public-looking addresses (manet.IsPublicAddr accepts
+// them, so go-libp2p treats them as public) that exist only inside the lab's
+// namespaces. Nothing routes them into the machine's own namespace.
+var (
+	internetPrefix  = netip.MustParsePrefix("11.0.0.0/8")
+	internetGateway = netip.MustParseAddr("11.0.0.1")  // the internet bridge itself
+	internetFirst   = netip.MustParseAddr("11.0.0.10") // first public address handed out
+)
+
+// Lab is a running home-network lab. Its methods are safe for concurrent use.
+type Lab struct {
+	id     string // random run id, 6 hex digits
+	prefix string // "jxl" + id: every namespace's name starts with it
+	spec   Spec
+
+	internet *Namespace // never nil after New
+	routers  map[string]*Router
+	hosts    map[string]*Host
+
+	// Built up by New, read-only afterwards; Close undoes them in reverse.
+	namespaces []*Namespace
+	links      []*emulator
+
+	wg sync.WaitGroup // emulator goroutines; all exit on Close
+
+	mu     sync.Mutex
+	procs  []*os.Process // guarded by mu; started by Start, killed on Close
+	closed bool          // guarded by mu
+}
+
+// Host is an end host: a laptop behind a router, or a machine on the internet
+// with a public address.
+type Host struct {
+	*Namespace
+	addr   netip.Addr
+	router *Router // nil for a public host
+}
+
+// Addr is the host's own address: private behind a router, public on the
+// internet.
+func (h *Host) Addr() netip.Addr { return h.addr }
+
+// Router is the router the host sits behind, nil for a public host.
+func (h *Host) Router() *Router { return h.router }
+
+// PublicAddr is the address the internet sees the host's packets come from:
+// its own for a public host, else the outermost router's WAN address.
+func (h *Host) PublicAddr() netip.Addr {
+	if h.router == nil {
+		return h.addr
+	}
+	return h.router.PublicAddr()
+}
+
+// Router is a NAT router: a namespace with a WAN side and a LAN bridge.
+type Router struct {
+	*Namespace
+	nat      NAT
+	wan      netip.Addr
+	lan      netip.Prefix
+	upstream *Router // nil when the WAN side is on the internet
+	carrier  bool    // other routers sit behind it
+}
+
+// NAT is the router's behaviour.
+func (r *Router) NAT() NAT { return r.nat }
+
+// WANAddr is the router's address on its upstream: public on the internet,
+// in 100.64.0.0/10 behind a carrier-grade NAT.
+func (r *Router) WANAddr() netip.Addr { return r.wan }
+
+// LAN is the prefix of the router's LAN; the router holds its first address.
+func (r *Router) LAN() netip.Prefix { return r.lan }
+
+// Upstream is the router this one sits behind, nil for one on the internet.
+func (r *Router) Upstream() *Router { return r.upstream }
+
+// PublicAddr is the address the internet sees: the outermost router's WAN
+// address.
+func (r *Router) PublicAddr() netip.Addr {
+	for r.upstream != nil {
+		r = r.upstream
+	}
+	return r.wan
+}
+
+// New builds the lab described by spec. It first removes what crashed runs
+// left behind (see Cleanup), and returns once every link carries traffic:
+// the kernel brings links and bridge ports up asynchronously, and a bridge
+// drops what reaches a port that is not forwarding yet. A New that fails
+// part-way tears down what it built. Building takes a few milliseconds per
+// node.
+func New(ctx context.Context, spec Spec) (_ *Lab, err error) {
+	if os.Geteuid() != 0 {
+		return nil, ErrNotRoot
+	}
+	carrier, err := spec.check()
+	if err != nil {
+		return nil, err
+	}
+	if err := Cleanup(); err != nil {
+		return nil, fmt.Errorf("netlab: clean up leftovers: %w", err)
+	}
+	var id [3]byte
+	rand.Read(id[:])
+	l := &Lab{
+		id:      hex.EncodeToString(id[:]),
+		spec:    spec,
+		routers: map[string]*Router{},
+		hosts:   map[string]*Host{},
+	}
+	l.prefix = namePrefix + l.id
+	// The marker comes first: a namespace of this run never exists without
+	// it, so Cleanup can tell a live run from a dead one.
+	if err := writeMarker(l.id); err != nil {
+		return nil, fmt.Errorf("netlab: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	if err := l.build(ctx, carrier); err != nil {
+		return nil, err
+	}
+	if err := l.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Lab) build(ctx context.Context, carrier map[string]bool) error {
+	inet, err := l.newNamespace(internetName)
+	if err != nil {
+		return err
+	}
+	l.internet = inet
+	// The internet speaks IPv4 only; interfaces made later inherit "default".
+	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
+		if err := inet.sysctl(k, "1"); err != nil {
+			return fmt.Errorf("netlab: internet: %s: %w", k, err)
+		}
+	}
+	inetSeg, err := l.newSegment(inet, "br0", netip.PrefixFrom(internetGateway, internetPrefix.Bits()), internetFirst)
+	if err != nil {
+		return err
+	}
+	segs := map[string]*segment{"": inetSeg}
+
+	for i, rs := range l.spec.Routers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r := &Router{nat: rs.NAT, lan: rs.LAN.Masked(), carrier: carrier[rs.Name]}
+		if !r.lan.IsValid() {
+			if r.carrier {
+				r.lan = netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(i + 1), 0}), 24)
+			} else {
+				r.lan = netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(i + 1), 0}), 24)
+			}
+		}
+		if rs.Upstream != "" {
+			r.upstream = l.routers[rs.Upstream]
+		}
+		up := segs[rs.Upstream]
+		if r.lan.Overlaps(up.prefix) {
+			return fmt.Errorf("%w: router %q: LAN %v overlaps its upstream's network %v", ErrBadSpec, rs.Name, r.lan, up.prefix)
+		}
+		if r.Namespace, err = l.newNamespace(rs.Name); err != nil {
+			return err
+		}
+		if err := r.sysctl("net.ipv4.ip_forward", "1"); err != nil {
+			return fmt.Errorf("netlab: %s: enable forwarding: %w", rs.Name, err)
+		}
+		if r.wan, err = l.attach(up, r.Namespace, wanIf, rs.WAN); err != nil {
+			return err
+		}
+		if up == inetSeg {
+			_ = r.sysctl("net.ipv6.conf."+wanIf+".disable_ipv6", "1")
+		}
+		gw := r.lan.Masked().Addr().Next()
+		first := gw.Next()
+		if r.lan.Bits() <= 27 {
+			for range 8 { // hosts from .10, as a home router's DHCP might
+				first = first.Next()
+			}
+		}
+		if segs[rs.Name], err = l.newSegment(r.Namespace, lanIf, netip.PrefixFrom(gw, r.lan.Bits()), first); err != nil {
+			return err
+		}
+		if err := installNAT(r.Namespace, rs.NAT); err != nil {
+			return fmt.Errorf("netlab: %s: nftables: %w", rs.Name, err)
+		}
+		l.routers[rs.Name] = r
+	}
+
+	for _, hs := range l.spec.Hosts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h := &Host{router: l.routers[hs.Router]}
+		if h.Namespace, err = l.newNamespace(hs.Name); err != nil {
+			return err
+		}
+		if h.addr, err = l.attach(segs[hs.Router], h.Namespace, hostIf, hs.Link); err != nil {
+			return err
+		}
+		if hs.Router == "" {
+			_ = h.sysctl("net.ipv6.conf."+hostIf+".disable_ipv6", "1")
+		}
+		l.hosts[hs.Name] = h
+	}
+	return nil
+}
+
+// Host returns the host with this name, or nil.
+func (l *Lab) Host(name string) *Host { return l.hosts[name] }
+
+// Router returns the router with this name, or nil.
+func (l *Lab) Router(name string) *Router { return l.routers[name] }
+
+// Internet returns the namespace of the internet: a bridge that every public
+// host and every router on the internet plugs into, with the address
+// 11.0.0.1. Handy for watching traffic; it forwards nothing itself.
+func (l *Lab) Internet() *Namespace { return l.internet }
+
+// Prefix is the run's name prefix, "jxl" and six hex digits: every namespace
+// of this lab is named prefix-node under /run/netns.
+func (l *Lab) Prefix() string { return l.prefix }
+
+// String lists the lab's nodes with their namespaces and addresses.
+func (l *Lab) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lab %s: internet %v (namespace %s)\n", l.prefix, internetPrefix, l.internet.path)
+	for _, rs := range l.spec.Routers {
+		r := l.routers[rs.Name]
+		if r == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "  router %s: %v NAT, WAN %v, LAN %v, public %v\n", rs.Name, r.nat, r.wan, r.lan, r.PublicAddr())
+	}
+	for _, hs := range l.spec.Hosts {
+		h := l.hosts[hs.Name]
+		if h == nil {
+			continue
+		}
+		where := "internet"
+		if h.router != nil {
+			where = "behind " + h.router.name
+		}
+		fmt.Fprintf(&b, "  host %s: %v, %s\n", hs.Name, h.addr, where)
+	}
+	return b.String()
+}
+
+// Close tears the lab down: it kills the processes running in its
+// namespaces, stops the link emulators, deletes the namespaces with every
+// link and rule inside them, and removes the run's marker. Nothing of the lab
+// is left in the machine's own namespace, since nothing was ever put there.
+// A second Close returns an error wrapping net.ErrClosed.
+func (l *Lab) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return fmt.Errorf("netlab: lab %s: %w", l.prefix, net.ErrClosed)
+	}
+	l.closed = true // from here on, no Do or Start can begin
+	procs := l.procs
+	l.procs = nil
+	l.mu.Unlock()
+
+	var errs []error
+	for _, p := range procs {
+		p.Kill() // an already finished process is fine
+	}
+	errs = append(errs, killInNamespaces(l.namespacePaths()))
+	l.stopLinks()
+	for i := len(l.namespaces) - 1; i >= 0; i-- {
+		n := l.namespaces[i]
+		n.release()
+		if err := removeNamespace(n.path); err != nil {
+			errs = append(errs, fmt.Errorf("netlab: remove %s: %w", n.path, err))
+		}
+	}
+	if err := removeMarker(l.id); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// abandon drops the lab as a crash would: it frees what the process holds
+// but leaves namespaces and marker behind. For tests of Cleanup.
+func (l *Lab) abandon() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.stopLinks()
+	for _, n := range l.namespaces {
+		n.release()
+	}
+}
+
+func (l *Lab) stopLinks() {
+	for _, e := range l.links {
+		e.close()
+	}
+	l.wg.Wait()
+}
+
+func (l *Lab) namespacePaths() []string {
+	paths := make([]string, len(l.namespaces))
+	for i, n := range l.namespaces {
+		paths[i] = n.path
+	}
+	return paths
+}
