@@ -18,6 +18,9 @@ import (
 // failed punch can be retried (the stock service tries one DCUtR exchange of at
 // most three rounds per relayed connection and gives up).
 
+// directDialTimeout bounds DCUtR's first, plain direct dial.
+const directDialTimeout = time.Second
+
 // punchRetries are the waits before each retry of a failed hole punch.
 var punchRetries = []time.Duration{2 * time.Second, 8 * time.Second, 30 * time.Second}
 
@@ -42,7 +45,12 @@ func (p *Peer) startHolePunching(oam basichost.ObservedAddrsManager) error {
 		out = ma.Unique(out)
 		return slices.DeleteFunc(out, func(a ma.Multiaddr) bool { return !manet.IsPublicAddr(a) })
 	}
-	hp, err := holepunch.NewService(p.host, idh.IDService(), addrs, holepunch.WithTracer(punchTracer{p}))
+	hp, err := holepunch.NewService(p.host, idh.IDService(), addrs, holepunch.WithTracer(punchTracer{p}),
+		// Before punching, DCUtR tries a plain dial to the other side's
+		// public address, which behind a NAT can only time out; go-libp2p
+		// waits 10 s for it. One second still covers a QUIC handshake
+		// over a slow, far link.
+		holepunch.DirectDialTimeout(directDialTimeout))
 	if err != nil {
 		return fmt.Errorf("peer: start hole punching: %w", err)
 	}
@@ -77,6 +85,16 @@ func (p *Peer) awaitPunchable(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// AwaitHolePunching waits, for at most 3 s or until ctx ends, until this peer
+// can take part in hole punching: it has learnt a public address of its own
+// from a super-peer. Connect does this by itself; call it to time a connection
+// apart from the peer's own start-up. It returns at once when no connected
+// super-peer has a public address (nothing will ever be learnt).
+func (p *Peer) AwaitHolePunching(ctx context.Context) bool {
+	p.awaitPunchable(ctx)
+	return p.punchable()
 }
 
 func (p *Peer) publicSuperPeer() bool {

@@ -24,6 +24,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
+	lpbus "github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -68,6 +69,9 @@ type Peer struct {
 
 	hp  *holepunch.Service             // DCUtR; nil until started, closed on Close
 	oam basichost.ObservedAddrsManager // filled by go-libp2p's constructor
+	// reachEmitter announced "unknown" at start (see startRelayFinder);
+	// closed on Close; nil when not needed.
+	reachEmitter event.Emitter
 
 	// early is the host as go-libp2p hands it to the routing constructor, for
 	// callbacks that run while libp2p.New has not yet returned.
@@ -130,6 +134,9 @@ func New(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		return nil, errors.New("peer: DHT was not constructed")
 	}
 	if err := p.startHolePunching(p.oam); err != nil {
+		return nil, err
+	}
+	if err := p.startRelayFinder(); err != nil {
 		return nil, err
 	}
 	if err := p.watch(); err != nil {
@@ -278,6 +285,23 @@ func (p *Peer) waitProtocol(ctx context.Context, proto protocol.ID) error {
 		}
 	}
 	return nil
+}
+
+// startRelayFinder gets an edge with super-peers its relay reservation at once.
+// go-libp2p's AutoRelay looks for relays only after a reachability event, and
+// AutoNAT emits its first one after a 15-second boot delay, so a peer behind a
+// NAT would be unreachable for that long. Announcing "unknown" now starts the
+// relay finder; AutoNAT's later verdict ("public" stops it) still rules.
+func (p *Peer) startRelayFinder() error {
+	if p.cfg.Role != RoleEdge || len(p.superPeers) == 0 || p.cfg.Reachability != ReachabilityUnknown {
+		return nil
+	}
+	em, err := p.host.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), lpbus.Stateful)
+	if err != nil {
+		return fmt.Errorf("peer: reachability emitter: %w", err)
+	}
+	p.reachEmitter = em
+	return em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityUnknown})
 }
 
 // ID is this peer's ID.
@@ -559,6 +583,9 @@ func (p *Peer) shutdown() error {
 	var errs []error
 	if p.mdns != nil {
 		errs = append(errs, p.mdns.Close())
+	}
+	if p.reachEmitter != nil {
+		errs = append(errs, p.reachEmitter.Close())
 	}
 	if p.hp != nil {
 		errs = append(errs, p.hp.Close())

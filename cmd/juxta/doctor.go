@@ -224,6 +224,8 @@ func classify(rep *Report, p *peer.Peer, obs []ma.Multiaddr) {
 }
 
 func checkPath(ctx context.Context, p *peer.Peer, sub *peer.Subscription, invite string, wait time.Duration) (*PathReport, error) {
+	// Time the connection, not this peer's own start-up.
+	p.AwaitHolePunching(ctx)
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

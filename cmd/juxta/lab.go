@@ -1,11 +1,528 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/juxta-p2p/juxta/netlab"
+	"github.com/juxta-p2p/juxta/peer"
 )
 
+const labUsage = `usage:
+  juxta lab matrix [-n N] [-delay D] [-types t1,t2,...] [-md FILE] [-json]
+      run every pair of NAT types with a super-peer on the simulated internet;
+      print a markdown table of the outcomes
+  juxta lab run [-a TYPE] [-b TYPE] HOST -- COMMAND [ARGS...]
+      bring up two homes (hosts a and b, behind NATs of the given types) and two
+      super-peers (sp1, sp2) on the simulated internet, and run COMMAND in HOST
+  juxta lab types
+      list the NAT types
+
+netlab needs root (network namespaces, netlink, nftables). Nothing it builds is
+visible outside its namespaces.
+`
+
+// natType is one column of the matrix: where a peer sits.
+type natType string
+
+const (
+	natPublic         natType = "public"
+	natFullCone       natType = "full-cone"
+	natRestricted     natType = "restricted"
+	natPortRestricted natType = "port-restricted"
+	natSymmetric      natType = "symmetric"
+	natDouble         natType = "double-nat"
+)
+
+var allTypes = []natType{natPublic, natFullCone, natRestricted, natPortRestricted, natSymmetric, natDouble}
+
+// endpointIndependent: the type maps one local port to one public port for
+// every destination (a double NAT of two such layers does too).
+func (t natType) endpointIndependent() bool { return t != natSymmetric }
+
+// expectDirect is the outcome NAT theory predicts for a pair (docs/NAT.md):
+// direct when one side is public or full cone, or both map endpoint-
+// independently; relayed otherwise.
+func expectDirect(a, b natType) bool {
+	if a == natPublic || b == natPublic || a == natFullCone || b == natFullCone {
+		return true
+	}
+	return a.endpointIndependent() && b.endpointIndependent()
+}
+
 func runLab(ctx context.Context, args []string, out io.Writer) error {
-	return errors.New("juxta lab: not built yet")
+	if len(args) == 0 {
+		fmt.Fprint(out, labUsage)
+		return errors.New("lab: no subcommand")
+	}
+	switch args[0] {
+	case "matrix":
+		return runMatrix(ctx, args[1:], out)
+	case "run":
+		return runInLab(ctx, args[1:], out)
+	case "types":
+		for _, t := range allTypes {
+			fmt.Fprintln(out, t)
+		}
+		return nil
+	case "peer":
+		return runLabPeer(ctx, args[1:], out)
+	}
+	fmt.Fprint(out, labUsage)
+	return fmt.Errorf("lab: unknown subcommand %q", args[0])
+}
+
+// addHome adds a host named name in the given position to spec.
+func addHome(spec *netlab.Spec, name string, t natType, wan netlab.Link) error {
+	router := "r" + name
+	switch t {
+	case natPublic:
+		spec.Hosts = append(spec.Hosts, netlab.HostSpec{Name: name, Link: wan})
+		return nil
+	case natDouble:
+		carrier := "cg" + name
+		spec.Routers = append(spec.Routers,
+			netlab.RouterSpec{Name: carrier, NAT: netlab.NATPortRestricted, WAN: wan},
+			netlab.RouterSpec{Name: router, NAT: netlab.NATPortRestricted, Upstream: carrier})
+	default:
+		nat, ok := map[natType]netlab.NAT{natFullCone: netlab.NATFullCone, natRestricted: netlab.NATRestricted,
+			natPortRestricted: netlab.NATPortRestricted, natSymmetric: netlab.NATSymmetric}[t]
+		if !ok {
+			return fmt.Errorf("lab: unknown NAT type %q (see 'juxta lab types')", t)
+		}
+		spec.Routers = append(spec.Routers, netlab.RouterSpec{Name: router, NAT: nat, WAN: wan})
+	}
+	spec.Hosts = append(spec.Hosts, netlab.HostSpec{Name: name, Router: router})
+	return nil
+}
+
+// twoHomes is the matrix's topology: hosts a and b behind NATs of the given
+// types, each router's WAN link with delay, and two super-peers (sp1, sp2) on
+// the internet.
+func twoHomes(a, b natType, delay time.Duration) (netlab.Spec, error) {
+	var spec netlab.Spec
+	wan := netlab.Link{Delay: delay}
+	if err := addHome(&spec, "a", a, wan); err != nil {
+		return spec, err
+	}
+	if err := addHome(&spec, "b", b, wan); err != nil {
+		return spec, err
+	}
+	// The super-peers sit a little further away, as a hosted server does: a
+	// relayed round trip is longer than a direct one.
+	far := netlab.Link{Delay: 15 * time.Millisecond}
+	spec.Hosts = append(spec.Hosts, netlab.HostSpec{Name: "sp1", Link: far}, netlab.HostSpec{Name: "sp2", Link: far})
+	return spec, nil
+}
+
+// labProc is a juxta process inside a lab host.
+type labProc struct {
+	cmd   *exec.Cmd
+	lines chan string
+	all   *strings.Builder
+}
+
+func startIn(ctx context.Context, h *netlab.Host, args ...string) (*labProc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := h.Command(ctx, self, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := h.Start(ctx, cmd); err != nil {
+		return nil, err
+	}
+	p := &labProc{cmd: cmd, lines: make(chan string, 1024), all: &strings.Builder{}}
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	return p, nil
+}
+
+var inviteRE = regexp.MustCompile(`^invite: (juxta1\S+)`)
+
+// waitInvite reads the process's output until it prints its invite.
+func (p *labProc) waitInvite(d time.Duration) (string, error) {
+	deadline := time.After(d)
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				return "", fmt.Errorf("exited before printing an invite: %s", p.all.String())
+			}
+			p.all.WriteString(l + "\n")
+			if m := inviteRE.FindStringSubmatch(l); m != nil {
+				return m[1], nil
+			}
+		case <-deadline:
+			return "", fmt.Errorf("no invite within %s: %s", d, p.all.String())
+		}
+	}
+}
+
+func (p *labProc) stop() {
+	if p.cmd.Process != nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+}
+
+// Trial is one connection attempt of the matrix.
+type Trial struct {
+	A, B           natType
+	Connected      bool
+	FirstPath      string
+	FinalPath      string
+	ConnectMs      float64
+	TimeToDirectMs float64
+	RelayedRTTMs   float64
+	DirectRTTMs    float64
+	MappingB       string
+	Err            string
+}
+
+// runTrial builds the two-homes lab for (a, b), starts two super-peers and an
+// edge in a, and runs `juxta doctor -peer` from b.
+func runTrial(ctx context.Context, a, b natType, delay, wait time.Duration) (tr Trial) {
+	tr = Trial{A: a, B: b}
+	t0 := time.Now()
+	mark := func(what string) {
+		if os.Getenv("JUXTA_LAB_DEBUG") != "" {
+			fmt.Fprintf(os.Stderr, "  %6.2fs %s\n", time.Since(t0).Seconds(), what)
+		}
+	}
+	defer mark("done")
+	fail := func(err error) Trial { tr.Err = err.Error(); return tr }
+	spec, err := twoHomes(a, b, delay)
+	if err != nil {
+		return fail(err)
+	}
+	lab, err := netlab.New(ctx, spec)
+	if err != nil {
+		return fail(err)
+	}
+	defer lab.Close()
+	mark("lab up")
+	tmp, err := os.MkdirTemp("", "juxta-lab-*")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(tmp)
+	var invites []string
+	for _, sp := range []string{"sp1", "sp2"} {
+		p, err := startIn(ctx, lab.Host(sp), "superpeer", "-dir", filepath.Join(tmp, sp), "-port", "4001")
+		if err != nil {
+			return fail(err)
+		}
+		defer p.stop()
+		inv, err := p.waitInvite(20 * time.Second)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", sp, err))
+		}
+		invites = append(invites, inv)
+		mark(sp + " up")
+	}
+	edge, err := startIn(ctx, lab.Host("a"), "lab", "peer", "-superpeer", invites[0])
+	if err != nil {
+		return fail(err)
+	}
+	defer edge.stop()
+	target, err := edge.waitInvite(30 * time.Second)
+	if err != nil {
+		return fail(fmt.Errorf("edge in a: %w", err))
+	}
+	mark("edge ready")
+	self, _ := os.Executable()
+	doc := lab.Host("b").Command(ctx, self, "doctor", "-json", "-wait", wait.String(),
+		"-superpeer", invites[0], "-superpeer", invites[1], "-peer", target)
+	var stdout, stderr strings.Builder
+	doc.Stdout, doc.Stderr = &stdout, &stderr
+	if err := lab.Host("b").Run(ctx, doc); err != nil {
+		return fail(fmt.Errorf("doctor in b: %v: %s", err, stderr.String()))
+	}
+	mark("doctor finished")
+	var rep Report
+	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
+		return fail(fmt.Errorf("doctor output: %v", err))
+	}
+	tr.MappingB = rep.Mapping
+	if rep.Path == nil {
+		return fail(fmt.Errorf("no connection: %s", strings.Join(rep.Problems, "; ")))
+	}
+	tr.Connected = true
+	tr.FirstPath, tr.FinalPath = rep.Path.FirstPath, rep.Path.FinalPath
+	tr.ConnectMs, tr.TimeToDirectMs, tr.RelayedRTTMs, tr.DirectRTTMs = rep.Path.ConnectMs, rep.Path.TimeToDirectMs, rep.Path.RelayedRTTMs, rep.Path.DirectRTTMs
+	return tr
+}
+
+// runLabPeer is the edge the matrix runs inside the lab: it prints its invite
+// once it can be reached (a relay reservation when private) and serves until
+// killed.
+func runLabPeer(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("juxta lab peer", flag.ContinueOnError)
+	fs.SetOutput(out)
+	mdns := fs.Bool("mdns", false, "find LAN peers with mDNS (only inside a lab)")
+	expect := fs.String("expect", "", "print 'connected ID PATH' when this peer connects")
+	var sps multi
+	fs.Var(&sps, "superpeer", "a super-peer's invite (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	p, err := peer.New(ctx, peer.Config{SuperPeers: sps, NoMDNS: !*mdns})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	sub := p.Subscribe(ctx, 0)
+	if len(sps) > 0 {
+		if err := p.Ready(ctx); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for len(p.Status().Relays) == 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	fmt.Fprintf(out, "id: %s\ninvite: %s\n", p.ID(), p.Invite())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			if pc, ok := ev.(peer.PeerConnected); ok && pc.Peer.String() == *expect {
+				fmt.Fprintf(out, "connected %s %s\n", pc.Peer, pc.Path)
+			}
+		}
+	}
+}
+
+type pairKey struct{ a, b natType }
+
+// Summary is a pair's outcome over N trials.
+type Summary struct {
+	A, B           natType
+	Expected       string
+	N              int
+	Direct         int
+	Relayed        int
+	Failed         int
+	ConnectMs      float64 // median time to the first connection
+	TimeToDirectMs float64 // median over direct trials that began relayed
+	RelayedRTTMs   float64 // median
+	DirectRTTMs    float64 // median
+	Outcome        string  // as expected, better, worse
+	Errors         []string
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	return xs[len(xs)/2]
+}
+
+func summarize(trials []Trial) []Summary {
+	groups := map[pairKey][]Trial{}
+	var order []pairKey
+	for _, t := range trials {
+		k := pairKey{t.A, t.B}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], t)
+	}
+	var out []Summary
+	for _, k := range order {
+		ts := groups[k]
+		s := Summary{A: k.a, B: k.b, N: len(ts), Expected: "relayed"}
+		if expectDirect(k.a, k.b) {
+			s.Expected = "direct"
+		}
+		var ttd, rr, dr, cm []float64
+		for _, t := range ts {
+			if t.Connected {
+				cm = append(cm, t.ConnectMs)
+			}
+			switch {
+			case !t.Connected:
+				s.Failed++
+				s.Errors = append(s.Errors, t.Err)
+			case t.FinalPath == "direct":
+				s.Direct++
+				if t.FirstPath == "relayed" {
+					ttd = append(ttd, t.TimeToDirectMs)
+				}
+			default:
+				s.Relayed++
+			}
+			if t.RelayedRTTMs > 0 {
+				rr = append(rr, t.RelayedRTTMs)
+			}
+			if t.DirectRTTMs > 0 {
+				dr = append(dr, t.DirectRTTMs)
+			}
+		}
+		s.ConnectMs, s.TimeToDirectMs, s.RelayedRTTMs, s.DirectRTTMs = median(cm), median(ttd), median(rr), median(dr)
+		switch {
+		case s.Failed > 0:
+			s.Outcome = "worse: some tries failed to connect"
+		case s.Expected == "direct" && s.Direct < s.N:
+			s.Outcome = fmt.Sprintf("worse: %d of %d relayed", s.Relayed, s.N)
+		case s.Expected == "relayed" && s.Direct > 0:
+			s.Outcome = fmt.Sprintf("better: %d of %d direct", s.Direct, s.N)
+		default:
+			s.Outcome = "as expected"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func markdown(w io.Writer, sums []Summary, n int, delay time.Duration) {
+	fmt.Fprintf(w, "| peer A | peer B | expected | direct | relayed | failed | first connection | time to direct | RTT relayed | RTT direct | outcome |\n")
+	fmt.Fprintf(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	f := func(x float64) string {
+		if x == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f ms", x)
+	}
+	for _, s := range sums {
+		fmt.Fprintf(w, "| %s | %s | %s | %d/%d | %d | %d | %s | %s | %s | %s | %s |\n",
+			s.A, s.B, s.Expected, s.Direct, s.N, s.Relayed, s.Failed, f(s.ConnectMs), f(s.TimeToDirectMs), f(s.RelayedRTTMs), f(s.DirectRTTMs), s.Outcome)
+	}
+	fmt.Fprintf(w, "\n%d tries per pair; each router's WAN link adds %s each way; the two super-peers sit on the simulated internet behind 15 ms links. Times are medians from the start of the dial: \"first connection\" is the first path up (relayed for a private peer), \"time to direct\" the moment the direct connection replaced it. \"RTT relayed\" shows only where the hole punch had not finished before the ping.\n", n, delay)
+}
+
+func runMatrix(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("juxta lab matrix", flag.ContinueOnError)
+	fs.SetOutput(out)
+	n := fs.Int("n", 1, "tries per pair")
+	delay := fs.Duration("delay", 25*time.Millisecond, "one-way delay on each router's WAN link")
+	wait := fs.Duration("wait", 10*time.Second, "how long a try waits for a direct connection")
+	types := fs.String("types", "", "comma-separated NAT types (default: all; see 'juxta lab types')")
+	mdFile := fs.String("md", "", "also write the markdown table to this file")
+	asJSON := fs.Bool("json", false, "print every try as JSON instead of the table")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sel := allTypes
+	if *types != "" {
+		sel = nil
+		for _, t := range strings.Split(*types, ",") {
+			if !slices.Contains(allTypes, natType(t)) {
+				return fmt.Errorf("lab: unknown NAT type %q (see 'juxta lab types')", t)
+			}
+			sel = append(sel, natType(t))
+		}
+	}
+	if err := netlab.Cleanup(); err != nil && errors.Is(err, netlab.ErrNotRoot) {
+		return err
+	}
+	var trials []Trial
+	for i, a := range sel {
+		for _, b := range sel[i:] {
+			for try := range *n {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				tr := runTrial(ctx, a, b, *delay, *wait)
+				fmt.Fprintf(os.Stderr, "%-16s %-16s try %d: %s", a, b, try+1, orDash(tr.FinalPath))
+				if tr.Err != "" {
+					fmt.Fprintf(os.Stderr, " (%s)", tr.Err)
+				}
+				fmt.Fprintln(os.Stderr)
+				trials = append(trials, tr)
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(trials)
+	}
+	sums := summarize(trials)
+	markdown(out, sums, *n, *delay)
+	if *mdFile != "" {
+		var b strings.Builder
+		markdown(&b, sums, *n, *delay)
+		if err := os.WriteFile(*mdFile, []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, s := range sums {
+		if s.Failed > 0 {
+			return fmt.Errorf("lab: %s × %s failed to connect %d of %d times", s.A, s.B, s.Failed, s.N)
+		}
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+func runInLab(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("juxta lab run", flag.ContinueOnError)
+	fs.SetOutput(out)
+	a := fs.String("a", string(natPortRestricted), "NAT type of home a")
+	b := fs.String("b", string(natPortRestricted), "NAT type of home b")
+	delay := fs.Duration("delay", 25*time.Millisecond, "one-way delay on each router's WAN link")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) < 3 || rest[1] != "--" {
+		fmt.Fprint(out, labUsage)
+		return errors.New("lab run: want HOST -- COMMAND [ARGS...]")
+	}
+	spec, err := twoHomes(natType(*a), natType(*b), *delay)
+	if err != nil {
+		return err
+	}
+	lab, err := netlab.New(ctx, spec)
+	if err != nil {
+		return err
+	}
+	defer lab.Close()
+	fmt.Fprintf(out, "%s\n", lab)
+	h := lab.Host(rest[0])
+	if h == nil {
+		return fmt.Errorf("lab run: no host %q (hosts: a, b, sp1, sp2)", rest[0])
+	}
+	cmd := h.Command(ctx, rest[2], rest[3:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, out, os.Stderr
+	return h.Run(ctx, cmd)
 }
