@@ -135,8 +135,19 @@ type labProc struct {
 	all   *strings.Builder
 }
 
+// juxtaProgram is the juxta binary the lab runs in its hosts: this one, unless
+// a test built it elsewhere.
+var juxtaProgram = ""
+
+func juxtaBinary() (string, error) {
+	if juxtaProgram != "" {
+		return juxtaProgram, nil
+	}
+	return os.Executable()
+}
+
 func startIn(ctx context.Context, h *netlab.Host, args ...string) (*labProc, error) {
-	self, err := os.Executable()
+	self, err := juxtaBinary()
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +268,10 @@ func runTrial(ctx context.Context, a, b natType, delay, wait time.Duration) (tr 
 		return fail(fmt.Errorf("edge in a: %w", err))
 	}
 	mark("edge ready")
-	self, _ := os.Executable()
+	self, err := juxtaBinary()
+	if err != nil {
+		return fail(err)
+	}
 	doc := lab.Host("b").Command(ctx, self, "doctor", "-json", "-wait", wait.String(),
 		"-superpeer", invites[0], "-superpeer", invites[1], "-peer", target)
 	var stdout, stderr strings.Builder

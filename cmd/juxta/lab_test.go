@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/juxta-p2p/juxta/netlab"
+)
+
+// The lab tests need root (network namespaces, nftables) and a juxta binary
+// to run inside the lab's hosts.
+func needLab(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("netlab needs root (network namespaces, netlink, nftables): run the tests as root, as CI does")
+	}
+	if testing.Short() {
+		t.Skip("the lab tests take minutes")
+	}
+	if juxtaProgram == "" {
+		bin := filepath.Join(t.TempDir(), "juxta")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("build juxta: %v\n%s", err, out)
+		}
+		juxtaProgram = bin
+		t.Cleanup(func() { juxtaProgram = "" })
+	}
+}
+
+// Every pair of NAT types, once: every pair connects, every pair NAT theory
+// allows ends direct. CI runs this reduced matrix; docs/NAT.md holds a run
+// with more tries.
+func TestNATMatrixEachPairOnce(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var trials []Trial
+	for i, a := range allTypes {
+		for _, b := range allTypes[i:] {
+			tr := runTrial(ctx, a, b, 25*time.Millisecond, 10*time.Second)
+			trials = append(trials, tr)
+			if !tr.Connected {
+				t.Errorf("%s × %s did not connect: %s", a, b, tr.Err)
+				continue
+			}
+			if expectDirect(a, b) && tr.FinalPath != "direct" {
+				t.Errorf("%s × %s: theory allows direct, got %s", a, b, tr.FinalPath)
+			}
+			if tr.FirstPath == "relayed" && tr.FinalPath == "direct" && tr.TimeToDirectMs <= 0 {
+				t.Errorf("%s × %s: relayed then direct, but no time to direct", a, b)
+			}
+		}
+	}
+	var b strings.Builder
+	markdown(&b, summarize(trials), 1, 25*time.Millisecond)
+	t.Logf("\n%s", b.String())
+	for _, s := range summarize(trials) {
+		if s.Outcome != "as expected" {
+			t.Logf("%s × %s: %s", s.A, s.B, s.Outcome)
+		}
+	}
+}
+
+// juxta doctor, run inside the lab, tells the NATs apart.
+func TestDoctorInLab(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	spec := netlab.Spec{
+		Routers: []netlab.RouterSpec{
+			{Name: "full", NAT: netlab.NATFullCone},
+			{Name: "port", NAT: netlab.NATPortRestricted},
+			{Name: "sym", NAT: netlab.NATSymmetric},
+		},
+		Hosts: []netlab.HostSpec{
+			{Name: "sp1"}, {Name: "sp2"}, {Name: "pub"},
+			{Name: "h-full", Router: "full"}, {Name: "h-port", Router: "port"}, {Name: "h-sym", Router: "sym"},
+		},
+	}
+	lab, err := netlab.New(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	var invites []string
+	for _, sp := range []string{"sp1", "sp2"} {
+		p, err := startIn(ctx, lab.Host(sp), "superpeer", "-dir", t.TempDir(), "-port", "4001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.stop()
+		inv, err := p.waitInvite(20 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		invites = append(invites, inv)
+	}
+	cases := []struct{ host, reach, mapping string }{
+		{"pub", "public", "none"},
+		{"h-full", "", "endpoint-independent"},
+		{"h-port", "private", "endpoint-independent"},
+		{"h-sym", "private", "endpoint-dependent"},
+	}
+	for _, c := range cases {
+		cmd := lab.Host(c.host).Command(ctx, juxtaProgram, "doctor", "-json", "-wait", "3s", "-superpeer", invites[0], "-superpeer", invites[1])
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: doctor: %v", c.host, err)
+		}
+		var rep Report
+		if err := json.Unmarshal(out, &rep); err != nil {
+			t.Fatalf("%s: %v\n%s", c.host, err, out)
+		}
+		t.Logf("%s: reachability %s, mapping %s, relays %d: %s", c.host, rep.Reachability, rep.Mapping, len(rep.Relays), rep.Verdict)
+		// A full-cone host may be found public by AutoNAT (anyone can dial its
+		// mapping); every other NAT must read private.
+		if c.reach != "" && rep.Reachability != c.reach {
+			t.Errorf("%s: reachability %q, want %q", c.host, rep.Reachability, c.reach)
+		}
+		if c.host == "h-full" && rep.Reachability == "unknown" {
+			t.Errorf("h-full: reachability unknown")
+		}
+		if rep.Mapping != c.mapping {
+			t.Errorf("%s: mapping %q, want %q", c.host, rep.Mapping, c.mapping)
+		}
+	}
+}
+
+// Two laptops behind the same home router find each other over mDNS, with no
+// super-peer: the messenger's LAN case.
+func TestMDNSOnHomeLAN(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lab, err := netlab.New(ctx, netlab.Spec{
+		Routers: []netlab.RouterSpec{{Name: "home"}},
+		Hosts:   []netlab.HostSpec{{Name: "alice", Router: "home"}, {Name: "bob", Router: "home"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	a, err := startIn(ctx, lab.Host("alice"), "lab", "peer", "-mdns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.stop()
+	if _, err := a.waitInvite(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	id := regexp.MustCompile(`(?m)^id: (\S+)`).FindStringSubmatch(a.all.String())
+	if id == nil {
+		t.Fatalf("no id from alice: %s", a.all.String())
+	}
+	b, err := startIn(ctx, lab.Host("bob"), "lab", "peer", "-mdns", "-expect", id[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.stop()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-b.lines:
+			if !ok {
+				t.Fatalf("bob exited: %s", b.all.String())
+			}
+			b.all.WriteString(l + "\n")
+			if strings.HasPrefix(l, "connected "+id[1]+" direct") {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("bob never found alice over mDNS:\n%s", b.all.String())
+		}
+	}
+}
