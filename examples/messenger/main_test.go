@@ -53,6 +53,13 @@ type proc struct {
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
+	return startCmd(t, name, cmd, cmd.Start)
+}
+
+// startCmd starts cmd with run (cmd.Start, or a lab host's Start) and collects
+// its output lines.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd, run func() error) *proc {
+	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +70,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	}
 	cmd.Stderr = cmd.Stdout
 	p := &proc{t: t, name: name, cmd: cmd, stdin: stdin, grew: make(chan struct{}, 1), done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
+	if err := run(); err != nil {
 		t.Fatal(err)
 	}
 	go func() {

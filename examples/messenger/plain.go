@@ -24,6 +24,7 @@ const plainHelp = `commands:
   /msg NAME TEXT               send a message (also: @NAME TEXT)
   /open NAME                   open a chat: show its history, mark it read
   /search TEXT                 search the history
+  /path NAME                   how you are connected: direct or relayed
   /status STATE [TEXT]         online, away, busy, dnd, invisible
   /file NAME PATH              send a file
   /room create NAME [PASSWORD] a room: with a password, or invite-only
@@ -279,6 +280,10 @@ func (u *plainUI) command(ctx context.Context, line string) bool {
 				u.say("  %s %s: %s (%s)", msg.Time.Format("15:04"), who, msg.Text, msg.Status)
 			}
 			m.OpenChat(ctx, c.ID)
+		}
+	case "path":
+		if c, ok := contact(rest); ok {
+			u.say("path to %s: %s", c.Label(), m.Peer().PathTo(c.ID))
 		}
 	case "search":
 		for _, msg := range m.Search(rest) {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/juxta-p2p/juxta/netlab"
+)
+
+// Two laptops behind different home NATs, with a super-peer on the simulated
+// internet, add each other by invite and chat; their connection goes direct
+// (both NATs map endpoint-independently, so the hole punch succeeds).
+func TestChatAcrossHomeNATs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("netlab needs root (network namespaces, netlink, nftables): run the tests as root, as CI does")
+	}
+	if testing.Short() {
+		t.Skip("builds a lab")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	wan := netlab.Link{Delay: 25 * time.Millisecond}
+	lab, err := netlab.New(ctx, netlab.Spec{
+		Routers: []netlab.RouterSpec{
+			{Name: "alice-home", NAT: netlab.NATPortRestricted, WAN: wan},
+			{Name: "bob-home", NAT: netlab.NATPortRestricted, WAN: wan},
+		},
+		Hosts: []netlab.HostSpec{
+			{Name: "sp", Link: netlab.Link{Delay: 15 * time.Millisecond}},
+			{Name: "alice", Router: "alice-home"},
+			{Name: "bob", Router: "bob-home"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	base := t.TempDir()
+	inLab := func(host, name string, args ...string) *proc {
+		cmd := lab.Host(host).Command(ctx, binary, args...)
+		return startCmd(t, name, cmd, func() error { return lab.Host(host).Start(ctx, cmd) })
+	}
+	sp := inLab("sp", "super-peer", "superpeer", "-port", "4001", "-dir", filepath.Join(base, "sp"))
+	spInvite := sp.waitFor(`^invite: (juxta1\S+)`, 30*time.Second)[1]
+	alice := inLab("alice", "alice", "-plain", "-no-mdns", "-name", "alice", "-dir", filepath.Join(base, "alice"), "-superpeer", spInvite)
+	bob := inLab("bob", "bob", "-plain", "-no-mdns", "-name", "bob", "-dir", filepath.Join(base, "bob"), "-superpeer", spInvite)
+	time.Sleep(2 * time.Second) // the relay reservations: invites then carry relay addresses
+	befriendInvite(t, alice, bob, "alice", "bob")
+
+	alice.send("@bob hello across two NATs")
+	bob.waitFor(`^msg from alice: hello across two NATs$`, 30*time.Second)
+	bob.send("@alice and back")
+	alice.waitFor(`^msg from bob: and back$`, 30*time.Second)
+
+	deadline := time.Now().Add(30 * time.Second)
+	rx := regexp.MustCompile(`^path to bob: (\w+)`)
+	for {
+		alice.send("/path bob")
+		time.Sleep(300 * time.Millisecond)
+		var last string
+		for _, l := range alice.snapshot() {
+			if m := rx.FindStringSubmatch(l); m != nil {
+				last = m[1]
+			}
+		}
+		if last == "direct" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice and bob stayed %q; two port-restricted NATs allow a direct path", last)
+		}
+	}
+	alice.send("@bob now direct")
+	bob.waitFor(`^msg from alice: now direct$`, 20*time.Second)
+}
+
+// befriendInvite makes a and b contacts using the invite b prints on /invite,
+// after its relay reservation (the one printed at start may predate it).
+func befriendInvite(t *testing.T, a, b *proc, aName, bName string) {
+	t.Helper()
+	b.send("/invite")
+	b.waitCount(`^invite: juxta1`, 2, 20*time.Second)
+	var inv string
+	rx := regexp.MustCompile(`^invite: (juxta1\S+)`)
+	for _, l := range b.snapshot() {
+		if m := rx.FindStringSubmatch(l); m != nil {
+			inv = m[1] // the last one
+		}
+	}
+	a.send("/add " + inv + " " + bName)
+	m := b.waitFor(`^request: \S+ wants to be your contact; /accept (\S+)`, 60*time.Second)
+	b.send("/accept " + m[1])
+	a.waitFor(`^contact: `+bName+` is online`, 60*time.Second)
+	b.waitFor(`^contact: `+aName+` is online`, 60*time.Second)
+}
