@@ -166,15 +166,9 @@ func (c *core) forward(ctx context.Context, targets []lpeer.ID, req request, q *
 			_ = c.call(ctx, id, req, func(r *response) error {
 				now := time.Now()
 				for _, raw := range r.Ads {
-					ad, err := c.verify(raw, now)
-					if err != nil {
-						continue
+					if ad, ok := c.answer(raw, q, now); ok {
+						got = append(got, rawAd{ad, raw})
 					}
-					if !q.matches(&ad) {
-						c.drop(DropScope)
-						continue
-					}
-					got = append(got, rawAd{ad, raw})
 				}
 				return nil
 			})

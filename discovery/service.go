@@ -669,6 +669,20 @@ func (f *finder) ask(ctx context.Context, src Source, peers []lpeer.ID, req requ
 	return ok
 }
 
+// answer checks one advertisement a remote peer answered to q: it must verify
+// and match (a peer may not push what was not asked for). Drops are counted.
+func (c *core) answer(raw []byte, q *Query, now time.Time) (Advertisement, bool) {
+	ad, err := c.verify(raw, now)
+	if err != nil {
+		return Advertisement{}, false
+	}
+	if !q.matches(&ad) {
+		c.drop(DropScope)
+		return Advertisement{}, false
+	}
+	return ad, true
+}
+
 // fetch runs one query against one peer and passes each answer that verifies and
 // matches to onAd (which returns false to stop).
 func (c *core) fetch(ctx context.Context, id lpeer.ID, req request, q *Query, onAd func(Advertisement) bool) error {
@@ -676,12 +690,8 @@ func (c *core) fetch(ctx context.Context, id lpeer.ID, req request, q *Query, on
 	err := c.call(ctx, id, req, func(r *response) error {
 		now := time.Now()
 		for _, raw := range r.Ads {
-			ad, err := c.verify(raw, now)
-			if err != nil {
-				continue
-			}
-			if !q.matches(&ad) {
-				c.drop(DropScope)
+			ad, ok := c.answer(raw, q, now)
+			if !ok {
 				continue
 			}
 			if _, err := c.insert(&entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)}); err != nil && !errors.Is(err, ErrQuota) {

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"github.com/juxta-p2p/juxta/internal/leaktest"
 	"io"
 	"net"
 	"slices"
@@ -10,17 +11,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Package-level workers started by dependencies on first use; they are
-		// not tied to any peer and live for the process.
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
-	)
+	leaktest.VerifyTestMain(m)
 }
 
 const echoProto = "/juxta-test/echo/1"

@@ -5,17 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/internal/leaktest"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
+	leaktest.VerifyTestMain(m)
 }
 
 type node struct {

@@ -10,16 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/juxta-p2p/juxta/internal/leaktest"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
+	leaktest.VerifyTestMain(m)
 }
 
 // syncBuf is a bytes.Buffer safe for a writer and a reader goroutine.

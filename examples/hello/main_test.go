@@ -3,17 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/juxta-p2p/juxta/internal/leaktest"
 	"strings"
 	"testing"
-
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
+	leaktest.VerifyTestMain(m)
 }
 
 func TestDemoRuns(t *testing.T) {

@@ -4,20 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"github.com/juxta-p2p/juxta/internal/leaktest"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
+	leaktest.VerifyTestMain(m)
 }
 
 func open(t *testing.T, name string, extra ...func(*Config)) *Messenger {
