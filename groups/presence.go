@@ -119,11 +119,25 @@ func (pr *presence) run() {
 	defer beat.Stop()
 	sweep := time.NewTicker(min(cfg.OfflineAfter/4, time.Second))
 	defer sweep.Stop()
+	// Fast start: the first announcements go out before GossipSub has a mesh
+	// for a fresh topic, so repeat them soon rather than at the heartbeat.
+	var fast <-chan time.Time
+	fastWait := 250 * time.Millisecond
+	if fastWait < cfg.Heartbeat {
+		fast = time.After(fastWait)
+	}
 	pr.publish()
 	for {
 		select {
 		case <-pr.ctx.Done():
 			return
+		case <-fast:
+			pr.publish()
+			if fastWait *= 2; fastWait < cfg.Heartbeat {
+				fast = time.After(fastWait)
+			} else {
+				fast = nil
+			}
 		case <-beat.C:
 			pr.publish()
 		case <-pr.kick:
@@ -197,6 +211,11 @@ func (pr *presence) update(id peer.ID, st State, text, name string, now time.Tim
 	if changed {
 		if !known {
 			prev = ""
+			// A newcomer: announce ourselves now, not at the next heartbeat.
+			select {
+			case pr.kick <- struct{}{}:
+			default:
+			}
 		}
 		pr.bus.Publish(MemberEvent{Member: snap, Previous: prev})
 	}

@@ -209,6 +209,7 @@ func (p *Peer) options() []libp2p.Option {
 		libp2p.WithFxOption(fx.Populate(&p.oam)),
 		libp2p.UserAgent("juxta/0"),
 		libp2p.AddrsFactory(p.addrsFactory),
+		libp2p.DialRanker(dialRanker),
 		libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
 			p.early.Store(&h)
 			mode := dht.ModeClient

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"regexp"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,8 +203,9 @@ func ToPeer(id peer.ID) DialOption { return func(o *dialOpts) { o.peer = id } }
 
 // resolve finds the peers bound to a pipe: cached bindings first, then a
 // remote search. It calls try for each candidate until try succeeds.
-// perBindingTimeout bounds one binding's attempt when others remain to try.
-const perBindingTimeout = 2 * time.Second
+// perBindingTimeout bounds one binding's attempt, so that a dead binding
+// cannot eat the whole budget.
+const perBindingTimeout = 5 * time.Second
 
 func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []DialOption, try func(context.Context, peer.ID) error) error {
 	if err := checkID("pipe", id); err != nil {
@@ -222,9 +222,12 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 	q := discovery.Query{Type: discovery.TypePipe, Attr: "id", Value: id, Limit: 16}
 	tried := map[peer.ID]bool{}
 	var errs []error
+	// attempt tries bindings as the search streams them in, so that the first
+	// answer is dialled at once rather than after the slowest source. A
+	// binding that fails gets perBindingTimeout at most, unless it is the
+	// only one the search could still yield.
 	attempt := func(sources discovery.Source) (bool, error) {
 		q.Sources = sources
-		var cands []peer.ID
 		for r, err := range d.Find(ctx, q) {
 			if err != nil {
 				if ctx.Err() != nil {
@@ -236,20 +239,9 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 			if r.Attrs["kind"] != string(kind) || tried[r.Publisher] {
 				continue
 			}
-			cands = append(cands, r.Publisher)
-		}
-		// Bindings on peers we are connected to first: they answer fastest.
-		slices.SortStableFunc(cands, func(a, b peer.ID) int {
-			return s.connRank(a) - s.connRank(b)
-		})
-		for i, pid := range cands {
-			tried[pid] = true
-			tctx, cancel := ctx, context.CancelFunc(func() {})
-			if i < len(cands)-1 {
-				// Do not let one dead binding eat the whole budget.
-				tctx, cancel = context.WithTimeout(ctx, perBindingTimeout)
-			}
-			err := try(tctx, pid)
+			tried[r.Publisher] = true
+			tctx, cancel := context.WithTimeout(ctx, perBindingTimeout)
+			err = try(tctx, r.Publisher)
 			cancel()
 			if err == nil {
 				return true, nil
@@ -257,7 +249,7 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 			if ctx.Err() != nil {
 				return false, ctx.Err()
 			}
-			errs = append(errs, fmt.Errorf("binding on %s: %w", pid.ShortString(), err))
+			errs = append(errs, fmt.Errorf("binding on %s: %w", r.Publisher.ShortString(), err))
 		}
 		return false, nil
 	}
@@ -271,13 +263,6 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 		}
 	}
 	return fmt.Errorf("%w: %s: %w", ErrNoBinding, id, errors.Join(errs...))
-}
-
-func (s *Service) connRank(id peer.ID) int {
-	if s.host.Network().Connectedness(id) == network.Connected {
-		return 0
-	}
-	return 1
 }
 
 // authorize runs the scope's Authorize hook for an incoming stream.

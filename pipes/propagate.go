@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,12 +165,20 @@ func (t *Topic) meet() {
 		}
 		q := discovery.Query{Type: discovery.TypePipe, Attr: "id", Value: t.id, Limit: 32}
 		var cands []peer.ID
-		for r, err := range t.s.disc.Scoped(t.s.scope).Find(t.ctx, q) {
-			if err != nil || r.Attrs["kind"] != string(KindPropagate) || r.Publisher == t.s.host.ID() {
-				continue
+		// Nearby sources first; the DHT (slow to say "nobody") only when they
+		// know no other member.
+		for _, src := range []discovery.Source{discovery.DefaultSources &^ discovery.SourceDHT, discovery.SourceDHT} {
+			q.Sources = src
+			for r, err := range t.s.disc.Scoped(t.s.scope).Find(t.ctx, q) {
+				if err != nil || r.Attrs["kind"] != string(KindPropagate) || r.Publisher == t.s.host.ID() {
+					continue
+				}
+				if t.s.p.PathTo(r.Publisher) == peer.PathNone && !slices.Contains(cands, r.Publisher) {
+					cands = append(cands, r.Publisher)
+				}
 			}
-			if t.s.p.PathTo(r.Publisher) == peer.PathNone {
-				cands = append(cands, r.Publisher)
+			if len(cands) > 0 || len(t.topic.ListPeers()) > 0 {
+				break
 			}
 		}
 		// Shuffled, so that members do not all dial the same early joiners

@@ -401,7 +401,7 @@ func (m *Messenger) Send(ctx context.Context, id peer.ID, text string) (Message,
 }
 
 // History returns the last limit messages with contact id, oldest first.
-func (m *Messenger) History(id peer.ID, limit int) []Message { return m.st.history(id, limit) }
+func (m *Messenger) History(id peer.ID, limit int) []Message { return m.st.history(string(id), limit) }
 
 // Search finds messages containing text.
 func (m *Messenger) Search(text string) []Message { return m.st.search(text) }
@@ -426,7 +426,7 @@ func (m *Messenger) CloseChat() {
 
 func (m *Messenger) markRead(ctx context.Context, id peer.ID) {
 	var ids []string
-	for _, msg := range m.st.history(id, 0) {
+	for _, msg := range m.st.history(string(id), 0) {
 		if !msg.Out && msg.Room == "" && msg.Status == Received {
 			msg.Status = Read
 			m.st.setIncomingStatus(msg.ID, Read)

@@ -33,8 +33,6 @@ type roomFrame struct {
 	Time int64  `cbor:"4,keyasint"`
 }
 
-func roomKey(name string) peer.ID { return peer.ID("#" + name) }
-
 // CreateRoom creates a room: with a password, anyone who knows it may join
 // (JoinRoom); without, it is an invite room (RoomInvite).
 func (m *Messenger) CreateRoom(ctx context.Context, name, password string) error {
@@ -206,7 +204,7 @@ func (m *Messenger) SayRoom(ctx context.Context, name, text string) error {
 
 // RoomHistory returns a room's last limit messages.
 func (m *Messenger) RoomHistory(name string, limit int) []Message {
-	return m.st.history(roomKey(name), limit)
+	return m.st.history("#"+name, limit)
 }
 
 func (m *Messenger) roomReader(ctx context.Context, r *room) {
@@ -221,7 +219,7 @@ func (m *Messenger) roomReader(ctx context.Context, r *room) {
 		if dec.Unmarshal(msg.Data, &f) != nil || f.ID == "" {
 			continue
 		}
-		stored := Message{ID: f.ID, Peer: roomKey(r.name), Room: r.name, Out: msg.From == m.ID(), Text: trim(f.Text, 16<<10),
+		stored := Message{ID: f.ID, Room: r.name, Out: msg.From == m.ID(), Text: trim(f.Text, 16<<10),
 			From: strings.TrimSpace(trim(f.Name, 64)), Time: time.UnixMilli(f.Time), Status: Received}
 		if isNew, err := m.st.putMessage(&stored); err == nil && isNew {
 			m.emit(RoomMessage{Message: stored})

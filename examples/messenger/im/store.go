@@ -37,8 +37,8 @@ var statusRank = map[Status]int{Sending: 0, Sent: 1, Delivered: 2, Read: 3}
 // Message is one chat message, as kept in history.
 type Message struct {
 	ID     string    `cbor:"1,keyasint"`
-	Peer   peer.ID   `cbor:"2,keyasint"` // the other side
-	Out    bool      `cbor:"3,keyasint"` // sent by this user
+	Peer   peer.ID   `cbor:"2,keyasint,omitempty"` // the other side; empty for room messages
+	Out    bool      `cbor:"3,keyasint"`           // sent by this user
 	Text   string    `cbor:"4,keyasint"`
 	Time   time.Time `cbor:"5,keyasint"`
 	Seq    uint64    `cbor:"6,keyasint"` // sender's order
@@ -122,8 +122,16 @@ func openStore(dir string) (*store, error) {
 
 func (s *store) close() error { return s.db.Close() }
 
+// conv names a conversation: a contact's peer ID, or "#room".
+func conv(m *Message) string {
+	if m.Room != "" {
+		return "#" + m.Room
+	}
+	return string(m.Peer)
+}
+
 func msgKey(m *Message) []byte {
-	k := append([]byte(m.Peer), 0)
+	k := append([]byte(conv(m)), 0)
 	k = binary.BigEndian.AppendUint64(k, uint64(m.Time.UnixNano()))
 	return append(k, m.ID...)
 }
@@ -183,8 +191,9 @@ func (s *store) message(id string) (Message, bool) {
 	return m, found
 }
 
-// history returns the last limit messages with p (or of room p), oldest first.
-func (s *store) history(p peer.ID, limit int) []Message {
+// history returns the last limit messages of conversation p (a peer ID, or
+// "#room"), oldest first.
+func (s *store) history(p string, limit int) []Message {
 	var out []Message
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bMessages).Cursor()
@@ -223,7 +232,7 @@ func (s *store) search(q string) []Message {
 // undelivered returns outgoing messages to p not yet delivered, in order.
 func (s *store) undelivered(p peer.ID) []Message {
 	var out []Message
-	for _, m := range s.history(p, 0) {
+	for _, m := range s.history(string(p), 0) {
 		if m.Out && m.Room == "" && statusRank[m.Status] < statusRank[Delivered] {
 			out = append(out, m)
 		}
