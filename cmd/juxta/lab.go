@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/juxta-p2p/juxta/discovery"
 	"github.com/juxta-p2p/juxta/netlab"
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -302,6 +303,8 @@ func runLabPeer(ctx context.Context, args []string, out io.Writer) error {
 	fs.SetOutput(out)
 	mdns := fs.Bool("mdns", false, "find LAN peers with mDNS (only inside a lab)")
 	expect := fs.String("expect", "", "print 'connected ID PATH' when this peer connects")
+	publish := fs.String("publish", "", "publish a lab.note advertisement with this name")
+	find := fs.String("find", "", "search the LAN for lab.note advertisements matching this name (wildcards) and print 'found NAME from ID'")
 	var sps multi
 	fs.Var(&sps, "superpeer", "a super-peer's invite (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -322,7 +325,23 @@ func runLabPeer(ctx context.Context, args []string, out io.Writer) error {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	d, err := discovery.New(ctx, p, discovery.Config{NoPeerAdvertisement: true})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if *publish != "" {
+		if _, err := d.Publish(ctx, discovery.Advertisement{Type: "lab.note", ID: *publish, Attrs: map[string]string{"name": *publish}}); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(out, "id: %s\ninvite: %s\n", p.ID(), p.Invite())
+	var findTick <-chan time.Time
+	if *find != "" {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		findTick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -333,6 +352,14 @@ func runLabPeer(ctx context.Context, args []string, out io.Writer) error {
 			}
 			if pc, ok := ev.(peer.PeerConnected); ok && pc.Peer.String() == *expect {
 				fmt.Fprintf(out, "connected %s %s\n", pc.Peer, pc.Path)
+			}
+		case <-findTick:
+			q := discovery.Query{Type: "lab.note", Attr: "name", Value: *find, Sources: discovery.SourceLAN}
+			for r, err := range d.Find(ctx, q) {
+				if err == nil {
+					fmt.Fprintf(out, "found %s from %s via %s\n", r.ID, r.Publisher, r.Source)
+					findTick = nil
+				}
 			}
 		}
 	}

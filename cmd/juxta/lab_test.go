@@ -134,7 +134,8 @@ func TestDoctorInLab(t *testing.T) {
 }
 
 // Two laptops behind the same home router find each other over mDNS, with no
-// super-peer: the messenger's LAN case.
+// super-peer (the messenger's LAN case), and discovery's LAN source finds what
+// one publishes through the other.
 func TestMDNSOnHomeLAN(t *testing.T) {
 	needLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -147,7 +148,7 @@ func TestMDNSOnHomeLAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lab.Close()
-	a, err := startIn(ctx, lab.Host("alice"), "lab", "peer", "-mdns")
+	a, err := startIn(ctx, lab.Host("alice"), "lab", "peer", "-mdns", "-publish", "holiday-photos")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,24 +160,24 @@ func TestMDNSOnHomeLAN(t *testing.T) {
 	if id == nil {
 		t.Fatalf("no id from alice: %s", a.all.String())
 	}
-	b, err := startIn(ctx, lab.Host("bob"), "lab", "peer", "-mdns", "-expect", id[1])
+	b, err := startIn(ctx, lab.Host("bob"), "lab", "peer", "-mdns", "-expect", id[1], "-find", "holiday*")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.stop()
 	deadline := time.After(30 * time.Second)
-	for {
+	connected, found := false, false
+	for !connected || !found {
 		select {
 		case l, ok := <-b.lines:
 			if !ok {
 				t.Fatalf("bob exited: %s", b.all.String())
 			}
 			b.all.WriteString(l + "\n")
-			if strings.HasPrefix(l, "connected "+id[1]+" direct") {
-				return
-			}
+			connected = connected || strings.HasPrefix(l, "connected "+id[1]+" direct")
+			found = found || strings.HasPrefix(l, "found holiday-photos from "+id[1]+" via lan")
 		case <-deadline:
-			t.Fatalf("bob never found alice over mDNS:\n%s", b.all.String())
+			t.Fatalf("bob: connected over mDNS %v, found the advertisement over the LAN %v:\n%s", connected, found, b.all.String())
 		}
 	}
 }
