@@ -51,8 +51,7 @@ func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	l := cfg.Relay
-	l = peer.DefaultRelayLimits()
+	l := peer.DefaultRelayLimits() // cfg.Relay is zero: the defaults apply
 	fmt.Fprintf(out, "super-peer %s\n", p.ID())
 	for _, a := range p.Addrs() {
 		fmt.Fprintf(out, "  listening on %s\n", a)
