@@ -70,6 +70,9 @@ const (
 	helloResume
 )
 
+// resendTimeout bounds the resend of the buffer on a new stream.
+const resendTimeout = 10 * time.Second
+
 // frameOverhead bounds what framing adds to a message.
 const frameOverhead = 1 + binary.MaxVarintLen64
 
@@ -102,6 +105,8 @@ type MsgConn struct {
 	recvSeq  uint64    // highest delivered in order
 	ackOwed  int       // messages delivered since our last ack
 	ackTimer *time.Timer
+	ackBusy  bool     // an ack goroutine is running; guarded by mu
+	inqBytes int      // bytes in inq; guarded by mu
 	inq      [][]byte // delivered, not yet read
 	eof      bool     // the other side closed
 	closed   bool     // Close was called
@@ -126,7 +131,8 @@ type MsgListener struct {
 	conns  chan *MsgConn
 	done   chan struct{}
 	once   sync.Once
-	closed bool
+	mu     sync.Mutex // serialises enqueueing with Close
+	closed bool       // guarded by mu
 }
 
 // ListenMessages binds the message pipe id on this peer.
@@ -170,7 +176,19 @@ func (l *MsgListener) Close() error {
 	l.once.Do(func() {
 		first = true
 		l.s.host.RemoveStreamHandler(l.s.protocolFor(KindMessage, l.id))
+		l.mu.Lock()
+		l.closed = true
 		close(l.done)
+		for {
+			select {
+			case c := <-l.conns:
+				c.Close()
+				continue
+			default:
+			}
+			break
+		}
+		l.mu.Unlock()
 		l.s.untrack(l)
 		l.s.unbind(l.id)
 	})
@@ -203,7 +221,7 @@ func (l *MsgListener) handle(str network.Stream) {
 	}
 	_ = str.SetDeadline(time.Time{})
 	remote := str.Conn().RemotePeer()
-	key := sessionKey(remote, sid)
+	key := sessionKey(l.s.scope, l.id, remote, sid)
 	if flags&helloResume != 0 {
 		l.s.mu.Lock()
 		c := l.s.sessions[key]
@@ -223,14 +241,13 @@ func (l *MsgListener) handle(str network.Stream) {
 		l.s.sessions[key] = c
 		l.s.mu.Unlock()
 	}
-	select {
-	case <-l.done:
-		c.Close()
-		str.Reset()
-		return
-	default:
-	}
 	c.attach(str, r, peerRecv, true)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return
+	}
 	select {
 	case l.conns <- c:
 	default:
@@ -238,7 +255,12 @@ func (l *MsgListener) handle(str network.Stream) {
 	}
 }
 
-func sessionKey(remote peer.ID, sid [sidLen]byte) string { return string(remote) + string(sid[:]) }
+// sessionKey names a reliable session: the pipe (scope and ID), the remote
+// peer and its session ID, so that a session resumes only through the pipe it
+// was opened on (and that pipe's Authorize hook).
+func sessionKey(scope, pipe string, remote peer.ID, sid [sidLen]byte) string {
+	return scope + "\x00" + pipe + "\x00" + string(remote) + string(sid[:])
+}
 
 func (s *Service) newMsgConn(id string, remote peer.ID, cfg MessageConfig, reliable, dialer bool, sid [sidLen]byte) *MsgConn {
 	c := &MsgConn{
@@ -353,6 +375,10 @@ func (c *MsgConn) attach(str network.Stream, r msgio.ReadCloser, peerRecv uint64
 	if old != nil {
 		old.Reset()
 	}
+	// The resend must not hold the write lock forever on a peer that does
+	// not read: past the deadline the stream breaks and resumes again,
+	// within ResumeTimeout.
+	_ = str.SetWriteDeadline(time.Now().Add(resendTimeout))
 	var err error
 	if answer {
 		err = w.WriteMsg(binary.AppendUvarint([]byte{fHelloAck}, recv))
@@ -363,6 +389,7 @@ func (c *MsgConn) attach(str network.Stream, r msgio.ReadCloser, peerRecv uint64
 		}
 		err = w.WriteMsg(dataFrame(m.seq, m.data))
 	}
+	_ = str.SetWriteDeadline(time.Time{})
 	c.wg.Add(1)
 	go c.read(gen, str, r)
 	if err != nil {
@@ -422,7 +449,18 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 		}
 		return 0, c.opErr("send", io.ErrClosedPipe)
 	}
-	if err := w.WriteMsg(dataFrame(seq, data)); err != nil {
+	// ctx bounds the write too: a peer that stops reading must not hold Send
+	// (and wmu) forever. On a reliable pipe the message stays in the resend
+	// buffer and goes out again on the resumed stream.
+	c.mu.Lock()
+	str := c.str
+	c.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { _ = str.SetWriteDeadline(time.Now()) })
+	err := w.WriteMsg(dataFrame(seq, data))
+	if !stop() {
+		_ = str.SetWriteDeadline(time.Time{})
+	}
+	if err != nil {
 		c.breakStream(gen, err)
 		if !c.reliable {
 			return 0, c.opErr("send", err)
@@ -496,6 +534,7 @@ func (c *MsgConn) Recv(ctx context.Context) ([]byte, error) {
 	m := c.inq[0]
 	c.inq[0] = nil
 	c.inq = c.inq[1:]
+	c.inqBytes -= len(m)
 	c.signalLocked()
 	c.mu.Unlock()
 	return m, nil
@@ -534,8 +573,10 @@ func (c *MsgConn) Close() error {
 	c.signalLocked()
 	c.mu.Unlock()
 	if w != nil {
-		c.wmu.Lock()
+		// A write stuck on a peer that stopped reading holds wmu: bound it
+		// before waiting for the lock.
 		_ = str.SetWriteDeadline(time.Now().Add(time.Second))
+		c.wmu.Lock()
 		_ = w.WriteMsg([]byte{fClose})
 		c.wmu.Unlock()
 		_ = str.CloseWrite()
@@ -551,8 +592,8 @@ func (c *MsgConn) Close() error {
 
 func (c *MsgConn) forget() {
 	c.s.mu.Lock()
-	if c.s.sessions[sessionKey(c.remote, c.sid)] == c {
-		delete(c.s.sessions, sessionKey(c.remote, c.sid))
+	if k := sessionKey(c.s.scope, c.id, c.remote, c.sid); c.s.sessions[k] == c {
+		delete(c.s.sessions, k)
 	}
 	c.s.mu.Unlock()
 	c.s.untrack(c)
@@ -668,7 +709,7 @@ func (c *MsgConn) frame(gen int, str network.Stream, b []byte) bool {
 // deliver queues one received message, in order and once.
 func (c *MsgConn) deliver(gen int, seq uint64, data []byte) bool {
 	c.mu.Lock()
-	for len(c.inq) >= inboxMax {
+	for len(c.inq) >= inboxMax || (len(c.inq) > 0 && c.inqBytes+len(data) > c.cfg.WindowBytes) {
 		if c.gen != gen || c.closed || c.err != nil {
 			c.mu.Unlock()
 			return false
@@ -693,6 +734,7 @@ func (c *MsgConn) deliver(gen int, seq uint64, data []byte) bool {
 		c.recvSeq = seq
 	}
 	c.inq = append(c.inq, data)
+	c.inqBytes += len(data)
 	c.signalLocked()
 	if c.reliable {
 		c.owedAckLocked(gen, false)
@@ -712,7 +754,10 @@ func (c *MsgConn) owedAckLocked(gen int, now bool) {
 	c.ackOwed++
 	if now || c.ackOwed >= ackEvery {
 		c.ackOwed = 0
-		c.sendAckAsync(gen, c.recvSeq)
+		if !c.ackBusy { // at most one ack in flight; it sends the latest recvSeq
+			c.ackBusy = true
+			c.sendAckAsync(gen)
+		}
 		return
 	}
 	if c.ackTimer == nil {
@@ -729,11 +774,17 @@ func (c *MsgConn) owedAckLocked(gen int, now bool) {
 	}
 }
 
-func (c *MsgConn) sendAckAsync(gen int, seq uint64) {
+func (c *MsgConn) sendAckAsync(gen int) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		c.mu.Lock()
+		seq := c.recvSeq
+		c.mu.Unlock()
 		c.sendAck(gen, seq)
+		c.mu.Lock()
+		c.ackBusy = false
+		c.mu.Unlock()
 	}()
 }
 

@@ -37,6 +37,7 @@ type Listener struct {
 	proto  string
 	conns  chan net.Conn
 	done   chan struct{}
+	mu     sync.Mutex // serialises enqueueing with Close
 	closed atomic.Bool
 	once   sync.Once
 }
@@ -90,11 +91,11 @@ func (l *Listener) handle(str network.Stream) {
 		return
 	}
 	c := newConn(str, l.id)
-	select {
-	case <-l.done:
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
 		str.Reset()
 		return
-	default:
 	}
 	select {
 	case l.conns <- c:
@@ -121,6 +122,7 @@ func (l *Listener) Close() error {
 		return &net.OpError{Op: "close", Net: "juxta", Addr: l.Addr(), Err: net.ErrClosed}
 	}
 	l.s.host.RemoveStreamHandler(l.s.protocolFor(KindStream, l.id))
+	l.mu.Lock()
 	close(l.done)
 	for {
 		select {
@@ -131,6 +133,7 @@ func (l *Listener) Close() error {
 		}
 		break
 	}
+	l.mu.Unlock()
 	l.s.untrack(l)
 	l.s.unbind(l.id)
 	return nil
