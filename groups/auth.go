@@ -3,6 +3,7 @@ package groups
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -271,12 +272,17 @@ func (g *Group) installKey(epoch uint64, key, revRaw []byte) error {
 	if rev.Epoch != epoch {
 		return fmt.Errorf("%w: revocation list of epoch %d with key %d", ErrCredential, rev.Epoch, epoch)
 	}
+	if h := sha256.Sum256(key); !hmac.Equal(h[:], rev.KeyHash) {
+		return fmt.Errorf("%w: the key does not match the one its admin signed", ErrNoKey)
+	}
 	if slices.Contains(rev.revoked, g.s.host.ID()) {
 		return ErrRevoked
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.keys[epoch] = slices.Clone(key)
+	if _, known := g.keys[epoch]; !known {
+		g.keys[epoch] = slices.Clone(key)
+	}
 	if epoch >= g.epoch {
 		g.epoch = epoch
 		g.revoked, g.revRaw = rev, slices.Clone(revRaw)
@@ -353,11 +359,11 @@ func (g *Group) Revoke(ctx context.Context, member peer.ID) error {
 	if !slices.Contains(revoked, member) {
 		revoked = append(revoked, member)
 	}
-	revRaw, err := sealRevocations(g.s.key, info.ID, epoch, revoked)
+	key := randomBytes(32)
+	revRaw, err := sealRevocations(g.s.key, info.ID, epoch, revoked, key)
 	if err != nil {
 		return err
 	}
-	key := randomBytes(32)
 	if err := g.installKey(epoch, key, revRaw); err != nil {
 		return err
 	}

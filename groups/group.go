@@ -3,6 +3,7 @@ package groups
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +69,16 @@ type wireInfo struct {
 	Salt        []byte    `cbor:"5,keyasint,omitempty"`
 	Verifier    []byte    `cbor:"6,keyasint,omitempty"`
 	KDF         kdfParams `cbor:"7,keyasint,omitempty"`
+	Nonce       []byte    `cbor:"8,keyasint"` // the ID is derived from the creator and this
+}
+
+// groupID derives a group's ID from its creator and a nonce, so that nobody
+// but the creator can publish an advertisement under that ID (infoFromAd
+// checks it): a lookup by ID cannot be hijacked by a newer advertisement from
+// someone else.
+func groupID(creator peer.ID, nonce []byte) string {
+	sum := sha256.Sum256(append([]byte("juxta/group/id\x00"+string(creator)+"\x00"), nonce...))
+	return strings.ToLower(b32.EncodeToString(sum[:16]))
 }
 
 // infoFromAd reads a verified group advertisement.
@@ -78,6 +89,9 @@ func infoFromAd(ad discovery.Advertisement, raw []byte) (*Info, error) {
 	var w wireInfo
 	if err := decMode.Unmarshal(ad.Body, &w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadGroup, err)
+	}
+	if len(w.Nonce) < 16 || groupID(ad.Publisher, w.Nonce) != ad.ID {
+		return nil, fmt.Errorf("%w: ID %q is not derived from its creator %s", ErrBadGroup, ad.ID, ad.Publisher)
 	}
 	info := &Info{
 		ID: ad.ID, Name: w.Name, Description: w.Description, Policy: Policy(w.Policy), Creator: ad.Publisher,
@@ -256,9 +270,6 @@ func (s *Service) Net() *Group {
 	return s.net
 }
 
-// NewGroupID returns a fresh random group ID.
-func NewGroupID() string { return strings.ToLower(pipes.NewID()) }
-
 // Create creates a group, publishes its advertisement in the net group so that
 // others can find it, and joins it.
 func (s *Service) Create(ctx context.Context, spec Spec) (*Group, error) {
@@ -268,8 +279,9 @@ func (s *Service) Create(ctx context.Context, spec Spec) (*Group, error) {
 	if spec.Name == "" {
 		return nil, fmt.Errorf("%w: a group needs a name", ErrBadGroup)
 	}
-	id := NewGroupID()
-	w := wireInfo{Name: spec.Name, Description: spec.Description, Policy: string(spec.Policy)}
+	nonce := randomBytes(16)
+	id := groupID(s.host.ID(), nonce)
+	w := wireInfo{Name: spec.Name, Description: spec.Description, Policy: string(spec.Policy), Nonce: nonce}
 	for _, a := range spec.Admins {
 		w.Admins = append(w.Admins, []byte(a))
 	}
@@ -311,12 +323,13 @@ func (s *Service) Create(ctx context.Context, spec Spec) (*Group, error) {
 		if g.cred, err = issueCredential(s.key, id, s.host.ID(), s.cfg.CredentialTTL); err != nil {
 			return nil, err
 		}
-		if g.revRaw, err = sealRevocations(s.key, id, 1, nil); err != nil {
+		key := randomBytes(32)
+		if g.revRaw, err = sealRevocations(s.key, id, 1, nil, key); err != nil {
 			return nil, err
 		}
 		g.revoked, _ = verifyRevocations(g.revRaw, info)
 		g.epoch = 1
-		g.keys[1] = randomBytes(32)
+		g.keys[1] = key
 	}
 	return s.register(g)
 }

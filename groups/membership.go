@@ -198,6 +198,9 @@ type revocations struct {
 	Epoch   uint64   `cbor:"2,keyasint"`
 	Revoked [][]byte `cbor:"3,keyasint"`
 	Issuer  []byte   `cbor:"4,keyasint"`
+	// KeyHash is SHA-256 of the epoch's group key: a member handing the key
+	// on cannot substitute another.
+	KeyHash []byte `cbor:"5,keyasint"`
 	issuer  lpeer.ID
 	revoked []lpeer.ID
 }
@@ -226,12 +229,13 @@ func (r *revocations) UnmarshalRecord(b []byte) error {
 	return nil
 }
 
-func sealRevocations(key crypto.PrivKey, group string, epoch uint64, revoked []peer.ID) ([]byte, error) {
+func sealRevocations(key crypto.PrivKey, group string, epoch uint64, revoked []peer.ID, groupKey []byte) ([]byte, error) {
 	issuer, err := lpeer.IDFromPrivateKey(key)
 	if err != nil {
 		return nil, err
 	}
-	r := &revocations{Group: group, Epoch: epoch, Issuer: []byte(issuer)}
+	h := sha256.Sum256(groupKey)
+	r := &revocations{Group: group, Epoch: epoch, Issuer: []byte(issuer), KeyHash: h[:]}
 	for _, id := range revoked {
 		r.Revoked = append(r.Revoked, []byte(id))
 	}
