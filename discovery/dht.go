@@ -33,7 +33,13 @@ func (c *core) provide(ad *Advertisement) {
 		}
 	}
 	d := c.p.Routing()
+	c.mu.Lock()
+	if c.closed.Load() { // checked with the Add under mu: Close cannot slip between
+		c.mu.Unlock()
+		return
+	}
 	c.wg.Add(1)
+	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
 		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)

@@ -163,11 +163,15 @@ func (c *core) forward(ctx context.Context, targets []lpeer.ID, req request, q *
 	for _, id := range targets {
 		go func() {
 			var got []rawAd
+			errEnough := errors.New("enough")
 			_ = c.call(ctx, id, req, func(r *response) error {
 				now := time.Now()
 				for _, raw := range r.Ads {
 					if ad, ok := c.answer(raw, q, now); ok {
 						got = append(got, rawAd{ad, raw})
+					}
+					if len(got) >= req.Limit { // a neighbour may not flood us
+						return errEnough
 					}
 				}
 				return nil

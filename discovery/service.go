@@ -174,7 +174,10 @@ func (s *Service) Scope() string { return s.scope }
 // on their own), closes the cache, and waits for its goroutines. A second call
 // returns an error wrapping net.ErrClosed.
 func (c *core) Close() error {
-	if !c.closed.CompareAndSwap(false, true) {
+	c.mu.Lock()
+	first := c.closed.CompareAndSwap(false, true)
+	c.mu.Unlock()
+	if !first {
 		return fmt.Errorf("discovery: close: %w", net.ErrClosed)
 	}
 	c.host.RemoveStreamHandler(ProtocolID)

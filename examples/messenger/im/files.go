@@ -225,15 +225,17 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 		b, _ := enc.Marshal(r)
 		return w.WriteMsg(b)
 	}
-	r := msgio.NewVarintReaderSize(c, 4096)
-	var h fileHeader
-	if err := readMsg(r, &h); err != nil {
-		return err
-	}
 	contact, ok := m.st.contact(from)
 	if !ok || contact.State != Accepted {
 		return reply(fileReply{Err: "not a contact"})
 	}
+	r := msgio.NewVarintReaderSize(c, 4096)
+	var h fileHeader
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if err := readMsg(r, &h); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Time{})
 	name := filepath.Base(strings.ReplaceAll(h.Name, "\\", "/"))
 	if h.ID == "" || len(h.ID) > 64 || strings.ContainsAny(h.ID, "/\\.") || name == "." || name == "/" || h.Size < 0 || h.Size > MaxFileSize || len(h.SHA256) != 32 {
 		return reply(fileReply{Err: "bad file header"})

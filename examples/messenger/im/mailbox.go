@@ -33,6 +33,7 @@ const (
 	MailboxMaxItems     = 1000     // per recipient
 	MailboxMaxBytes     = 4 << 20  // per recipient
 	MailboxTTL          = 7 * 24 * time.Hour
+	MailboxMaxTotal     = 1 << 30 // the whole store
 	mailboxMaxFrame     = 8 << 20
 	mailboxDepositRate  = 50 // items per second per depositor
 	mailboxStreamTimout = 15 * time.Second
@@ -157,8 +158,17 @@ func (s *MailboxServer) deposit(from peer.ID, req mbReq) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("bad recipient: %w", err)
 	}
+	if fi, err := os.Stat(s.path); err == nil && fi.Size() > MailboxMaxTotal {
+		return 0, errors.New("the super-peer's mailbox store is full")
+	}
 	lim := s.limiter(from)
 	stored := 0
+	var firstErr error
+	refuse := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
 	now := time.Now()
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(req.To)
@@ -168,15 +178,18 @@ func (s *MailboxServer) deposit(from peer.ID, req mbReq) (int, error) {
 		s.expire(b, now)
 		count, size := b.Stats().KeyN, 0
 		_ = b.ForEach(func(_, v []byte) error { size += len(v); return nil })
+		// Each item on its own: one bad item does not cost the others.
 		for _, it := range req.Items {
-			if len(it.Blob) > MailboxMaxItem || len(it.ID) == 0 || len(it.ID) > 64 {
-				return fmt.Errorf("item %q too large or unnamed", it.ID)
-			}
-			if !lim.Allow() {
-				return errors.New("rate limited")
-			}
-			if count >= MailboxMaxItems || size+len(it.Blob) > MailboxMaxBytes {
-				return fmt.Errorf("mailbox of %s is full", to.ShortString())
+			switch {
+			case len(it.Blob) > MailboxMaxItem || len(it.ID) == 0 || len(it.ID) > 64:
+				refuse(fmt.Errorf("item %q too large or unnamed", it.ID))
+				continue
+			case count >= MailboxMaxItems || size+len(it.Blob) > MailboxMaxBytes:
+				refuse(fmt.Errorf("mailbox of %s is full", to.ShortString()))
+				continue
+			case !lim.Allow():
+				refuse(errors.New("rate limited"))
+				continue
 			}
 			seq, _ := b.NextSequence()
 			key := binary.BigEndian.AppendUint64(nil, seq)
@@ -194,7 +207,10 @@ func (s *MailboxServer) deposit(from peer.ID, req mbReq) (int, error) {
 		}
 		return nil
 	})
-	return stored, err
+	if err != nil {
+		return 0, err
+	}
+	return stored, firstErr
 }
 
 func (s *MailboxServer) expire(b *bolt.Bucket, now time.Time) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -377,19 +378,22 @@ func (m *Messenger) fetchMailbox(ctx context.Context) {
 			f    frame
 		}
 		var got []opened
-		var ids []string
+		var ids []string // acknowledged, hence deleted at the super-peer
 		for _, it := range resp.Items {
-			ids = append(ids, it.ID)
 			from, err := lpeer.IDFromBytes(it.From)
 			if err != nil {
+				ids = append(ids, it.ID) // unusable: drop it
 				continue
 			}
 			contact, ok := m.st.contact(from)
-			if !ok || len(contact.BoxKey) != 32 {
+			if !ok || contact.State != Accepted || len(contact.BoxKey) != 32 {
+				// Not a contact yet (say, they accepted us while we were
+				// away): keep it until we are, or until it expires.
 				continue
 			}
 			var s sealedItem
 			if dec.Unmarshal(it.Blob, &s) != nil || len(s.Nonce) != 24 {
+				ids = append(ids, it.ID)
 				continue
 			}
 			var their [32]byte
@@ -398,16 +402,21 @@ func (m *Messenger) fetchMailbox(ctx context.Context) {
 			copy(nonce[:], s.Nonce)
 			plain, ok := box.Open(nil, s.Box, &nonce, &their, m.boxKey)
 			if !ok {
+				ids = append(ids, it.ID) // not sealed by them for us
 				continue
 			}
 			var f frame
-			if dec.Unmarshal(plain, &f) == nil {
-				got = append(got, opened{from, f})
+			if dec.Unmarshal(plain, &f) != nil {
+				ids = append(ids, it.ID)
+				continue
 			}
+			got = append(got, opened{from, f})
+			ids = append(ids, it.ID)
 		}
+		// Each sender's frames in that sender's order.
 		slices.SortStableFunc(got, func(a, b opened) int {
-			if a.from != b.from {
-				return 0
+			if c := strings.Compare(string(a.from), string(b.from)); c != 0 {
+				return c
 			}
 			switch {
 			case a.f.Seq < b.f.Seq:
