@@ -3,14 +3,11 @@ package peer
 import (
 	"context"
 	"fmt"
-	"net"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
@@ -21,63 +18,31 @@ import (
 // failed punch can be retried (the stock service tries one DCUtR exchange of at
 // most three rounds per relayed connection and gives up).
 
-// relayDialDelay is the head start direct addresses get over relay addresses
-// when a peer has both.
-const relayDialDelay = 500 * time.Millisecond
-
-// dialRanker is go-libp2p's ranker, except that a relay address waits
-// relayDialDelay whenever the peer has a direct address likely to work: a
-// public one, or one on a subnet of this machine (the same LAN, or loopback).
-// go-libp2p delays relays only behind public addresses, so two peers on one
-// LAN, both holding reservations, could meet through the relay and stay there
-// (no hole punch starts without a public address), and GossipSub does not use
-// relayed connections. Private addresses of other networks (another home's
-// LAN) do not delay the relay.
-func dialRanker(addrs []ma.Multiaddr) []network.AddrDelay {
-	out := swarm.DefaultDialRanker(addrs)
-	nets := localNets()
-	likely := slices.ContainsFunc(addrs, func(a ma.Multiaddr) bool {
+// tryLANDirect is started when a peer is first reached through a relay: if
+// the peer has private or loopback addresses (the same LAN, or this machine),
+// it dials them directly. go-libp2p races relay addresses against private ones
+// and may settle on the relay; no hole punch starts without public addresses,
+// and GossipSub does not use relayed connections, so two peers on one LAN
+// could otherwise stay relayed. Public addresses are the hole punch's job.
+func (p *Peer) tryLANDirect(id ID) {
+	defer p.wg.Done()
+	var addrs []ma.Multiaddr
+	for _, a := range p.host.Peerstore().Addrs(id) {
 		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
-			return false
+			continue
 		}
-		if manet.IsPublicAddr(a) {
-			return true
-		}
-		ip, err := manet.ToIP(a)
-		return err == nil && slices.ContainsFunc(nets, func(n *net.IPNet) bool { return n.Contains(ip) })
-	})
-	if !likely {
-		return out
-	}
-	for i := range out {
-		if _, err := out[i].Addr.ValueForProtocol(ma.P_CIRCUIT); err == nil && out[i].Delay < relayDialDelay {
-			out[i].Delay = relayDialDelay
+		if manet.IsPrivateAddr(a) || manet.IsIPLoopback(a) {
+			addrs = append(addrs, a)
 		}
 	}
-	return out
-}
-
-var (
-	netsMu   sync.Mutex
-	nets     []*net.IPNet // guarded by netsMu; this machine's subnets
-	netsRead time.Time    // guarded by netsMu
-)
-
-// localNets returns this machine's subnets, read at most every 30 s.
-func localNets() []*net.IPNet {
-	netsMu.Lock()
-	defer netsMu.Unlock()
-	if time.Since(netsRead) < 30*time.Second {
-		return nets
+	if len(addrs) == 0 {
+		return
 	}
-	nets, netsRead = nil, time.Now()
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			nets = append(nets, n)
-		}
+	ctx, cancel := context.WithTimeout(p.ctx, 3*time.Second)
+	defer cancel()
+	if err := p.host.Connect(network.WithForceDirectDial(ctx, "juxta LAN"), AddrInfo{ID: id, Addrs: addrs}); err != nil {
+		p.log.Debug("no direct LAN path", "peer", id, "err", err)
 	}
-	return nets
 }
 
 // directDialTimeout bounds DCUtR's first, plain direct dial.

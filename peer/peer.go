@@ -209,7 +209,6 @@ func (p *Peer) options() []libp2p.Option {
 		libp2p.WithFxOption(fx.Populate(&p.oam)),
 		libp2p.UserAgent("juxta/0"),
 		libp2p.AddrsFactory(p.addrsFactory),
-		libp2p.DialRanker(dialRanker),
 		libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
 			p.early.Store(&h)
 			mode := dht.ModeClient
@@ -701,9 +700,13 @@ func (p *Peer) updatePath(id ID) {
 	switch {
 	case before == PathNone:
 		p.events.Publish(PeerConnected{Peer: id, Path: now})
-		if now == PathRelayed && p.hp != nil {
+		if now == PathRelayed {
 			p.wg.Add(1)
-			go p.superviseRelayed(id)
+			go p.tryLANDirect(id)
+			if p.hp != nil {
+				p.wg.Add(1)
+				go p.superviseRelayed(id)
+			}
 		}
 	case now == PathNone:
 		delete(p.punches, id)

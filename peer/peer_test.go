@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 func TestMain(m *testing.M) {
@@ -242,31 +241,5 @@ func TestObserve(t *testing.T) {
 	}
 	if _, err := s.Observe(ctx, a.ID()); err == nil {
 		t.Fatal("an edge answered an observation")
-	}
-}
-
-func TestDialRankerDelaysRelaysBehindDirect(t *testing.T) {
-	relay := ma.StringCast("/ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit")
-	lan := ma.StringCast("/ip4/127.0.0.2/udp/4001/quic-v1") // on this machine's loopback subnet
-	got := dialRanker([]ma.Multiaddr{relay, lan})
-	for _, d := range got {
-		_, err := d.Addr.ValueForProtocol(ma.P_CIRCUIT)
-		if err == nil && d.Delay < relayDialDelay {
-			t.Fatalf("relay dialled after %s with a LAN address beside it", d.Delay)
-		}
-		if err != nil && d.Delay != 0 {
-			t.Fatalf("LAN address delayed %s", d.Delay)
-		}
-	}
-	// Another home's LAN address does not hold the relay back.
-	far := ma.StringCast("/ip4/10.254.253.9/udp/4001/quic-v1") // private, on no subnet of this machine
-	for _, d := range dialRanker([]ma.Multiaddr{relay, far}) {
-		if _, err := d.Addr.ValueForProtocol(ma.P_CIRCUIT); err == nil && d.Delay != 0 {
-			t.Fatalf("relay delayed %s behind a private address of another network", d.Delay)
-		}
-	}
-	// Only a relay: no reason to wait.
-	if got := dialRanker([]ma.Multiaddr{relay}); got[0].Delay != 0 {
-		t.Fatalf("lone relay delayed %s", got[0].Delay)
 	}
 }
