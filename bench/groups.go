@@ -126,22 +126,7 @@ func (f *presenceFixture) setup(ctx context.Context) (_ func() error, err error)
 	links := f.nw.links()
 	logf("    members' graph: %s", graphStats(f.n, links))
 
-	if f.raw, err = startRawGossip(sctx, f.n, links); err != nil {
-		return nil, err
-	}
-	f.rarr = newArrivals(f.n)
-	for i, sub := range f.raw.subs {
-		f.wg.Go(func() {
-			for {
-				m, err := sub.Next(rctx)
-				if err != nil {
-					return
-				}
-				f.rarr.saw(i, tagOf(m.Data))
-			}
-		})
-	}
-	if err := f.raw.waitMesh(sctx); err != nil {
+	if f.raw, f.rarr, err = startRawBaseline(sctx, rctx, f.n, links, &f.wg); err != nil {
 		return nil, err
 	}
 	if err := settle(sctx); err != nil {

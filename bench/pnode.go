@@ -299,3 +299,29 @@ func timeToAll(ctx context.Context, a *arrivals, msgs int, next *int, send func(
 	}
 	return median(lat), nil
 }
+
+// startRawBaseline starts raw GossipSub on n plain hosts wired as links (the
+// juxta members' graph), records in the returned arrivals what each host
+// receives (readers run on wg until rctx ends), and waits for the mesh.
+func startRawBaseline(sctx, rctx context.Context, n int, links [][2]int, wg *sync.WaitGroup) (*rawGossip, *arrivals, error) {
+	raw, err := startRawGossip(sctx, n, links)
+	if err != nil {
+		return nil, nil, err
+	}
+	arr := newArrivals(n)
+	for i, sub := range raw.subs {
+		wg.Go(func() {
+			for {
+				m, err := sub.Next(rctx)
+				if err != nil {
+					return
+				}
+				arr.saw(i, tagOf(m.Data))
+			}
+		})
+	}
+	if err := raw.waitMesh(sctx); err != nil {
+		return raw, arr, err
+	}
+	return raw, arr, nil
+}

@@ -102,22 +102,7 @@ func (f *propagateFixture) setup(ctx context.Context) (_ func() error, err error
 	links := f.nw.links()
 	logf("    juxta: every member has a topic peer %.1fs after joining; members' graph: %s", time.Since(start).Seconds()-meshSettle.Seconds(), graphStats(f.n, links))
 
-	if f.raw, err = startRawGossip(sctx, f.n, links); err != nil {
-		return nil, err
-	}
-	f.rarr = newArrivals(f.n)
-	for i, sub := range f.raw.subs {
-		f.wg.Go(func() {
-			for {
-				m, err := sub.Next(rctx)
-				if err != nil {
-					return
-				}
-				f.rarr.saw(i, tagOf(m.Data))
-			}
-		})
-	}
-	if err := f.raw.waitMesh(sctx); err != nil {
+	if f.raw, f.rarr, err = startRawBaseline(sctx, rctx, f.n, links, &f.wg); err != nil {
 		return nil, err
 	}
 	if err := settle(sctx); err != nil {
