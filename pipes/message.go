@@ -236,10 +236,11 @@ func (l *MsgListener) handle(str network.Stream) {
 		return
 	}
 	c := l.s.newMsgConn(l.id, remote, l.cfg, flags&helloReliable != 0, false, sid)
-	if c.reliable {
-		l.s.mu.Lock()
-		l.s.sessions[key] = c
-		l.s.mu.Unlock()
+	if c.reliable && !l.s.addSession(key, remote, c) {
+		c.Close()
+		_ = msgio.NewVarintWriter(str).WriteMsg([]byte{fRefuse})
+		str.Close()
+		return
 	}
 	c.attach(str, r, peerRecv, true)
 	l.mu.Lock()
@@ -592,9 +593,7 @@ func (c *MsgConn) Close() error {
 
 func (c *MsgConn) forget() {
 	c.s.mu.Lock()
-	if k := sessionKey(c.s.scope, c.id, c.remote, c.sid); c.s.sessions[k] == c {
-		delete(c.s.sessions, k)
-	}
+	c.s.deleteSessionLocked(sessionKey(c.s.scope, c.id, c.remote, c.sid), c)
 	c.s.mu.Unlock()
 	c.s.untrack(c)
 }
@@ -869,7 +868,7 @@ func (c *MsgConn) resume(cause error) {
 // back in time.
 func (c *MsgConn) awaitResume(gen int, cause error) {
 	defer c.wg.Done()
-	t := time.NewTimer(c.cfg.ResumeTimeout)
+	t := time.NewTimer(c.resumeWait())
 	defer t.Stop()
 	for {
 		c.mu.Lock()

@@ -97,8 +97,9 @@ type core struct {
 	closed atomic.Bool
 
 	mu       sync.Mutex
-	closers  map[any]func() // guarded by mu; listeners, conns, topics to close
-	sessions map[string]*MsgConn
+	closers  map[any]func()      // guarded by mu; listeners, conns, topics to close
+	sessions map[string]*MsgConn // listener-side reliable sessions; guarded by mu
+	perPeer  map[peer.ID]int     // sessions per remote peer; guarded by mu
 
 	psOnce sync.Once
 	ps     *pubsubState
@@ -113,6 +114,7 @@ func New(ctx context.Context, p *peer.Peer, d *discovery.Service) (*Service, err
 		p: p, host: p.Host(), disc: d, log: p.Logger().With("svc", "pipes"),
 		closers:  make(map[any]func()),
 		sessions: make(map[string]*MsgConn),
+		perPeer:  make(map[peer.ID]int),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return &Service{core: c}, nil
@@ -214,6 +216,18 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 	var o dialOpts
 	for _, f := range opts {
 		f(&o)
+	}
+	if s.hooks.Authorize != nil {
+		// A scope's pipes admit only members at both ends: the dialer
+		// checks the listener too, so that a non-member binding the same
+		// pipe name never receives what a member sends.
+		inner := try
+		try = func(ctx context.Context, pid peer.ID) error {
+			if err := s.hooks.Authorize(ctx, pid); err != nil {
+				return fmt.Errorf("%w: listener %s: %w", ErrDenied, pid.ShortString(), err)
+			}
+			return inner(ctx, pid)
+		}
 	}
 	if o.peer != "" {
 		return try(ctx, o.peer)
