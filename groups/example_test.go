@@ -37,7 +37,7 @@ func start(ctx context.Context, name string, sp *peer.Peer) (*peer.Peer, *groups
 // A password group: the right password joins and sees the creator's presence;
 // a wrong one is refused before anything is sent.
 func Example() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	sp, _, stop := start(ctx, "super-peer", nil)
 	defer stop()

@@ -57,10 +57,16 @@ type MemberSubscription = eventbus.Sub[MemberEvent]
 // presence. In password and invite groups it is encrypted like any other.
 const presenceTopic = "juxta.presence"
 
+// presenceMsg is one announcement. Seq orders one sender's announcements:
+// GossipSub does not keep a sender's messages in order, so a receiver applies
+// only an announcement newer than the last it applied from that sender.
+// Otherwise a heartbeat that left before "offline" but arrived after it would
+// show an invisible member online again.
 type presenceMsg struct {
 	State string `cbor:"1,keyasint"`
 	Text  string `cbor:"2,keyasint,omitempty"`
 	Name  string `cbor:"3,keyasint,omitempty"`
+	Seq   uint64 `cbor:"4,keyasint"`
 }
 
 type presence struct {
@@ -74,6 +80,9 @@ type presence struct {
 	mu      sync.Mutex
 	self    Member
 	members map[peer.ID]*Member // others
+	seqs    map[peer.ID]uint64  // the last Seq applied from each other member
+	seq     uint64              // this peer's last Seq sent
+	left    bool                // the goodbye is sent: announce nothing more
 	topic   *pipes.Topic        // nil until joined
 	once    sync.Once
 }
@@ -84,6 +93,10 @@ func newPresence(g *Group) *presence {
 		bus:     eventbus.New[MemberEvent](),
 		kick:    make(chan struct{}, 1),
 		members: map[peer.ID]*Member{},
+		seqs:    map[peer.ID]uint64{},
+		// Starting from the clock keeps a restarted peer's announcements
+		// newer than those of its previous run.
+		seq:  uint64(time.Now().UnixNano()),
 		self:    Member{ID: g.s.host.ID(), Name: g.s.p.Name(), State: Online, LastSeen: time.Now()},
 	}
 	pr.ctx, pr.cancel = context.WithCancel(g.s.ctx)
@@ -149,15 +162,24 @@ func (pr *presence) run() {
 }
 
 // publish announces this peer's state; an invisible peer announces nothing
-// (it announced offline once when it became invisible).
+// (it announced offline once when it became invisible), nor does one that has
+// said goodbye.
 func (pr *presence) publish() {
 	pr.mu.Lock()
-	self, topic := pr.self, pr.topic
-	pr.mu.Unlock()
-	if topic == nil || self.State == Invisible {
+	if pr.topic == nil || pr.left || pr.self.State == Invisible {
+		pr.mu.Unlock()
 		return
 	}
-	pr.send(topic, presenceMsg{State: string(self.State), Text: self.Text, Name: self.Name})
+	topic, m := pr.topic, pr.messageLocked(pr.self.State, pr.self.Text)
+	pr.mu.Unlock()
+	pr.send(topic, m)
+}
+
+// messageLocked builds the next announcement. The state and its Seq are taken
+// together under pr.mu, so a later state always carries a larger Seq.
+func (pr *presence) messageLocked(st State, text string) presenceMsg {
+	pr.seq++
+	return presenceMsg{State: string(st), Text: text, Name: pr.self.Name, Seq: pr.seq}
 }
 
 func (pr *presence) send(topic *pipes.Topic, m presenceMsg) {
@@ -182,15 +204,21 @@ func (pr *presence) listen(topic *pipes.Topic) {
 		if m.From == pr.g.s.host.ID() {
 			continue
 		}
-		var pm presenceMsg
-		if decMode.Unmarshal(m.Data, &pm) != nil || !validState(State(pm.State)) || State(pm.State) == Invisible {
-			continue
-		}
-		pr.update(m.From, State(pm.State), pm.Text, pm.Name, time.Now())
+		pr.receive(m.From, m.Data, time.Now())
 	}
 }
 
-func (pr *presence) update(id peer.ID, st State, text, name string, now time.Time) {
+// receive applies one announcement from another member, if it is valid and
+// newer than the last applied from that member.
+func (pr *presence) receive(from peer.ID, data []byte, now time.Time) {
+	var pm presenceMsg
+	if decMode.Unmarshal(data, &pm) != nil || !validState(State(pm.State)) || State(pm.State) == Invisible {
+		return
+	}
+	pr.update(from, State(pm.State), pm.Text, pm.Name, pm.Seq, now)
+}
+
+func (pr *presence) update(id peer.ID, st State, text, name string, seq uint64, now time.Time) {
 	if len(text) > 256 {
 		text = text[:256]
 	}
@@ -198,6 +226,12 @@ func (pr *presence) update(id peer.ID, st State, text, name string, now time.Tim
 		name = name[:64]
 	}
 	pr.mu.Lock()
+	if seq <= pr.seqs[id] {
+		// Older than what we have (delivered out of order, or replayed).
+		pr.mu.Unlock()
+		return
+	}
+	pr.seqs[id] = seq
 	m, known := pr.members[id]
 	if !known {
 		m = &Member{ID: id}
@@ -243,24 +277,32 @@ func (pr *presence) set(st State, text string) {
 	was := pr.self.State
 	pr.self.State, pr.self.Text = st, text
 	topic := pr.topic
-	pr.mu.Unlock()
-	if st == Invisible && was != Invisible && topic != nil {
-		pr.send(topic, presenceMsg{State: string(Offline), Name: pr.self.Name})
+	if st == Invisible && was != Invisible && topic != nil && !pr.left {
+		m := pr.messageLocked(Offline, "")
+		pr.mu.Unlock()
+		pr.send(topic, m)
 		return
 	}
+	pr.mu.Unlock()
 	select {
 	case pr.kick <- struct{}{}:
 	default:
 	}
 }
 
+// announceOffline says goodbye: after it, this peer announces nothing, so no
+// later heartbeat (with a larger Seq) can show it online again.
 func (pr *presence) announceOffline(ctx context.Context) {
 	pr.mu.Lock()
-	topic, name := pr.topic, pr.self.Name
-	pr.mu.Unlock()
-	if topic != nil {
-		pr.send(topic, presenceMsg{State: string(Offline), Name: name})
+	if pr.left || pr.topic == nil {
+		pr.left = true
+		pr.mu.Unlock()
+		return
 	}
+	pr.left = true
+	topic, m := pr.topic, pr.messageLocked(Offline, "")
+	pr.mu.Unlock()
+	pr.send(topic, m)
 }
 
 func (pr *presence) stop() {
@@ -282,7 +324,7 @@ func (pr *presence) stop() {
 // working.
 func (g *Group) SetPresence(st State, text string) error {
 	if !validState(st) {
-		return fmt.Errorf("groups: unknown presence state %q", st)
+		return fmt.Errorf("groups: unknown presence state %q (one of online, away, busy, dnd, invisible, offline)", st)
 	}
 	g.presence.set(st, text)
 	return nil

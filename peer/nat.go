@@ -24,26 +24,49 @@ import (
 // and may settle on the relay; no hole punch starts without public addresses,
 // and GossipSub does not use relayed connections, so two peers on one LAN
 // could otherwise stay relayed. Public addresses are the hole punch's job.
+//
+// A loaded machine can take longer than one attempt's timeout for a
+// handshake (two peers that never met in a group's mesh for minutes under
+// -race were relayed after a single 3 s try had failed), so it retries with
+// longer timeouts while the peer is connected only through a relay.
 func (p *Peer) tryLANDirect(id ID) {
 	defer p.wg.Done()
-	var addrs []ma.Multiaddr
-	for _, a := range p.host.Peerstore().Addrs(id) {
-		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
-			continue
+	for i, timeout := range lanDirectTimeouts {
+		if i > 0 {
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-time.After(timeout / 2):
+			}
 		}
-		if manet.IsPrivateAddr(a) || manet.IsIPLoopback(a) {
-			addrs = append(addrs, a)
+		if p.PathTo(id) != PathRelayed {
+			return // direct already, or gone
 		}
-	}
-	if len(addrs) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(p.ctx, 3*time.Second)
-	defer cancel()
-	if err := p.host.Connect(network.WithForceDirectDial(ctx, "juxta LAN"), AddrInfo{ID: id, Addrs: addrs}); err != nil {
-		p.log.Debug("no direct LAN path", "peer", id, "err", err)
+		var addrs []ma.Multiaddr
+		for _, a := range p.host.Peerstore().Addrs(id) {
+			if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+				continue
+			}
+			if manet.IsPrivateAddr(a) || manet.IsIPLoopback(a) {
+				addrs = append(addrs, a)
+			}
+		}
+		if len(addrs) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, timeout)
+		err := p.host.Connect(network.WithForceDirectDial(ctx, "juxta LAN"), AddrInfo{ID: id, Addrs: addrs})
+		cancel()
+		if err == nil {
+			return
+		}
+		p.log.Debug("no direct LAN path", "peer", id, "attempt", i+1, "err", err)
 	}
 }
+
+// lanDirectTimeouts bound each direct dial of tryLANDirect; each retry waits
+// half its timeout first.
+var lanDirectTimeouts = []time.Duration{3 * time.Second, 10 * time.Second, 30 * time.Second}
 
 // directDialTimeout bounds DCUtR's first, plain direct dial.
 const directDialTimeout = time.Second

@@ -55,6 +55,11 @@ func (c *core) pubsub() (*pubsub.PubSub, error) {
 		ps, err = pubsub.NewGossipSub(ctx, c.host,
 			pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 			pubsub.WithPeerExchange(true),
+			// A peer's own messages go to every member known to subscribe,
+			// not only to its mesh: a message published before GossipSub
+			// grafted a mesh (in its first heartbeat) would otherwise reach
+			// no one. Forwarding stays on the mesh.
+			pubsub.WithFloodPublish(true),
 			// Remember message IDs as long as groups accept a sealed
 			// message's age, so a captured message cannot be replayed.
 			pubsub.WithSeenMessagesTTL(SeenMessagesTTL),
