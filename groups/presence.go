@@ -97,7 +97,7 @@ func newPresence(g *Group) *presence {
 		// Starting from the clock keeps a restarted peer's announcements
 		// newer than those of its previous run.
 		seq:  uint64(time.Now().UnixNano()),
-		self:    Member{ID: g.s.host.ID(), Name: g.s.p.Name(), State: Online, LastSeen: time.Now()},
+		self: Member{ID: g.s.host.ID(), Name: g.s.p.Name(), State: Online, LastSeen: time.Now()},
 	}
 	pr.ctx, pr.cancel = context.WithCancel(g.s.ctx)
 	pr.wg.Add(1)
