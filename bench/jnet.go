@@ -138,6 +138,15 @@ func superPeerNet(ctx context.Context, nsp, nedges int, dcfg discovery.Config) (
 			return nil, fmt.Errorf("super-peer %d: %w", i, err)
 		}
 	}
+	// Each super-peer's operator trusts the others: the earlier ones are in its
+	// configuration, the later ones are not.
+	for _, sp := range nw.sps {
+		for _, o := range nw.sps {
+			if o != sp {
+				sp.d.TrustSuperPeers(o.p.ID())
+			}
+		}
+	}
 	nw.edges, err = startMany(ctx, nedges, func(ctx context.Context, i int) (*jnode, error) {
 		cfg := jpeer.TestConfig()
 		cfg.SuperPeers = []string{nw.sps[i%nsp].p.Invite()}

@@ -129,7 +129,7 @@ func init() {
 	}
 	decMode, err = cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		MaxArrayElements:  1024,
+		MaxArrayElements:  MaxRefreshBatch,
 		MaxMapPairs:       1024,
 		MaxNestedLevels:   4,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,

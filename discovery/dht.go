@@ -22,15 +22,24 @@ func dhtKey(scope, typ, attr, value string) cid.Cid {
 }
 
 // provide announces ad's attribute values in the DHT, in the background.
-func (c *core) provide(ad *Advertisement) {
-	if c.cfg.NoDHT || len(ad.Attrs) == 0 || c.closed.Load() {
+func (c *core) provide(ad *Advertisement) { c.provideMany([]Advertisement{*ad}) }
+
+// provideMany announces the attribute values of ads in the DHT, in one
+// background task bounded in time.
+func (c *core) provideMany(ads []Advertisement) {
+	if c.cfg.NoDHT || c.closed.Load() {
 		return
 	}
 	var keys []cid.Cid
-	for k, v := range ad.Attrs {
-		if len(v) <= MaxDHTValue {
-			keys = append(keys, dhtKey(ad.Scope, ad.Type, k, v))
+	for i := range ads {
+		for k, v := range ads[i].Attrs {
+			if len(v) <= MaxDHTValue {
+				keys = append(keys, dhtKey(ads[i].Scope, ads[i].Type, k, v))
+			}
 		}
+	}
+	if len(keys) == 0 {
+		return
 	}
 	d := c.p.Routing()
 	c.mu.Lock()
@@ -42,7 +51,7 @@ func (c *core) provide(ad *Advertisement) {
 	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+		ctx, cancel := context.WithTimeout(c.ctx, provideTimeout)
 		defer cancel()
 		if d.RoutingTable().Size() == 0 {
 			return // no DHT server known: nobody to hold the records
@@ -55,6 +64,9 @@ func (c *core) provide(ad *Advertisement) {
 		}
 	}()
 }
+
+// provideTimeout bounds one background round of DHT announcements.
+const provideTimeout = 30 * time.Second
 
 // dht looks the exact query up in provider records and fetches the
 // advertisement from each provider.

@@ -343,13 +343,13 @@ func floodRun(t *testing.T, cfg Config, total, attackers int, tolerateEviction b
 func TestFloodPublishesRateLimited(t *testing.T) {
 	// The querier asks up to 500 times a second; a query rate above the
 	// default 20/s keeps its own limit out of the measurement. The publish
-	// rate is the default.
-	cfg := Config{Capacity: floodCapacity, PublisherQuota: floodQuota, QueryRate: 1000}
+	// rate is 100/s, below the quota the flood would fill in a second.
+	cfg := Config{Capacity: floodCapacity, PublisherQuota: floodQuota, QueryRate: 1000, PublishRate: 100}
 	r := floodRun(t, cfg, floodTotal, 1, false)
 	if r.drops[DropRateLimited] < floodTotal/2 {
 		t.Errorf("only %d publishes were rate-limited", r.drops[DropRateLimited])
 	}
-	// A token bucket of the default 100/s with a burst of 200, plus slack.
+	// A token bucket of 100/s with a burst of 200, plus slack.
 	if limit := 200 + 100*r.elapsed.Seconds() + 50; float64(r.accepted) > limit {
 		t.Errorf("accepted %d in %v, more than the publish rate allows (%.0f)", r.accepted, r.elapsed, limit)
 	}

@@ -11,7 +11,8 @@ import (
 func TestHierarchyForwardsWithTTL(t *testing.T) {
 	ctx := testCtx(t)
 	s1 := superPeer(t)
-	s2 := superPeer(t, s1) // s2 knows s1; s1 learns s2 from the connection
+	s2 := superPeer(t, s1)          // s2 knows s1 from its configuration
+	s1.d.TrustSuperPeers(s2.p.ID()) // and s1's operator trusts s2
 	a := edge(t, Config{NoPeerAdvertisement: true}, s1)
 	b := edge(t, Config{NoPeerAdvertisement: true}, s2)
 	if _, err := a.d.Publish(ctx, fileAd("song", "Heroes.flac")); err != nil {
@@ -28,7 +29,7 @@ func TestHierarchyForwardsWithTTL(t *testing.T) {
 	if len(res) != 1 || res[0].ID != "song" || res[0].Publisher != a.p.ID() || res[0].From != s2.p.ID() {
 		t.Fatalf("through the hierarchy: %+v", res)
 	}
-	// And the other way round: s1 forwards to s2, which it was never configured with.
+	// And the other way round: s1 forwards to s2, which it trusts but was never configured with.
 	if _, err := b.d.Publish(ctx, fileAd("other", "Heroes (live).flac")); err != nil {
 		t.Fatal(err)
 	}

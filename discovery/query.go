@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// Query selects advertisements by type and one attribute.
+// Query selects advertisements by type and either one attribute (Attr and
+// Value, a glob) or keywords (Keywords, ranked).
 type Query struct {
 	// Scope is the group to search; "" is the net group. Advertisements of
 	// other scopes never match.
@@ -17,6 +18,24 @@ type Query struct {
 	Attr string
 	// Value is matched case-insensitively; '*' stands for any run of characters.
 	Value string
+	// Keywords, when set, makes this a keyword query: the words of Keywords
+	// must all appear among the attributes' words (AnyKeyword: any of them),
+	// the last word as a prefix ("blue mon" finds "Blue Monday.mp3"). Words are
+	// split at Unicode word boundaries and punctuation, case folded and NFC
+	// normalized, so that Hangul typed composed finds names stored decomposed
+	// (macOS), accents and case aside. Results are ranked by BM25, then by how
+	// many publishers offer an advertisement of the same type and ID (give a
+	// file's content hash as its ID to have copies counted). Attr and Value must
+	// be empty. At most MaxKeywords words.
+	Keywords string
+	// KeywordAttrs are the attributes Keywords searches; empty means all.
+	KeywordAttrs []string
+	// AnyKeyword ranks advertisements that hold any of the keywords, not only
+	// all: those holding more rank higher.
+	AnyKeyword bool
+	// Offset skips that many of the best results, at each source: with Limit,
+	// a page. Offset+Limit is at most MaxOffset.
+	Offset int
 	// Limit bounds the results; 0 means DefaultLimit.
 	Limit int
 	// TTL is how many times a super-peer (or, when flooding, a neighbour) may
@@ -25,6 +44,8 @@ type Query struct {
 	TTL int
 	// Sources selects where Find looks; 0 means DefaultSources.
 	Sources Source
+
+	kw *kwQuery // parsed Keywords; set by normalize
 }
 
 // Query defaults and limits.
@@ -82,7 +103,14 @@ func (q *Query) normalize() error {
 			return fmt.Errorf("%w: query field of %d bytes, limit %d", ErrInvalid, len(f), MaxQueryField)
 		}
 	}
+	kw, err := q.parseKeywords()
+	if err != nil {
+		return err
+	}
+	q.kw = kw
 	switch {
+	case q.Offset < 0:
+		return fmt.Errorf("%w: negative offset", ErrInvalid)
 	case q.Limit < 0:
 		return fmt.Errorf("%w: negative limit", ErrInvalid)
 	case q.Limit == 0:
@@ -100,6 +128,9 @@ func (q *Query) normalize() error {
 	case q.TTL > MaxTTL:
 		q.TTL = MaxTTL
 	}
+	if q.Offset+q.Limit > MaxOffset {
+		return fmt.Errorf("%w: offset %d and limit %d, limit %d in all", ErrInvalid, q.Offset, q.Limit, MaxOffset)
+	}
 	if q.Sources == 0 {
 		q.Sources = DefaultSources
 	}
@@ -109,12 +140,15 @@ func (q *Query) normalize() error {
 // exact reports whether the query names one attribute value, so that the DHT
 // can answer it.
 func (q *Query) exact() bool {
-	return q.Type != "" && q.Attr != "" && q.Value != "" && !strings.Contains(q.Value, "*")
+	return q.kw == nil && q.Type != "" && q.Attr != "" && q.Value != "" && !strings.Contains(q.Value, "*")
 }
 
 func (q *Query) matches(a *Advertisement) bool {
 	if a.Scope != q.Scope || (q.Type != "" && a.Type != q.Type) {
 		return false
+	}
+	if q.kw != nil {
+		return q.kw.matches(a)
 	}
 	if q.Attr != "" {
 		v, ok := a.Attrs[q.Attr]

@@ -1,8 +1,11 @@
 package discovery
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -18,7 +21,7 @@ import (
 const forwardTimeout = 2 * time.Second
 
 // answerBatch bounds the bytes of advertisements in one answer frame.
-const answerBatch = MaxFrame / 2
+const answerBatch = 128 << 10
 
 func (c *core) handle(str network.Stream) {
 	defer str.Close()
@@ -39,6 +42,8 @@ func (c *core) handle(str network.Stream) {
 		err = c.servePublish(cn, from, &req)
 	case opFlush:
 		err = c.serveFlush(cn, from, &req)
+	case opRefresh:
+		err = c.serveRefresh(cn, from, &req)
 	default:
 		c.drop(DropMalformed)
 		err = cn.send(response{Done: true, Code: codeInvalid, Err: "unknown operation"})
@@ -59,101 +64,140 @@ func (c *core) serveQuery(cn *conn, from lpeer.ID, req *request) error {
 	}
 	q, err := req.query()
 	if err != nil {
+		c.drop(DropMalformed)
 		return refuse(cn, err)
 	}
 	c.served.Add(1)
 	if !c.firstSeen(req.QID) {
 		return cn.send(response{Done: true}) // a duplicate: answered already
 	}
-	sent := map[Key]bool{}
-	var batch [][]byte
-	size := 0
-	flush := func(done bool) error {
-		err := cn.send(response{Ads: batch, Done: done})
-		batch, size = nil, 0
-		return err
+	want := q.Offset + q.Limit
+	var hits []rawAd
+	for _, h := range c.store.query(&q, time.Now(), want) {
+		hits = append(hits, rawAd{ad: h.e.ad, raw: h.e.raw, score: h.score, pubs: h.pubs})
 	}
-	add := func(k Key, raw []byte) error {
-		if sent[k] || len(sent) >= q.Limit {
-			return nil
-		}
-		sent[k] = true
-		if size+len(raw) > answerBatch {
-			if err := flush(false); err != nil {
-				return err
-			}
-		}
-		batch = append(batch, raw)
-		size += len(raw)
-		return nil
-	}
-	for _, e := range c.store.query(&q, time.Now(), q.Limit) {
-		if err := add(e.ad.Key(), e.raw); err != nil {
-			return err
-		}
-	}
-	if len(sent) < q.Limit && q.TTL > 0 {
-		if targets := c.forwardTargets(from, req.Flood); len(targets) > 0 {
+	if len(hits) < want && q.TTL > 0 {
+		if targets, visited := c.forwardTargets(from, req); len(targets) > 0 {
 			fwd := *req
 			fwd.TTL = q.TTL - 1
-			fwd.Limit = q.Limit - len(sent)
+			fwd.Offset = 0
+			fwd.Limit = want - len(hits)
+			fwd.Visited = visited
 			ctx, cancel := context.WithTimeout(c.ctx, forwardTimeout)
-			res := c.forward(ctx, targets, fwd, &q)
+			hits = append(hits, c.forward(ctx, targets, fwd, &q)...)
 			cancel()
-			for _, r := range res {
-				if err := add(r.ad.Key(), r.raw); err != nil {
-					return err
-				}
-			}
 		}
 	}
-	return flush(true)
+	return sendAnswer(cn, &q, hits)
+}
+
+// sendAnswer sends the page of hits q asks for, deduplicated, ranked when q
+// has keywords, in frames of at most answerBatch bytes.
+func sendAnswer(cn *conn, q *Query, hits []rawAd) error {
+	if q.kw != nil {
+		slices.SortStableFunc(hits, func(a, b rawAd) int {
+			return cmp.Or(cmp.Compare(b.score, a.score), cmp.Compare(b.pubs, a.pubs))
+		})
+	}
+	sent := map[Key]bool{}
+	var resp response
+	size, skipped := 0, 0
+	for _, h := range hits {
+		k := h.ad.Key()
+		if sent[k] || len(sent) >= q.Limit {
+			continue
+		}
+		if skipped < q.Offset {
+			skipped++
+			sent[k] = true
+			continue
+		}
+		sent[k] = true
+		if size+len(h.raw) > answerBatch {
+			if err := cn.send(resp); err != nil {
+				return err
+			}
+			resp, size = response{}, 0
+		}
+		resp.Ads = append(resp.Ads, h.raw)
+		if q.kw != nil {
+			resp.Scores = append(resp.Scores, h.score)
+			resp.Pubs = append(resp.Pubs, h.pubs)
+		}
+		size += len(h.raw)
+	}
+	resp.Done = true
+	return cn.send(resp)
 }
 
 type rawAd struct {
-	ad  Advertisement
-	raw []byte
+	ad    Advertisement
+	raw   []byte
+	score float64
+	pubs  int
 }
 
-// forwardTargets: a super-peer forwards to the super-peers it knows; a peer
-// that floods forwards a flooded query to all its neighbours.
-func (c *core) forwardTargets(from lpeer.ID, flood bool) []lpeer.ID {
+// forwardTargets: a super-peer forwards to the super-peers it trusts (its
+// configured ones and Config.TrustedSuperPeers) that the query has not
+// visited; a peer that floods forwards a flooded query to all its neighbours.
+// It returns the visited list to forward: the old one, this peer and the
+// targets, so that no super-peer is asked twice.
+func (c *core) forwardTargets(from lpeer.ID, req *request) ([]lpeer.ID, [][]byte) {
 	var cand []lpeer.ID
 	switch {
-	case flood && c.cfg.Flood:
+	case req.Flood && c.cfg.Flood:
 		cand = c.neighbours()
-	case !flood && c.p.Role() == peer.RoleSuperPeer:
+	case !req.Flood && c.p.Role() == peer.RoleSuperPeer:
 		cand = c.superPeerNeighbours()
 	}
-	out := cand[:0:0]
+	visited := map[lpeer.ID]bool{from: true, c.host.ID(): true}
+	for _, b := range req.Visited {
+		if id, err := lpeer.IDFromBytes(b); err == nil {
+			visited[id] = true
+		}
+	}
+	var out []lpeer.ID
 	for _, id := range cand {
-		if id != from && id != c.host.ID() {
+		if !visited[id] {
 			out = append(out, id)
 		}
 	}
-	return out
+	if req.Flood {
+		return out, nil // flooding relies on query IDs, as Gnutella does
+	}
+	next := slices.Clone(req.Visited)
+	for _, id := range append([]lpeer.ID{c.host.ID()}, out...) {
+		if len(next) >= MaxVisited {
+			break
+		}
+		next = append(next, []byte(id))
+	}
+	return out, next
 }
 
-// relayHop is the protocol every super-peer serves and edges do not.
-const relayHop = "/libp2p/circuit/relay/0.2.0/hop"
-
-// superPeerNeighbours are the connected super-peers: the configured ones, and
-// any connected peer that serves as a relay and speaks discovery, such as a
-// super-peer that was configured with this one.
+// superPeerNeighbours are the connected super-peers this one trusts: those in
+// the peer's configuration and Config.TrustedSuperPeers (or TrustSuperPeers).
+// A peer that merely serves a relay and speaks discovery is not one: it could
+// be anybody (issue 12, item 10).
 func (c *core) superPeerNeighbours() []lpeer.ID {
 	set := map[lpeer.ID]bool{}
 	for _, id := range c.p.ConnectedSuperPeers() {
 		set[id] = true
 	}
 	for _, id := range c.host.Network().Peers() {
-		if set[id] {
-			continue
-		}
-		if ok, _ := c.host.Peerstore().SupportsProtocols(id, relayHop, ProtocolID); len(ok) == 2 {
+		if _, ok := c.trust.Load(id); ok {
 			set[id] = true
 		}
 	}
 	return sortedIDs(set)
+}
+
+// TrustSuperPeers adds peers to Config.TrustedSuperPeers: a super-peer
+// forwards queries to them when they are connected.
+func (c *core) TrustSuperPeers(ids ...lpeer.ID) {
+	for _, id := range ids {
+		c.trust.Store(id, true)
+	}
 }
 
 // forward asks targets concurrently and collects their verified answers.
@@ -166,9 +210,10 @@ func (c *core) forward(ctx context.Context, targets []lpeer.ID, req request, q *
 			errEnough := errors.New("enough")
 			_ = c.call(ctx, id, req, func(r *response) error {
 				now := time.Now()
-				for _, raw := range r.Ads {
+				for i, raw := range r.Ads {
 					if ad, ok := c.answer(raw, q, now); ok {
-						got = append(got, rawAd{ad, raw})
+						score, pubs := r.rank(i)
+						got = append(got, rawAd{ad, raw, score, pubs})
 					}
 					if len(got) >= req.Limit { // a neighbour may not flood us
 						return errEnough
@@ -186,18 +231,20 @@ func (c *core) forward(ctx context.Context, targets []lpeer.ID, req request, q *
 	return out
 }
 
+// servePublish verifies each advertisement of a batch on its own, then
+// indexes those that pass in one step (and one disk transaction).
 func (c *core) servePublish(cn *conn, from lpeer.ID, req *request) error {
 	if c.p.Role() != peer.RoleSuperPeer {
 		return refuse(cn, ErrNotSuperPeer)
 	}
 	if len(req.Ads) > MaxPublishBatch {
 		c.drop(DropMalformed)
-		return refuse(cn, errors.New("too many advertisements in one publish"))
+		return refuse(cn, fmt.Errorf("%w: %d advertisements in one publish, limit %d", ErrInvalid, len(req.Ads), MaxPublishBatch))
 	}
 	lim := c.limiter(from)
 	now := time.Now()
-	accepted := 0
 	var firstErr error
+	var entries []*entry
 	for _, raw := range req.Ads {
 		if !lim.publish.Allow() {
 			c.drop(DropRateLimited)
@@ -214,17 +261,51 @@ func (c *core) servePublish(cn *conn, from lpeer.ID, req *request) error {
 			firstErr = cmpErr(firstErr, reject(DropWrongPublisher, ErrRejected, "%s may publish only its own advertisements", from))
 			continue
 		}
-		if _, err := c.insert(&entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)}); err != nil {
+		entries = append(entries, &entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)})
+	}
+	accepted := 0
+	fresh, errs := c.store.putMany(entries, now)
+	for i, err := range errs {
+		if err != nil {
+			if errors.Is(err, ErrQuota) {
+				c.drop(DropQuota)
+			}
 			firstErr = cmpErr(firstErr, err)
 			continue
 		}
 		accepted++
+		if fresh[i] {
+			c.watch.Publish(cloneAd(entries[i].ad))
+		}
 	}
 	resp := response{Done: true, Accepted: accepted}
 	if firstErr != nil {
 		resp.Code, resp.Err = codeOf(firstErr), firstErr.Error()
 	}
 	return cn.send(resp)
+}
+
+// serveRefresh extends the super-peer's copies of a publisher's
+// advertisements by digest, and answers the indexes of those it lacks.
+func (c *core) serveRefresh(cn *conn, from lpeer.ID, req *request) error {
+	if c.p.Role() != peer.RoleSuperPeer {
+		return refuse(cn, ErrNotSuperPeer)
+	}
+	if len(req.Digests) > MaxRefreshBatch {
+		c.drop(DropMalformed)
+		return refuse(cn, fmt.Errorf("%w: %d digests in one refresh, limit %d", ErrInvalid, len(req.Digests), MaxRefreshBatch))
+	}
+	// A refresh costs a lookup, not a signature check: one token per 16.
+	if !c.limiter(from).publish.AllowN(time.Now(), len(req.Digests)/16+1) {
+		c.drop(DropRateLimited)
+		return refuse(cn, ErrRateLimited)
+	}
+	now := time.Now()
+	missing, err := c.store.refresh(from, req.Digests, func(ad *Advertisement) time.Time { return cacheUntil(ad, now) })
+	if err != nil {
+		return refuse(cn, err)
+	}
+	return cn.send(response{Done: true, Missing: missing})
 }
 
 func cmpErr(first, err error) error {

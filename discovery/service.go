@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -26,16 +27,23 @@ import (
 // Config tunes a discovery service. The zero value is right for most peers.
 type Config struct {
 	// Capacity bounds the cache of remote advertisements; on a super-peer this
-	// is the index. Default 10,000.
+	// is the index. Default 100,000: a household of ten sharers with 10,000
+	// files each, and room to spare (about 1.5 KiB of memory each).
 	Capacity int
 	// PublisherQuota bounds the cached advertisements of any one remote
-	// publisher. Default 1,000.
+	// publisher. Default 20,000.
 	PublisherQuota int
+	// TrustedSuperPeers are peers that a super-peer forwards queries to, besides
+	// the super-peers in the peer's own configuration. No other peer is
+	// forwarded to, whatever protocols it advertises.
+	TrustedSuperPeers []lpeer.ID
 	// Flood makes this peer forward flooded queries to its neighbours
 	// (Gnutella). Off by default: flooding's cost grows with the network.
 	Flood bool
 	// QueryRate and PublishRate bound what one remote peer may ask of this peer,
-	// per second (bursts of twice as many). Defaults 20 and 100.
+	// per second (bursts of twice as many): queries, and advertisements
+	// published or refreshed. Defaults 20 and 2,000 (10,000 files reach a
+	// super-peer in about 3 s).
 	QueryRate, PublishRate float64
 	// NoPeerAdvertisement stops the peer's own advertisement (TypePeer, with its
 	// name and invite) from being published at start.
@@ -49,21 +57,37 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.Capacity <= 0 {
-		c.Capacity = 10_000
+		c.Capacity = DefaultCapacity
 	}
 	if c.PublisherQuota <= 0 {
-		c.PublisherQuota = 1_000
+		c.PublisherQuota = DefaultPublisherQuota
 	}
 	if c.QueryRate <= 0 {
 		c.QueryRate = 20
 	}
 	if c.PublishRate <= 0 {
-		c.PublishRate = 100
+		c.PublishRate = 2_000
 	}
 	if c.Tick <= 0 {
 		c.Tick = 250 * time.Millisecond
 	}
 }
+
+// Index defaults.
+const (
+	DefaultCapacity       = 100_000
+	DefaultPublisherQuota = 20_000
+)
+
+// Bounds of the per-peer maps.
+const (
+	// maxSeen bounds the remembered query IDs (each at most MaxQID bytes).
+	maxSeen = 1 << 16
+	// seenFor is how long a query ID is remembered.
+	seenFor = time.Minute
+	// maxLimiters bounds the per-peer rate limiters.
+	maxLimiters = 4096
+)
 
 // Service is discovery in one scope. New returns the net group's; Scoped gives
 // the same service in another scope (a group). All scopes share one cache, one
@@ -88,10 +112,12 @@ type core struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
+	seen   *lru.Cache[string, time.Time] // query IDs recently handled; size-bounded
+	limits *lru.Cache[lpeer.ID, *limits] // per remote peer; size-bounded
+	trust  sync.Map                      // lpeer.ID → bool: trusted super-peers
+
 	mu        sync.Mutex
-	published map[Key]*published   // guarded by mu; own live advertisements
-	seen      map[string]time.Time // guarded by mu; query IDs recently handled
-	limits    map[lpeer.ID]*limits // guarded by mu
+	published map[Key]*published // guarded by mu; own live advertisements
 
 	dropped   sync.Map // reason → *atomic.Uint64
 	sent      atomic.Uint64
@@ -110,7 +136,6 @@ type published struct {
 
 type limits struct {
 	query, publish *rate.Limiter
-	used           time.Time
 }
 
 // New starts discovery on p: it registers the discovery protocol, loads the
@@ -130,8 +155,11 @@ func New(ctx context.Context, p *peer.Peer, cfg Config) (_ *Service, err error) 
 		p: p, host: h, key: key, cfg: cfg, log: p.Logger().With("svc", "discovery"),
 		watch:     eventbus.New[Advertisement](),
 		published: make(map[Key]*published),
-		seen:      make(map[string]time.Time),
-		limits:    make(map[lpeer.ID]*limits),
+	}
+	c.seen, _ = lru.New[string, time.Time](maxSeen)
+	c.limits, _ = lru.New[lpeer.ID, *limits](maxLimiters)
+	for _, id := range cfg.TrustedSuperPeers {
+		c.trust.Store(id, true)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	var purged int
@@ -201,9 +229,17 @@ func (s *Service) Publish(ctx context.Context, ad Advertisement) (Advertisement,
 }
 
 func (s *Service) publish(ctx context.Context, ad Advertisement, rebuild func() Advertisement) (Advertisement, error) {
-	if s.closed.Load() {
-		return Advertisement{}, fmt.Errorf("discovery: publish: %w", net.ErrClosed)
+	out, err := s.publishMany(ctx, []Advertisement{ad}, rebuild)
+	if err != nil {
+		return Advertisement{}, err
 	}
+	return out[0], nil
+}
+
+// sign prepares ad for publishing: scope, publisher, defaults, a Seq above
+// any earlier version's; then it signs it and decodes it back, so that what is
+// handed out is exactly what receivers will see.
+func (s *Service) sign(ad Advertisement, now time.Time) (Advertisement, []byte, error) {
 	ad = cloneAd(ad)
 	ad.Scope = s.scope
 	ad.Publisher = s.host.ID()
@@ -213,7 +249,6 @@ func (s *Service) publish(ctx context.Context, ad Advertisement, rebuild func() 
 	if ad.Expiration == 0 {
 		ad.Expiration = DefaultExpiration
 	}
-	now := time.Now()
 	ad.Issued = now
 	k := ad.Key()
 	s.mu.Lock()
@@ -227,23 +262,12 @@ func (s *Service) publish(ctx context.Context, ad Advertisement, rebuild func() 
 	s.mu.Unlock()
 	raw, err := seal(ad, s.key)
 	if err != nil {
-		return Advertisement{}, err
+		return Advertisement{}, nil, err
 	}
-	// Round-trip through the verifier, so that what we hand out is exactly what
-	// receivers will see.
 	if ad, err = Verify(raw, now); err != nil {
-		return Advertisement{}, fmt.Errorf("discovery: publish: %w", err)
+		return Advertisement{}, nil, fmt.Errorf("discovery: publish: %w", err)
 	}
-	if _, err := s.insert(&entry{ad: ad, raw: raw, until: ad.ValidUntil(), local: true}); err != nil {
-		return Advertisement{}, fmt.Errorf("discovery: publish: %w", err)
-	}
-	pub := &published{ad: ad, raw: raw, rebuild: rebuild, next: now.Add(republishAfter(&ad))}
-	s.mu.Lock()
-	s.published[k] = pub
-	s.mu.Unlock()
-	s.push(ctx, raw)
-	s.provide(&ad)
-	return cloneAd(ad), nil
+	return ad, raw, nil
 }
 
 func republishAfter(ad *Advertisement) time.Duration {
@@ -269,30 +293,7 @@ func (c *core) followSuperPeers(sub *peer.Subscription) {
 			raws = append(raws, p.raw)
 		}
 		c.mu.Unlock()
-		for len(raws) > 0 {
-			n := min(len(raws), MaxPublishBatch)
-			err := c.call(c.ctx, pc.Peer, request{Op: opPublish, Ads: raws[:n]}, func(*response) error { return nil })
-			if err != nil {
-				c.remoteErr.Add(1)
-				c.log.Debug("super-peer refused publish", "peer", pc.Peer, "err", err)
-			}
-			raws = raws[n:]
-		}
-	}
-}
-
-// push sends raw to every connected super-peer.
-func (c *core) push(ctx context.Context, raw []byte) {
-	for _, sp := range c.p.ConnectedSuperPeers() {
-		if sp == c.host.ID() {
-			continue
-		}
-		req := request{Op: opPublish, Ads: [][]byte{raw}}
-		err := c.call(ctx, sp, req, func(r *response) error { return nil })
-		if err != nil {
-			c.remoteErr.Add(1)
-			c.log.Debug("super-peer refused publish", "peer", sp, "err", err)
-		}
+		c.pushTo(c.ctx, pc.Peer, raws)
 	}
 }
 
@@ -317,16 +318,29 @@ func (s *Service) Flush(ctx context.Context, typ, id string) error {
 	return errors.Join(errs...)
 }
 
-// Local returns the cached advertisements matching q, own ones included,
-// newest first.
+// Local returns the cached advertisements matching q, own ones included:
+// ranked for a keyword query, newest first otherwise; the page at q.Offset.
 func (s *Service) Local(q Query) ([]Advertisement, error) {
+	rs, err := s.LocalResults(q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Advertisement, len(rs))
+	for i, r := range rs {
+		out[i] = r.Advertisement
+	}
+	return out, nil
+}
+
+// LocalResults is Local with each result's score and publisher count.
+func (s *Service) LocalResults(q Query) ([]Result, error) {
 	q.Scope = s.scope
 	if err := q.normalize(); err != nil {
 		return nil, err
 	}
-	var out []Advertisement
-	for _, e := range s.store.query(&q, time.Now(), q.Limit) {
-		out = append(out, cloneAd(e.ad))
+	var out []Result
+	for _, h := range page(s.store.query(&q, time.Now(), q.Offset+q.Limit), q.Offset, q.Limit) {
+		out = append(out, Result{Advertisement: cloneAd(h.e.ad), Source: SourceLocal, From: s.host.ID(), Score: h.score, Publishers: h.pubs})
 	}
 	return out, nil
 }
@@ -422,8 +436,8 @@ func (c *core) Stats() Stats {
 	return st
 }
 
-// janitor purges expired entries, republishes own advertisements before others'
-// copies expire, and forgets old query IDs and idle rate limiters.
+// janitor purges expired entries and republishes own advertisements before
+// others' copies expire.
 func (c *core) janitor() {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.Tick)
@@ -435,11 +449,12 @@ func (c *core) janitor() {
 		case now := <-t.C:
 			c.purged.Add(uint64(c.store.purge(now)))
 			c.republish(now)
-			c.forget(now)
 		}
 	}
 }
 
+// republish re-signs what must be rebuilt, and refreshes the rest at every
+// connected super-peer by digest: unchanged advertisements are not sent again.
 func (c *core) republish(now time.Time) {
 	c.mu.Lock()
 	var due []*published
@@ -454,6 +469,8 @@ func (c *core) republish(now time.Time) {
 		}
 	}
 	c.mu.Unlock()
+	var raws [][]byte
+	var ads []Advertisement
 	for _, p := range due {
 		if p.rebuild != nil {
 			s := &Service{core: c, scope: p.ad.Scope}
@@ -462,52 +479,49 @@ func (c *core) republish(now time.Time) {
 			}
 			continue
 		}
-		c.push(c.ctx, p.raw)
-		c.provide(&p.ad)
+		raws = append(raws, p.raw)
+		ads = append(ads, p.ad)
 	}
-}
-
-func (c *core) forget(now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for q, t := range c.seen {
-		if now.Sub(t) > time.Minute {
-			delete(c.seen, q)
+	if len(raws) == 0 {
+		return
+	}
+	for _, sp := range c.p.ConnectedSuperPeers() {
+		if sp != c.host.ID() {
+			c.refreshTo(c.ctx, sp, raws)
 		}
 	}
-	for id, l := range c.limits {
-		if now.Sub(l.used) > time.Minute {
-			delete(c.limits, id)
-		}
-	}
+	c.provideMany(ads)
 }
 
 // firstSeen records a query ID and reports whether it is new.
+// IDs are at most MaxQID bytes and the set is a size-bounded LRU, so no peer
+// can pin memory with them.
 func (c *core) firstSeen(qid []byte) bool {
 	if len(qid) == 0 {
 		return true
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.seen[string(qid)]; ok {
+	now := time.Now()
+	if t, ok := c.seen.Get(string(qid)); ok && now.Sub(t) < seenFor {
 		return false
 	}
-	c.seen[string(qid)] = time.Now()
+	c.seen.Add(string(qid), now)
 	return true
 }
 
+// limiter returns id's rate limiters. They live in a size-bounded LRU: a
+// peer evicted by many others starts afresh, which costs it nothing it could
+// not get with a new identity anyway.
 func (c *core) limiter(id lpeer.ID) *limits {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l, ok := c.limits[id]
-	if !ok {
-		l = &limits{
-			query:   rate.NewLimiter(rate.Limit(c.cfg.QueryRate), int(2*c.cfg.QueryRate)),
-			publish: rate.NewLimiter(rate.Limit(c.cfg.PublishRate), int(2*c.cfg.PublishRate)),
-		}
-		c.limits[id] = l
+	if l, ok := c.limits.Get(id); ok {
+		return l
 	}
-	l.used = time.Now()
+	l := &limits{
+		query:   rate.NewLimiter(rate.Limit(c.cfg.QueryRate), int(2*c.cfg.QueryRate)),
+		publish: rate.NewLimiter(rate.Limit(c.cfg.PublishRate), int(2*c.cfg.PublishRate)),
+	}
+	if prev, ok, _ := c.limits.PeekOrAdd(id, l); ok {
+		return prev
+	}
 	return l
 }
 
@@ -524,6 +538,12 @@ type Result struct {
 	Source Source
 	// From is the peer that answered (this peer for SourceLocal).
 	From lpeer.ID
+	// Score is the keyword query's relevance (BM25) at the answering peer;
+	// 0 for attribute queries.
+	Score float64
+	// Publishers is how many publishers the answering peer knows to offer an
+	// advertisement of this type and ID (keyword queries; 0 otherwise).
+	Publishers int
 }
 
 // Find searches q's sources nearest first — the cache, LAN neighbours,
@@ -545,8 +565,8 @@ func (s *Service) Find(ctx context.Context, q Query) iter.Seq2[Result, error] {
 		}
 		f := &finder{s: s, q: q, seen: map[Key]uint64{}, yield: yield}
 		if q.Sources&SourceLocal != 0 {
-			for _, e := range s.store.query(&f.q, time.Now(), q.Limit) {
-				if !f.emit(e.ad, SourceLocal, s.host.ID()) {
+			for _, h := range page(s.store.query(&f.q, time.Now(), q.Offset+q.Limit), q.Offset, q.Limit) {
+				if !f.emit(Result{Advertisement: h.e.ad, Source: SourceLocal, From: s.host.ID(), Score: h.score, Publishers: h.pubs}) {
 					return
 				}
 			}
@@ -597,7 +617,8 @@ func (f *finder) full() bool { return f.count >= f.q.Limit }
 
 // emit yields ad unless an equal or newer version was already yielded. It
 // returns false when the consumer stopped.
-func (f *finder) emit(ad Advertisement, src Source, from lpeer.ID) bool {
+func (f *finder) emit(r Result) bool {
+	ad := r.Advertisement
 	k := ad.Key()
 	seq, dup := f.seen[k]
 	if dup && seq >= ad.Seq {
@@ -610,16 +631,12 @@ func (f *finder) emit(ad Advertisement, src Source, from lpeer.ID) bool {
 		f.count++
 	}
 	f.seen[k] = ad.Seq
-	if !f.yield(Result{Advertisement: cloneAd(ad), Source: src, From: from}, nil) {
+	r.Advertisement = cloneAd(ad)
+	if !f.yield(r, nil) {
 		f.done = true
 		return false
 	}
 	return true
-}
-
-type found struct {
-	ad   Advertisement
-	from lpeer.ID
 }
 
 // ask sends req to every peer at once and emits what they answer, verified,
@@ -631,16 +648,17 @@ func (f *finder) ask(ctx context.Context, src Source, peers []lpeer.ID, req requ
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	out := make(chan found)
+	out := make(chan Result)
 	errc := make(chan error, len(peers))
 	var wg sync.WaitGroup
 	for _, id := range peers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- f.s.fetch(ctx, id, req, &f.q, func(ad Advertisement) bool {
+			errc <- f.s.fetch(ctx, id, req, &f.q, func(r Result) bool {
+				r.Source, r.From = src, id
 				select {
-				case out <- found{ad, id}:
+				case out <- r:
 					return true
 				case <-ctx.Done():
 					return false
@@ -651,7 +669,7 @@ func (f *finder) ask(ctx context.Context, src Source, peers []lpeer.ID, req requ
 	go func() { wg.Wait(); close(out) }()
 	ok := true
 	for r := range out {
-		if ok && !f.emit(r.ad, src, r.from) {
+		if ok && !f.emit(r) {
 			ok = false
 			cancel()
 		}
@@ -688,11 +706,11 @@ func (c *core) answer(raw []byte, q *Query, now time.Time) (Advertisement, bool)
 
 // fetch runs one query against one peer and passes each answer that verifies and
 // matches to onAd (which returns false to stop).
-func (c *core) fetch(ctx context.Context, id lpeer.ID, req request, q *Query, onAd func(Advertisement) bool) error {
+func (c *core) fetch(ctx context.Context, id lpeer.ID, req request, q *Query, onAd func(Result) bool) error {
 	errStop := errors.New("stop")
 	err := c.call(ctx, id, req, func(r *response) error {
 		now := time.Now()
-		for _, raw := range r.Ads {
+		for i, raw := range r.Ads {
 			ad, ok := c.answer(raw, q, now)
 			if !ok {
 				continue
@@ -700,7 +718,8 @@ func (c *core) fetch(ctx context.Context, id lpeer.ID, req request, q *Query, on
 			if _, err := c.insert(&entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)}); err != nil && !errors.Is(err, ErrQuota) {
 				return err
 			}
-			if !onAd(ad) {
+			score, pubs := r.rank(i)
+			if !onAd(Result{Advertisement: ad, Score: score, Publishers: pubs}) {
 				return errStop
 			}
 		}

@@ -1,7 +1,6 @@
 package discovery
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"path/filepath"
@@ -19,6 +18,8 @@ type entry struct {
 	raw   []byte    // the signed envelope, served as is
 	until time.Time // cached until; for own advertisements, the lifetime's end
 	local bool      // published by this peer
+	doc   uint32    // document number in the index; guarded by the store's mu
+	dl    uint16    // tokens indexed
 }
 
 // store is the cache of advertisements: in memory, written through to bbolt
@@ -30,7 +31,8 @@ type entry struct {
 type store struct {
 	capacity, quota int
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
+	ix      *index                      // guarded by mu
 	byKey   map[Key]*entry              // guarded by mu
 	byHash  map[[32]byte]*entry         // guarded by mu; by sha256 of the envelope
 	byPub   map[lpeer.ID]map[Key]*entry // guarded by mu; remote entries per publisher
@@ -45,7 +47,7 @@ var bucketAds = []byte("ads")
 const dbFile = "discovery.db"
 
 func openStore(dir string, capacity, quota int, now time.Time) (*store, int, error) {
-	s := &store{capacity: capacity, quota: quota, byKey: make(map[Key]*entry), byHash: make(map[[32]byte]*entry), byPub: make(map[lpeer.ID]map[Key]*entry)}
+	s := &store{capacity: capacity, quota: quota, ix: newIndex(), byKey: make(map[Key]*entry), byHash: make(map[[32]byte]*entry), byPub: make(map[lpeer.ID]map[Key]*entry)}
 	if dir == "" {
 		return s, 0, nil
 	}
@@ -122,43 +124,96 @@ func (s *store) close() error {
 // put inserts or refreshes e. It reports whether the advertisement is new or a
 // newer version (false for a refresh of the same version or an older one).
 func (s *store) put(e *entry, now time.Time) (bool, error) {
-	k := e.ad.Key()
+	fresh, errs := s.putMany([]*entry{e}, now)
+	return fresh[0], errs[0]
+}
+
+// putMany puts each entry as put does, and writes them to disk in one
+// transaction.
+func (s *store) putMany(es []*entry, now time.Time) (fresh []bool, errs []error) {
+	fresh, errs = make([]bool, len(es)), make([]error, len(es))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var dirty []*entry
+	for i, e := range es {
+		var w *entry
+		fresh[i], w, errs[i] = s.putLocked(e, now)
+		if w != nil {
+			dirty = append(dirty, w)
+		}
+	}
+	if err := s.persist(dirty); err != nil {
+		for i := range errs {
+			errs[i] = cmpErr(errs[i], err)
+		}
+	}
+	return fresh, errs
+}
+
+// putLocked inserts or refreshes e in memory, and returns the entry to write
+// to disk, if any.
+func (s *store) putLocked(e *entry, now time.Time) (bool, *entry, error) {
+	k := e.ad.Key()
 	if old, ok := s.byKey[k]; ok {
 		if old.ad.Seq > e.ad.Seq {
-			return false, nil
+			return false, nil, nil
 		}
 		if old.ad.Seq == e.ad.Seq {
 			if e.until.After(old.until) { // a republish refreshes the cache
 				old.until = e.until
-				return false, s.persist(k, old)
+				return false, old, nil
 			}
-			return false, nil
+			return false, nil, nil
 		}
 		s.unlinkLocked(k, old)
 	} else if !e.local {
 		if len(s.byPub[k.Publisher]) >= s.quota {
 			s.purgeDueLocked(now)
 			if len(s.byPub[k.Publisher]) >= s.quota {
-				return false, fmt.Errorf("%w: publisher %s holds %d entries", ErrQuota, k.Publisher, s.quota)
+				return false, nil, fmt.Errorf("%w: publisher %s holds %d entries", ErrQuota, k.Publisher, s.quota)
 			}
 		}
 		if s.nrem >= s.capacity {
 			s.purgeDueLocked(now)
 			if s.nrem >= s.capacity && !s.evictFairLocked(k.Publisher) {
-				return false, fmt.Errorf("%w: index full (%d entries)", ErrQuota, s.capacity)
+				return false, nil, fmt.Errorf("%w: index full (%d entries)", ErrQuota, s.capacity)
 			}
 		}
 	}
 	s.addLocked(e)
-	return true, s.persist(k, e)
+	return true, e, nil
+}
+
+// refresh extends the cache time of the entries whose envelopes hash to
+// digests, to until of each; it returns the indexes of the digests it lacks
+// (or that belong to another publisher).
+func (s *store) refresh(pub lpeer.ID, digests [][]byte, until func(*Advertisement) time.Time) (missing []int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var dirty []*entry
+	for i, d := range digests {
+		if len(d) != sha256.Size {
+			missing = append(missing, i)
+			continue
+		}
+		e, ok := s.byHash[[32]byte(d)]
+		if !ok || e.ad.Publisher != pub {
+			missing = append(missing, i)
+			continue
+		}
+		if u := until(&e.ad); u.After(e.until) {
+			e.until = u
+			dirty = append(dirty, e)
+		}
+	}
+	return missing, s.persist(dirty)
 }
 
 func (s *store) addLocked(e *entry) {
 	k := e.ad.Key()
 	s.byKey[k] = e
 	s.byHash[sha256.Sum256(e.raw)] = e
+	s.ix.add(e)
 	if s.soonest.IsZero() || e.until.Before(s.soonest) {
 		s.soonest = e.until
 	}
@@ -177,6 +232,7 @@ func (s *store) addLocked(e *entry) {
 func (s *store) unlinkLocked(k Key, e *entry) {
 	delete(s.byKey, k)
 	delete(s.byHash, sha256.Sum256(e.raw))
+	s.ix.remove(e)
 	if e.local {
 		return
 	}
@@ -214,15 +270,23 @@ func (s *store) evictFairLocked(newcomer lpeer.ID) bool {
 	return true
 }
 
-func (s *store) persist(k Key, e *entry) error {
-	if s.db == nil {
+func (s *store) persist(es []*entry) error {
+	if s.db == nil || len(es) == 0 {
 		return nil
 	}
-	v, err := encMode.Marshal(diskEntry{Raw: e.raw, Until: e.until.UnixMilli(), Local: e.local})
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketAds).Put(diskKey(k), v) })
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAds)
+		for _, e := range es {
+			v, err := encMode.Marshal(diskEntry{Raw: e.raw, Until: e.until.UnixMilli(), Local: e.local})
+			if err != nil {
+				return err
+			}
+			if err := b.Put(diskKey(e.ad.Key()), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (s *store) remove(k Key) bool {
@@ -275,21 +339,49 @@ func (s *store) purgeLocked(now time.Time) int {
 	return len(dead)
 }
 
-// query returns live entries matching q, newest issued first, at most limit.
-func (s *store) query(q *Query, now time.Time, limit int) []*entry {
-	s.mu.Lock()
-	var out []*entry
-	for _, e := range s.byKey {
-		if e.until.After(now) && q.matches(&e.ad) {
-			out = append(out, e)
+// globBudget bounds the time one attribute (glob) query spends matching,
+// outside the lock: a pattern over every attribute of every advertisement
+// must not stall the index (issue 12, item 4).
+const globBudget = 100 * time.Millisecond
+
+// query returns the live entries matching q, best first: ranked for a keyword
+// query, newest first otherwise; at most want. Keyword queries read the index
+// under a read lock, with a bounded number of postings; attribute queries
+// match outside the lock, within globBudget.
+func (s *store) query(q *Query, now time.Time, want int) []hit {
+	if q.kw != nil {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return s.ix.search(q.kw, q.Scope, q.Type, now, want)
+	}
+	s.mu.RLock()
+	snap := make([]hit, 0, s.ix.live)
+	for _, e := range s.ix.docs {
+		if e != nil && e.ad.Scope == q.Scope && (q.Type == "" || e.ad.Type == q.Type) && e.until.After(now) {
+			snap = append(snap, hit{e: e, until: e.until})
 		}
 	}
-	s.mu.Unlock()
-	slices.SortFunc(out, func(a, b *entry) int { return cmp.Compare(b.ad.Issued.UnixNano(), a.ad.Issued.UnixNano()) })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
+	s.mu.RUnlock()
+	top := &topK{k: want}
+	deadline := time.Now().Add(globBudget)
+	for i := range snap {
+		if i%256 == 255 && time.Now().After(deadline) {
+			break
+		}
+		if q.matches(&snap[i].e.ad) {
+			top.offer(snap[i])
+		}
 	}
-	return out
+	return top.sorted()
+}
+
+// page returns hits[offset:offset+limit], within bounds.
+func page(hits []hit, offset, limit int) []hit {
+	if offset >= len(hits) {
+		return nil
+	}
+	hits = hits[offset:]
+	return hits[:min(len(hits), limit)]
 }
 
 // verified returns the advertisement of an envelope identical to raw that is
@@ -297,8 +389,8 @@ func (s *store) query(q *Query, now time.Time, limit int) []*entry {
 // byte-equal input needs no second signature check.
 func (s *store) verified(raw []byte, now time.Time) (Advertisement, bool) {
 	h := sha256.Sum256(raw)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	e, ok := s.byHash[h]
 	if !ok || !e.ad.ValidUntil().After(now) {
 		return Advertisement{}, false
@@ -307,14 +399,14 @@ func (s *store) verified(raw []byte, now time.Time) (Advertisement, bool) {
 }
 
 func (s *store) get(k Key) (*entry, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	e, ok := s.byKey[k]
 	return e, ok
 }
 
 func (s *store) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return len(s.byKey)
 }

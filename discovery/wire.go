@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -19,10 +20,14 @@ const ProtocolID protocol.ID = "/juxta/discovery/1.0.0"
 
 // Protocol limits.
 const (
-	// MaxFrame bounds one frame in either direction.
-	MaxFrame = 256 << 10
-	// MaxPublishBatch bounds the advertisements in one publish request.
-	MaxPublishBatch = 8
+	// MaxFrame bounds one frame in either direction: a publish batch of
+	// file advertisements (about 500 bytes each) fits.
+	MaxFrame = 1 << 20
+	// MaxPublishBatch bounds the advertisements in one publish request. Each
+	// is verified on its own.
+	MaxPublishBatch = 1024
+	// MaxRefreshBatch bounds the digests in one refresh request.
+	MaxRefreshBatch = 8192
 	// StreamTimeout bounds one request, end to end, on both sides.
 	StreamTimeout = 10 * time.Second
 )
@@ -31,6 +36,7 @@ const (
 	opQuery uint8 = iota + 1
 	opPublish
 	opFlush
+	opRefresh
 )
 
 // Response codes.
@@ -54,6 +60,16 @@ type request struct {
 	Flood bool     `cbor:"9,keyasint,omitempty"`
 	Ads   [][]byte `cbor:"10,keyasint,omitempty"`
 	ID    string   `cbor:"11,keyasint,omitempty"`
+	// Keyword queries.
+	Keywords string   `cbor:"12,keyasint,omitempty"`
+	KAttrs   []string `cbor:"13,keyasint,omitempty"`
+	AnyKW    bool     `cbor:"14,keyasint,omitempty"`
+	Offset   int      `cbor:"15,keyasint,omitempty"`
+	// Visited are the super-peers that have the query already: none of them
+	// is asked again (at most MaxVisited).
+	Visited [][]byte `cbor:"16,keyasint,omitempty"`
+	// Digests refresh advertisements the super-peer holds (opRefresh).
+	Digests [][]byte `cbor:"17,keyasint,omitempty"`
 }
 
 type response struct {
@@ -62,6 +78,24 @@ type response struct {
 	Code     uint8    `cbor:"3,keyasint,omitempty"`
 	Err      string   `cbor:"4,keyasint,omitempty"`
 	Accepted int      `cbor:"5,keyasint,omitempty"`
+	// Scores and Pubs go with Ads, one each, in keyword answers.
+	Scores []float64 `cbor:"6,keyasint,omitempty"`
+	Pubs   []int     `cbor:"7,keyasint,omitempty"`
+	// Missing are the indexes of refreshed digests the super-peer lacks.
+	Missing []int `cbor:"8,keyasint,omitempty"`
+}
+
+// rank returns the score and publisher count of the i-th advertisement.
+func (r *response) rank(i int) (float64, int) {
+	var score float64
+	var pubs int
+	if i < len(r.Scores) && r.Scores[i] > 0 && r.Scores[i] < math.MaxFloat32 { // NaN fails both
+		score = r.Scores[i]
+	}
+	if i < len(r.Pubs) && r.Pubs[i] > 0 {
+		pubs = min(r.Pubs[i], math.MaxInt32)
+	}
+	return score, pubs
 }
 
 func (r *response) err() error {
@@ -96,16 +130,34 @@ func codeOf(err error) uint8 {
 }
 
 func (q *Query) request(qid []byte, flood bool) request {
-	return request{Op: opQuery, QID: qid, Scope: q.Scope, Type: q.Type, Attr: q.Attr, Value: q.Value, Limit: q.Limit, TTL: q.TTL, Flood: flood}
+	return request{
+		Op: opQuery, QID: qid, Scope: q.Scope, Type: q.Type, Attr: q.Attr, Value: q.Value, Limit: q.Limit, TTL: q.TTL, Flood: flood,
+		Keywords: q.Keywords, KAttrs: q.KeywordAttrs, AnyKW: q.AnyKeyword, Offset: q.Offset,
+	}
 }
 
+// MaxQID bounds a query ID: peers remember recent IDs for a minute, so an
+// ID of any size would let a peer pin memory (issue 12, item 3).
+const MaxQID = 32
+
+// MaxVisited bounds the visited list a forwarded query carries.
+const MaxVisited = 32
+
 func (r *request) query() (Query, error) {
-	q := Query{Scope: r.Scope, Type: r.Type, Attr: r.Attr, Value: r.Value, Limit: r.Limit, TTL: r.TTL}
+	q := Query{
+		Scope: r.Scope, Type: r.Type, Attr: r.Attr, Value: r.Value, Limit: r.Limit, TTL: r.TTL,
+		Keywords: r.Keywords, KeywordAttrs: r.KAttrs, AnyKeyword: r.AnyKW, Offset: r.Offset,
+	}
 	if r.TTL == 0 {
 		q.TTL = NoForward
 	}
-	if r.Limit <= 0 {
+	switch {
+	case r.Limit <= 0:
 		return q, fmt.Errorf("%w: limit %d", ErrInvalid, r.Limit)
+	case len(r.QID) > MaxQID:
+		return q, fmt.Errorf("%w: query ID of %d bytes, limit %d", ErrInvalid, len(r.QID), MaxQID)
+	case len(r.Visited) > MaxVisited:
+		return q, fmt.Errorf("%w: %d visited, limit %d", ErrInvalid, len(r.Visited), MaxVisited)
 	}
 	return q, q.normalize()
 }
