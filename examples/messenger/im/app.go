@@ -49,7 +49,10 @@ type Config struct {
 	// Heartbeat is how often presence is sent to connected contacts; a contact
 	// silent for three heartbeats is shown offline. Default 10 s.
 	Heartbeat time.Duration
-	Logger    *slog.Logger
+	// Mailbox bounds the mailbox a super-peer keeps; zero fields take the
+	// defaults (SECURITY.md).
+	Mailbox MailboxLimits
+	Logger  *slog.Logger
 }
 
 // pipe IDs of the messenger.
@@ -162,7 +165,7 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 	}
 	closers = append(closers, m.gs.Close)
 	if cfg.SuperPeer {
-		if m.mbox, err = NewMailboxServer(m.p.Host(), filepath.Join(cfg.Dir, "superpeer")); err != nil {
+		if m.mbox, err = NewMailboxServer(m.p.Host(), filepath.Join(cfg.Dir, "superpeer"), cfg.Mailbox); err != nil {
 			return nil, err
 		}
 		return m, nil

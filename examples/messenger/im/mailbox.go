@@ -5,16 +5,19 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-msgio"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	"github.com/juxta-p2p/juxta/peer"
@@ -27,17 +30,64 @@ import (
 // who writes to whom and how much, never what.
 const mailboxProtocol = "/juxta-messenger/mailbox/1"
 
-// Mailbox bounds.
+// Mailbox bounds (SECURITY.md). MailboxLimits holds the ones an operator sets.
 const (
-	MailboxMaxItem      = 64 << 10 // one sealed item
-	MailboxMaxItems     = 1000     // per recipient
-	MailboxMaxBytes     = 4 << 20  // per recipient
-	MailboxTTL          = 7 * 24 * time.Hour
-	MailboxMaxTotal     = 1 << 30 // the whole store
-	mailboxMaxFrame     = 8 << 20
-	mailboxDepositRate  = 50 // items per second per depositor
-	mailboxStreamTimout = 15 * time.Second
+	MailboxMaxItem  = 64 << 10 // one sealed item
+	MailboxMaxItems = 1000     // per recipient
+	MailboxMaxBytes = 4 << 20  // per recipient
+	MailboxTTL      = 7 * 24 * time.Hour
+	MailboxMaxTotal = 1 << 30  // live bytes of the whole store
+	MailboxMaxOwn   = 16 << 20 // live bytes one depositor keeps, over all recipients
+
+	// mailboxMaxRequest bounds a request frame; a client splits deposits.
+	mailboxMaxRequest = 1 << 20
+	// mailboxMaxResponse bounds a response frame; a fetch answers at most
+	// mailboxFetchBytes of items and says when more wait.
+	mailboxMaxResponse = 2 << 20
+	mailboxFetchBytes  = 1 << 20
+	// mailboxBufferBudget bounds the request buffers of all streams in flight
+	// together; mailboxStreamsPerPeer bounds one peer's streams in flight.
+	mailboxBufferBudget   = 32 << 20
+	mailboxStreamsPerPeer = 4
+	mailboxRequestTimeout = 10 * time.Second // to deliver the request
+	mailboxStreamTimeout  = 15 * time.Second // for the whole exchange
+	// A depositor's allowance: requests plus items per second, and burst.
+	mailboxRate      = 50
+	mailboxBurst     = 100
+	mailboxLimiters  = 4096 // depositors whose allowance is remembered
+	mailboxSweepTick = 10 * time.Minute
 )
+
+// MailboxLimits bound a mailbox server. Zero fields take the defaults.
+type MailboxLimits struct {
+	MaxTotal     int64 // live bytes of the store; default MailboxMaxTotal
+	MaxOwn       int64 // live bytes per depositor, over all recipients; default MailboxMaxOwn
+	MaxBytes     int   // live bytes per recipient; default MailboxMaxBytes
+	MaxItems     int   // items per recipient; default MailboxMaxItems
+	TTL          time.Duration
+	BufferBudget int64 // request bytes in flight, all streams; default 32 MiB
+}
+
+func (l *MailboxLimits) defaults() {
+	if l.MaxTotal <= 0 {
+		l.MaxTotal = MailboxMaxTotal
+	}
+	if l.MaxOwn <= 0 {
+		l.MaxOwn = MailboxMaxOwn
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = MailboxMaxBytes
+	}
+	if l.MaxItems <= 0 {
+		l.MaxItems = MailboxMaxItems
+	}
+	if l.TTL <= 0 {
+		l.TTL = MailboxTTL
+	}
+	if l.BufferBudget <= 0 {
+		l.BufferBudget = mailboxBufferBudget
+	}
+}
 
 const (
 	mbDeposit uint8 = 1
@@ -50,6 +100,7 @@ type mbItem struct {
 	From    []byte `cbor:"2,keyasint,omitempty"` // set by the server from the stream
 	Blob    []byte `cbor:"3,keyasint"`
 	Expires int64  `cbor:"4,keyasint,omitempty"`
+	Time    int64  `cbor:"5,keyasint,omitempty"` // arrival at the server, unix ms
 }
 
 type mbReq struct {
@@ -63,23 +114,34 @@ type mbResp struct {
 	Items  []mbItem `cbor:"1,keyasint,omitempty"`
 	Stored int      `cbor:"2,keyasint,omitempty"`
 	Err    string   `cbor:"3,keyasint,omitempty"`
+	More   bool     `cbor:"4,keyasint,omitempty"` // fetch: more items wait
 }
 
 // MailboxServer keeps sealed messages for offline recipients, bounded per
-// recipient, expiring after MailboxTTL.
+// recipient, per depositor and in total by live bytes, expiring after TTL.
 type MailboxServer struct {
-	host host.Host
-	db   *bolt.DB
-	path string
-	temp bool
+	host   host.Host
+	db     *bolt.DB
+	path   string
+	temp   bool
+	lim    MailboxLimits
+	budget *semaphore.Weighted // request buffer bytes in flight
+	limits *lru.Cache[peer.ID, *rate.Limiter]
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	limits map[peer.ID]*rate.Limiter
+	mu        sync.Mutex // guards the fields below; taken before a write transaction
+	total     int64      // live bytes stored
+	own       map[string]int64
+	inflight  map[peer.ID]int
+	lastSweep time.Time
 }
 
 // NewMailboxServer serves the mailbox on h, storing in dir/mailbox.db (a
-// temporary file when dir is empty).
-func NewMailboxServer(h host.Host, dir string) (*MailboxServer, error) {
+// temporary file when dir is empty), within lim.
+func NewMailboxServer(h host.Host, dir string, lim MailboxLimits) (*MailboxServer, error) {
+	lim.defaults()
 	temp := dir == ""
 	if temp {
 		var err error
@@ -95,7 +157,20 @@ func NewMailboxServer(h host.Host, dir string) (*MailboxServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailbox: open %s: %w", path, err)
 	}
-	s := &MailboxServer{host: h, db: db, path: path, temp: temp, limits: map[peer.ID]*rate.Limiter{}}
+	limits, _ := lru.New[peer.ID, *rate.Limiter](mailboxLimiters)
+	s := &MailboxServer{
+		host: h, db: db, path: path, temp: temp, lim: lim, limits: limits,
+		budget: semaphore.NewWeighted(lim.BufferBudget),
+		own:    map[string]int64{}, inflight: map[peer.ID]int{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.sweep()
+	if err := s.recount(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mailbox: %w", err)
+	}
+	s.wg.Add(1)
+	go s.janitor()
 	h.SetStreamHandler(mailboxProtocol, s.handle)
 	return s, nil
 }
@@ -106,6 +181,8 @@ func (s *MailboxServer) Path() string { return s.path }
 // Close stops serving and closes the store.
 func (s *MailboxServer) Close() error {
 	s.host.RemoveStreamHandler(mailboxProtocol)
+	s.cancel()
+	s.wg.Wait()
 	err := s.db.Close()
 	if s.temp {
 		os.RemoveAll(filepath.Dir(s.path))
@@ -113,37 +190,71 @@ func (s *MailboxServer) Close() error {
 	return err
 }
 
-func (s *MailboxServer) limiter(id peer.ID) *rate.Limiter {
+// Usage reports the live bytes stored in all, and those deposited by from.
+func (s *MailboxServer) Usage(from peer.ID) (total, own int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l, ok := s.limits[id]
+	return s.total, s.own[string(from)]
+}
+
+func (s *MailboxServer) limiter(id peer.ID) *rate.Limiter {
+	l, ok := s.limits.Get(id)
 	if !ok {
-		l = rate.NewLimiter(mailboxDepositRate, 2*mailboxDepositRate)
-		s.limits[id] = l
+		l = rate.NewLimiter(mailboxRate, mailboxBurst)
+		s.limits.Add(id, l)
 	}
 	return l
 }
 
+// enter admits one more stream of from, within mailboxStreamsPerPeer.
+func (s *MailboxServer) enter(from peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[from] >= mailboxStreamsPerPeer {
+		return false
+	}
+	s.inflight[from]++
+	return true
+}
+
+func (s *MailboxServer) leave(from peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[from]--; s.inflight[from] <= 0 {
+		delete(s.inflight, from)
+	}
+}
+
 func (s *MailboxServer) handle(str network.Stream) {
 	defer str.Close()
-	_ = str.SetDeadline(time.Now().Add(mailboxStreamTimout))
 	from := str.Conn().RemotePeer()
+	if !s.enter(from) {
+		str.Reset()
+		return
+	}
+	defer s.leave(from)
+	_ = str.SetDeadline(time.Now().Add(mailboxStreamTimeout))
+	_ = str.SetReadDeadline(time.Now().Add(mailboxRequestTimeout))
 	var req mbReq
-	if err := readFrame(str, &req, mailboxMaxFrame); err != nil {
+	if err := s.readRequest(str, &req); err != nil {
 		str.Reset()
 		return
 	}
 	var resp mbResp
 	var err error
-	switch req.Op {
-	case mbDeposit:
-		resp.Stored, err = s.deposit(from, req)
-	case mbFetch:
-		resp.Items, err = s.fetch(from)
-	case mbAck:
-		err = s.ack(from, req.IDs)
-	default:
-		err = errors.New("unknown operation")
+	if !s.limiter(from).AllowN(time.Now(), 1+len(req.Items)) {
+		err = errors.New("rate limited")
+	} else {
+		switch req.Op {
+		case mbDeposit:
+			resp.Stored, err = s.deposit(from, req)
+		case mbFetch:
+			resp.Items, resp.More, err = s.fetch(from)
+		case mbAck:
+			err = s.ack(from, req.IDs)
+		default:
+			err = errors.New("unknown operation")
+		}
 	}
 	if err != nil {
 		resp.Err = err.Error()
@@ -153,137 +264,36 @@ func (s *MailboxServer) handle(str network.Stream) {
 	}
 }
 
-func (s *MailboxServer) deposit(from peer.ID, req mbReq) (int, error) {
-	to, err := lpeer.IDFromBytes(req.To)
+// readRequest reads one request frame. Its buffer is taken from the budget
+// of all streams before it is allocated, so streams that announce large
+// frames and send them slowly hold at most the budget between them.
+func (s *MailboxServer) readRequest(str network.Stream, req *mbReq) error {
+	n, err := binary.ReadUvarint(byteReader{str})
 	if err != nil {
-		return 0, fmt.Errorf("bad recipient: %w", err)
+		return err
 	}
-	if fi, err := os.Stat(s.path); err == nil && fi.Size() > MailboxMaxTotal {
-		return 0, errors.New("the super-peer's mailbox store is full")
+	if n > mailboxMaxRequest {
+		return msgio.ErrMsgTooLarge
 	}
-	lim := s.limiter(from)
-	stored := 0
-	var firstErr error
-	refuse := func(err error) {
-		if firstErr == nil {
-			firstErr = err
-		}
+	ctx, cancel := context.WithTimeout(s.ctx, mailboxRequestTimeout)
+	defer cancel()
+	if err := s.budget.Acquire(ctx, int64(n)); err != nil {
+		return err
 	}
-	now := time.Now()
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(req.To)
-		if err != nil {
-			return err
-		}
-		s.expire(b, now)
-		count, size := b.Stats().KeyN, 0
-		_ = b.ForEach(func(_, v []byte) error { size += len(v); return nil })
-		// Each item on its own: one bad item does not cost the others.
-		for _, it := range req.Items {
-			switch {
-			case len(it.Blob) > MailboxMaxItem || len(it.ID) == 0 || len(it.ID) > 64:
-				refuse(fmt.Errorf("item %q too large or unnamed", it.ID))
-				continue
-			case count >= MailboxMaxItems || size+len(it.Blob) > MailboxMaxBytes:
-				refuse(fmt.Errorf("mailbox of %s is full", to.ShortString()))
-				continue
-			case !lim.Allow():
-				refuse(errors.New("rate limited"))
-				continue
-			}
-			seq, _ := b.NextSequence()
-			key := binary.BigEndian.AppendUint64(nil, seq)
-			key = append(key, it.ID...)
-			v, err := enc.Marshal(mbItem{ID: it.ID, From: []byte(from), Blob: it.Blob, Expires: now.Add(MailboxTTL).UnixMilli()})
-			if err != nil {
-				return err
-			}
-			if err := b.Put(key, v); err != nil {
-				return err
-			}
-			count++
-			size += len(v)
-			stored++
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
+	defer s.budget.Release(int64(n))
+	b := make([]byte, n)
+	if _, err := io.ReadFull(str, b); err != nil {
+		return err
 	}
-	return stored, firstErr
+	return dec.Unmarshal(b, req)
 }
 
-func (s *MailboxServer) expire(b *bolt.Bucket, now time.Time) {
-	var dead [][]byte
-	_ = b.ForEach(func(k, v []byte) error {
-		var it mbItem
-		if dec.Unmarshal(v, &it) != nil || now.UnixMilli() > it.Expires {
-			dead = append(dead, append([]byte(nil), k...))
-		}
-		return nil
-	})
-	for _, k := range dead {
-		_ = b.Delete(k)
-	}
-}
+type byteReader struct{ r io.Reader }
 
-func (s *MailboxServer) fetch(to peer.ID) ([]mbItem, error) {
-	var out []mbItem
-	size := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(to))
-		if b == nil {
-			return nil
-		}
-		s.expire(b, time.Now())
-		return b.ForEach(func(_, v []byte) error {
-			var it mbItem
-			if dec.Unmarshal(v, &it) == nil && size+len(v) < mailboxMaxFrame/2 {
-				out = append(out, it)
-				size += len(v)
-			}
-			return nil
-		})
-	})
-	return out, err
-}
-
-func (s *MailboxServer) ack(to peer.ID, ids []string) error {
-	want := map[string]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(to))
-		if b == nil {
-			return nil
-		}
-		var dead [][]byte
-		_ = b.ForEach(func(k, _ []byte) error {
-			if len(k) > 8 && want[string(k[8:])] {
-				dead = append(dead, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		for _, k := range dead {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// Count reports how many items wait for recipient.
-func (s *MailboxServer) Count(recipient peer.ID) int {
-	n := 0
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket([]byte(recipient)); b != nil {
-			n = b.Stats().KeyN
-		}
-		return nil
-	})
-	return n
+func (b byteReader) ReadByte() (byte, error) {
+	var p [1]byte
+	_, err := io.ReadFull(b.r, p[:])
+	return p[0], err
 }
 
 func writeFrame(str network.Stream, v any) error {
@@ -306,7 +316,7 @@ func readFrame(str network.Stream, v any, max int) error {
 
 // mailboxCall runs one request against a super-peer's mailbox.
 func mailboxCall(ctx context.Context, h host.Host, sp peer.ID, req mbReq) (mbResp, error) {
-	ctx, cancel := context.WithTimeout(ctx, mailboxStreamTimout)
+	ctx, cancel := context.WithTimeout(ctx, mailboxStreamTimeout)
 	defer cancel()
 	str, err := h.NewStream(network.WithAllowLimitedConn(ctx, "mailbox"), sp, mailboxProtocol)
 	if err != nil {
@@ -321,7 +331,7 @@ func mailboxCall(ctx context.Context, h host.Host, sp peer.ID, req mbReq) (mbRes
 		return mbResp{}, err
 	}
 	var resp mbResp
-	if err := readFrame(str, &resp, mailboxMaxFrame); err != nil {
+	if err := readFrame(str, &resp, mailboxMaxResponse); err != nil {
 		str.Reset()
 		return mbResp{}, err
 	}
@@ -329,4 +339,13 @@ func mailboxCall(ctx context.Context, h host.Host, sp peer.ID, req mbReq) (mbRes
 		return resp, fmt.Errorf("mailbox on %s: %s", sp.ShortString(), resp.Err)
 	}
 	return resp, nil
+}
+
+// validRecipient checks a deposit's recipient.
+func validRecipient(to []byte) (peer.ID, error) {
+	id, err := lpeer.IDFromBytes(to)
+	if err != nil {
+		return "", fmt.Errorf("bad recipient: %w", err)
+	}
+	return id, nil
 }

@@ -111,6 +111,7 @@ func (m *Messenger) readLoop(c *pipes.MsgConn) {
 			if current {
 				delete(m.conns, id)
 				delete(m.presence, id)
+				delete(m.lastHeard, id)
 			}
 			m.mu.Unlock()
 			c.Close()
@@ -145,8 +146,8 @@ func (m *Messenger) handle(ctx context.Context, id peer.ID, c *pipes.MsgConn, f 
 			if len(f.BoxKey) == 32 && !slices.Equal(f.BoxKey, contact.BoxKey) {
 				contact.BoxKey, changed = slices.Clone(f.BoxKey), true
 			}
-			if f.Invite != "" && f.Invite != contact.Invite && len(f.Invite) < 4096 {
-				contact.Invite, changed = f.Invite, true
+			if inv := inviteOf(id, f.Invite); inv != "" && inv != contact.Invite {
+				contact.Invite, changed = inv, true
 			}
 			// They accepted us (now, or while we were apart): tell them
 			// we know, with our presence.
@@ -159,7 +160,11 @@ func (m *Messenger) handle(ctx context.Context, id peer.ID, c *pipes.MsgConn, f 
 		}
 		if f.Want && (!known || contact.State != Accepted) {
 			if !known {
-				contact = Contact{ID: id, Name: trim(f.Name, 64), BoxKey: slices.Clone(f.BoxKey), Invite: f.Invite, State: Pending}
+				if m.pendingRequests() >= MaxPendingRequests || len(f.BoxKey) != 32 {
+					m.log.Debug("contact request dropped", "peer", id)
+					return
+				}
+				contact = Contact{ID: id, Name: trim(f.Name, maxNameLen), BoxKey: slices.Clone(f.BoxKey), Invite: inviteOf(id, f.Invite), State: Pending}
 				// Stored before anyone hears of it, so that an Accept
 				// right after the event finds it.
 				if err := m.st.putContact(contact); err != nil {
@@ -190,6 +195,9 @@ func (m *Messenger) handle(ctx context.Context, id peer.ID, c *pipes.MsgConn, f 
 	case "msg":
 		if !known || contact.State != Accepted {
 			return // nothing happens before authorization
+		}
+		if !fromMailbox {
+			f.Time = clampTime(f.Time, time.Now())
 		}
 		msg := Message{ID: f.ID, Peer: id, Text: trim(f.Text, 16<<10), Time: time.UnixMilli(f.Time), Seq: f.Seq, Status: Received}
 		if msg.ID == "" || len(msg.ID) > 64 {
@@ -355,86 +363,161 @@ func (m *Messenger) depositFrames(ctx context.Context, id peer.ID, frames []fram
 	}
 	stored := false
 	for _, sp := range m.p.ConnectedSuperPeers() {
-		if _, err := mailboxCall(ctx, m.p.Host(), sp, mbReq{Op: mbDeposit, To: []byte(id), Items: items}); err != nil {
-			m.log.Debug("mailbox deposit failed", "super-peer", sp, "err", err)
-			continue
+		ok := true
+		for _, batch := range depositBatches(items) {
+			if _, err := mailboxCall(ctx, m.p.Host(), sp, mbReq{Op: mbDeposit, To: []byte(id), Items: batch}); err != nil {
+				m.log.Debug("mailbox deposit failed", "super-peer", sp, "err", err)
+				ok = false
+				break
+			}
 		}
-		stored = true
+		stored = stored || ok
 	}
 	return stored
 }
 
+// depositBatches splits items into requests well under the server's frame
+// bound.
+func depositBatches(items []mbItem) [][]mbItem {
+	var out [][]mbItem
+	var cur []mbItem
+	size := 0
+	for _, it := range items {
+		n := len(it.Blob) + len(it.ID) + 16
+		if len(cur) > 0 && size+n > mailboxMaxRequest/2 {
+			out = append(out, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, it)
+		size += n
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
 // fetchMailbox collects what waits in the super-peers' mailboxes, handles it in
-// the senders' order, and acknowledges it, which deletes it there.
+// the senders' order, and acknowledges it, which deletes it there. Items from
+// peers who are not contacts, or whose request this user has not accepted,
+// are dropped and acknowledged too, so a stranger cannot fill the mailbox;
+// only items from peers this user asked (Requested) wait, as they may be an
+// acceptance that arrived while this user was away.
 func (m *Messenger) fetchMailbox(ctx context.Context) {
 	for _, sp := range m.p.ConnectedSuperPeers() {
-		resp, err := mailboxCall(ctx, m.p.Host(), sp, mbReq{Op: mbFetch})
-		if err != nil {
-			m.log.Debug("mailbox fetch failed", "super-peer", sp, "err", err)
-			continue
-		}
-		type opened struct {
-			from peer.ID
-			f    frame
-		}
-		var got []opened
-		var ids []string // acknowledged, hence deleted at the super-peer
-		for _, it := range resp.Items {
-			from, err := lpeer.IDFromBytes(it.From)
-			if err != nil {
-				ids = append(ids, it.ID) // unusable: drop it
-				continue
-			}
-			contact, ok := m.st.contact(from)
-			if !ok || contact.State != Accepted || len(contact.BoxKey) != 32 {
-				// Not a contact yet (say, they accepted us while we were
-				// away): keep it until we are, or until it expires.
-				continue
-			}
-			var s sealedItem
-			if dec.Unmarshal(it.Blob, &s) != nil || len(s.Nonce) != 24 {
-				ids = append(ids, it.ID)
-				continue
-			}
-			var their [32]byte
-			var nonce [24]byte
-			copy(their[:], contact.BoxKey)
-			copy(nonce[:], s.Nonce)
-			plain, ok := box.Open(nil, s.Box, &nonce, &their, m.boxKey)
-			if !ok {
-				ids = append(ids, it.ID) // not sealed by them for us
-				continue
-			}
-			var f frame
-			if dec.Unmarshal(plain, &f) != nil {
-				ids = append(ids, it.ID)
-				continue
-			}
-			got = append(got, opened{from, f})
-			ids = append(ids, it.ID)
-		}
-		// Each sender's frames in that sender's order.
-		slices.SortStableFunc(got, func(a, b opened) int {
-			if c := strings.Compare(string(a.from), string(b.from)); c != 0 {
-				return c
-			}
-			switch {
-			case a.f.Seq < b.f.Seq:
-				return -1
-			case a.f.Seq > b.f.Seq:
-				return 1
-			}
-			return 0
-		})
-		for _, o := range got {
-			m.handle(ctx, o.from, m.conn(o.from), o.f, true)
-		}
-		if len(ids) > 0 {
-			if _, err := mailboxCall(ctx, m.p.Host(), sp, mbReq{Op: mbAck, IDs: ids}); err != nil {
-				m.log.Debug("mailbox ack failed", "super-peer", sp, "err", err)
+		for range 64 { // a fetch answers at most ~1 MiB; a few rounds drain it
+			more, progress := m.fetchMailboxOnce(ctx, sp)
+			if !more || !progress {
+				break
 			}
 		}
 	}
+}
+
+type openedItem struct {
+	from    peer.ID
+	f       frame
+	arrival time.Time // at the super-peer
+}
+
+// fetchMailboxOnce runs one fetch and ack round against sp; it reports
+// whether more items wait and whether this round acknowledged any.
+func (m *Messenger) fetchMailboxOnce(ctx context.Context, sp peer.ID) (more, progress bool) {
+	resp, err := mailboxCall(ctx, m.p.Host(), sp, mbReq{Op: mbFetch})
+	if err != nil {
+		m.log.Debug("mailbox fetch failed", "super-peer", sp, "err", err)
+		return false, false
+	}
+	var got []openedItem
+	var ids []string // acknowledged, hence deleted at the super-peer
+	for _, it := range resp.Items {
+		o, keep := m.openItem(it)
+		if keep {
+			continue
+		}
+		ids = append(ids, it.ID)
+		if o != nil {
+			got = append(got, *o)
+		}
+	}
+	// Each sender's frames in that sender's order.
+	slices.SortStableFunc(got, func(a, b openedItem) int {
+		if c := strings.Compare(string(a.from), string(b.from)); c != 0 {
+			return c
+		}
+		switch {
+		case a.f.Seq < b.f.Seq:
+			return -1
+		case a.f.Seq > b.f.Seq:
+			return 1
+		}
+		return 0
+	})
+	for _, o := range got {
+		o.f.Time = clampTime(o.f.Time, o.arrival)
+		m.handle(ctx, o.from, m.conn(o.from), o.f, true)
+	}
+	if len(ids) > 0 {
+		if _, err := mailboxCall(ctx, m.p.Host(), sp, mbReq{Op: mbAck, IDs: ids}); err != nil {
+			m.log.Debug("mailbox ack failed", "super-peer", sp, "err", err)
+			return false, false
+		}
+	}
+	return resp.More, len(ids) > 0
+}
+
+// openItem opens one mailbox item. It returns the frame (nil when the item is
+// to be dropped) and whether the item must stay at the super-peer unopened.
+func (m *Messenger) openItem(it mbItem) (*openedItem, bool) {
+	from, err := lpeer.IDFromBytes(it.From)
+	if err != nil {
+		return nil, false // unusable: drop it
+	}
+	contact, ok := m.st.contact(from)
+	switch {
+	case ok && contact.State == Requested:
+		// They may have accepted us while we were away: keep it until
+		// their hello says so, or until it expires.
+		return nil, true
+	case !ok || contact.State != Accepted || len(contact.BoxKey) != 32:
+		return nil, false // a stranger, or a request not accepted: drop
+	}
+	var s sealedItem
+	if dec.Unmarshal(it.Blob, &s) != nil || len(s.Nonce) != 24 {
+		return nil, false
+	}
+	var their [32]byte
+	var nonce [24]byte
+	copy(their[:], contact.BoxKey)
+	copy(nonce[:], s.Nonce)
+	plain, ok := box.Open(nil, s.Box, &nonce, &their, m.boxKey)
+	if !ok {
+		return nil, false // not sealed by them for us
+	}
+	var f frame
+	if dec.Unmarshal(plain, &f) != nil {
+		return nil, false
+	}
+	arrival := time.Now()
+	if it.Time > 0 && it.Time < arrival.UnixMilli() {
+		arrival = time.UnixMilli(it.Time)
+	}
+	return &openedItem{from, f, arrival}, false
+}
+
+// maxClockSkew is how far a sender's clock may run behind the arrival of its
+// message before the arrival time is shown instead.
+const maxClockSkew = 2 * time.Minute
+
+// clampTime turns a sender-chosen timestamp (unix ms) into one that lies in
+// [arrival-maxClockSkew, arrival]: a sender cannot date a message in the
+// future, nor backdate history.
+func clampTime(sent int64, arrival time.Time) int64 {
+	a := arrival.UnixMilli()
+	if sent > a || sent < a-maxClockSkew.Milliseconds() {
+		return a
+	}
+	return sent
 }
 
 // connectLoop keeps a chat connection to every contact that can be reached,
@@ -460,7 +543,7 @@ func (m *Messenger) connectLoop() {
 			lastFetch = time.Now()
 		}
 		for _, c := range m.st.contacts() {
-			if dialing[c.ID] || m.conn(c.ID) != nil || now.Before(next[c.ID]) {
+			if !dialable(c) || dialing[c.ID] || m.conn(c.ID) != nil || now.Before(next[c.ID]) {
 				continue
 			}
 			dialing[c.ID] = true
