@@ -9,11 +9,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-msgio"
 
+	"github.com/juxta-p2p/juxta/examples/fileshare/share"
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
@@ -48,6 +48,19 @@ type fileReply struct {
 	Offset int64  `cbor:"1,keyasint,omitempty"`
 	Done   bool   `cbor:"2,keyasint,omitempty"`
 	Err    string `cbor:"3,keyasint,omitempty"`
+	Final  bool   `cbor:"4,keyasint,omitempty"` // the refusal stands: do not retry
+}
+
+// finalError is a receiver's refusal that retrying cannot change.
+type finalError struct{ msg string }
+
+func (e finalError) Error() string { return "receiver refused the file: " + e.msg }
+
+func replyErr(r fileReply) error {
+	if r.Final {
+		return finalError{r.Err}
+	}
+	return errors.New(r.Err)
 }
 
 // Downloads is where received files go.
@@ -102,7 +115,8 @@ func (m *Messenger) sendLoop(ctx context.Context, t *Transfer, sum []byte) {
 			m.progress(t, func(t *Transfer) { t.State, t.Done = "done", t.Size })
 			return
 		}
-		if ctx.Err() != nil || attempt >= 50 {
+		var final finalError
+		if ctx.Err() != nil || attempt >= 50 || errors.As(err, &final) {
 			m.progress(t, func(t *Transfer) { t.State, t.Err = "failed", err.Error() })
 			return
 		}
@@ -135,7 +149,7 @@ func (m *Messenger) sendOnce(ctx context.Context, t *Transfer, sum []byte) error
 		return err
 	}
 	if reply.Err != "" {
-		return errors.New(reply.Err)
+		return replyErr(reply)
 	}
 	if reply.Done {
 		return nil
@@ -179,7 +193,7 @@ func (m *Messenger) sendOnce(ctx context.Context, t *Transfer, sum []byte) error
 		return err
 	}
 	if reply.Err != "" {
-		return errors.New(reply.Err)
+		return replyErr(reply)
 	}
 	if !reply.Done {
 		return errors.New("receiver did not confirm the file")
@@ -198,6 +212,7 @@ func readMsg(r msgio.ReadCloser, v any) error {
 
 func (m *Messenger) acceptFiles(l *pipes.Listener) {
 	defer m.wg.Done()
+	sweepPartials(m.Downloads())
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -236,15 +251,24 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 		return err
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	name := filepath.Base(strings.ReplaceAll(h.Name, "\\", "/"))
-	if h.ID == "" || len(h.ID) > 64 || strings.ContainsAny(h.ID, "/\\.") || name == "." || name == "/" || h.Size < 0 || h.Size > MaxFileSize || len(h.SHA256) != 32 {
-		return reply(fileReply{Err: "bad file header"})
+	if err := validHeader(h); err != nil {
+		return reply(fileReply{Err: "bad file header: " + err.Error(), Final: true})
 	}
+	name := share.SafeName(h.Name)
 	dir := m.Downloads()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return reply(fileReply{Err: "receiver cannot store files"})
 	}
-	part := filepath.Join(dir, "."+h.ID+".part")
+	// The partial file is named by sender and transfer, so that one contact
+	// cannot append to another's.
+	part := partialName(dir, senderTag(from)+h.ID)
+	var have int64
+	if fi, err := os.Stat(part); err == nil {
+		have = fi.Size()
+	}
+	if err := admitPartial(dir, senderTag(from)+h.ID, h.Size, have); err != nil {
+		return reply(fileReply{Err: err.Error(), Final: errors.Is(err, errNoSpace)})
+	}
 	f, err := os.OpenFile(part, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return reply(fileReply{Err: "receiver cannot store files"})
@@ -272,7 +296,9 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 		n, err := c.Read(buf[:min(int64(len(buf)), h.Size-done)])
 		if n > 0 {
 			if _, werr := f.Write(buf[:n]); werr != nil {
-				return reply(fileReply{Err: "receiver's disk refused the file: " + werr.Error()})
+				f.Close()
+				os.Remove(part)
+				return reply(fileReply{Err: "receiver's disk refused the file: " + werr.Error(), Final: true})
 			}
 			done += int64(n)
 			if time.Since(last) > 200*time.Millisecond {
@@ -299,9 +325,11 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 		m.progress(t, func(t *Transfer) { t.State, t.Err = "failed", "hash mismatch; starting over" })
 		return reply(fileReply{Err: "hash mismatch"})
 	}
-	dst := uniquePath(filepath.Join(dir, name))
-	if err := os.Rename(part, dst); err != nil {
-		return reply(fileReply{Err: "receiver cannot store files"})
+	f.Close()
+	dst, err := share.Place(part, dir, name)
+	if err != nil {
+		os.Remove(part)
+		return reply(fileReply{Err: "receiver cannot store files", Final: true})
 	}
 	m.progress(t, func(t *Transfer) { t.State, t.Done, t.Path = "done", h.Size, dst })
 	m.emit(Notice{Text: fmt.Sprintf("received %s from %s (%d bytes, sha256 ok)", name, contact.Label(), h.Size)})
@@ -319,20 +347,6 @@ func fileSHA256(path string) ([]byte, error) {
 		return nil, err
 	}
 	return h.Sum(nil), nil
-}
-
-func uniquePath(p string) string {
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return p
-	}
-	ext := filepath.Ext(p)
-	base := strings.TrimSuffix(p, ext)
-	for i := 1; ; i++ {
-		q := fmt.Sprintf("%s (%d)%s", base, i, ext)
-		if _, err := os.Stat(q); errors.Is(err, os.ErrNotExist) {
-			return q
-		}
-	}
 }
 
 func (m *Messenger) transfer(id string, mk func() *Transfer) *Transfer {

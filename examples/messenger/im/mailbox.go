@@ -49,6 +49,7 @@ const (
 	// together; mailboxStreamsPerPeer bounds one peer's streams in flight.
 	mailboxBufferBudget   = 32 << 20
 	mailboxStreamsPerPeer = 4
+	mailboxSmallRequest   = 80 << 10
 	mailboxRequestTimeout = 10 * time.Second // to deliver the request
 	mailboxStreamTimeout  = 15 * time.Second // for the whole exchange
 	// A depositor's allowance: requests plus items per second, and burst.
@@ -242,8 +243,8 @@ func (s *MailboxServer) handle(str network.Stream) {
 	}
 	var resp mbResp
 	var err error
-	if !s.limiter(from).AllowN(time.Now(), 1+len(req.Items)) {
-		err = errors.New("rate limited")
+	if !s.limiter(from).Allow() {
+		err = errRateLimited
 	} else {
 		switch req.Op {
 		case mbDeposit:
@@ -275,18 +276,25 @@ func (s *MailboxServer) readRequest(str network.Stream, req *mbReq) error {
 	if n > mailboxMaxRequest {
 		return msgio.ErrMsgTooLarge
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, mailboxRequestTimeout)
-	defer cancel()
-	if err := s.budget.Acquire(ctx, int64(n)); err != nil {
-		return err
+	// Small requests (every fetch and ack, most deposits) are bounded by
+	// mailboxStreamsPerPeer alone, so that large ones cannot starve them;
+	// a large one is refused at once when the budget is spent.
+	if n > mailboxSmallRequest {
+		if !s.budget.TryAcquire(int64(n)) {
+			return errBusy
+		}
+		defer s.budget.Release(int64(n))
 	}
-	defer s.budget.Release(int64(n))
 	b := make([]byte, n)
 	if _, err := io.ReadFull(str, b); err != nil {
 		return err
 	}
 	return dec.Unmarshal(b, req)
 }
+
+var errRateLimited = errors.New("rate limited")
+
+var errBusy = errors.New("mailbox: too many large requests in flight")
 
 type byteReader struct{ r io.Reader }
 

@@ -134,6 +134,7 @@ func (s *MailboxServer) deposit(from peer.ID, req mbReq) (int, error) {
 		}
 	}
 	now := time.Now()
+	lim := s.limiter(from)
 	var added []int64
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		added = added[:0]
@@ -165,6 +166,9 @@ func (s *MailboxServer) deposit(from peer.ID, req mbReq) (int, error) {
 				continue
 			case total+n > s.lim.MaxTotal:
 				refuse(errStoreFull)
+				continue
+			case !lim.Allow():
+				refuse(errRateLimited)
 				continue
 			}
 			seq, _ := b.NextSequence()

@@ -26,6 +26,9 @@ type room struct {
 
 const roomPipe = "room"
 
+// maxRoomCandidates bounds the rooms of one name JoinRoom tries.
+const maxRoomCandidates = 8
+
 type roomFrame struct {
 	ID   string `cbor:"1,keyasint"`
 	Text string `cbor:"2,keyasint"`
@@ -65,11 +68,24 @@ func (m *Messenger) JoinRoom(ctx context.Context, name, password string) error {
 	if err != nil {
 		return err
 	}
+	// Anyone can advertise a room of any name: try each password room of
+	// that name (a few at most, as each costs a key derivation) and take the
+	// first whose verifier the password matches. A room someone else made
+	// under the name fails the check, since they do not know the password.
+	tried := 0
+	var lastErr error
 	for _, info := range found {
 		if info.Name != name || info.Policy != groups.PolicyPassword {
 			continue
 		}
+		if tried++; tried > maxRoomCandidates {
+			break
+		}
 		g, err := m.gs.JoinPassword(ctx, info, password)
+		if errors.Is(err, groups.ErrWrongPassword) || errors.Is(err, groups.ErrBadGroup) {
+			lastErr = err
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -77,6 +93,9 @@ func (m *Messenger) JoinRoom(ctx context.Context, name, password string) error {
 			return err
 		}
 		return m.openRoom(name, g)
+	}
+	if lastErr != nil {
+		return fmt.Errorf("messenger: no room named %q takes that password: %w", name, lastErr)
 	}
 	return fmt.Errorf("messenger: no password room named %q found", name)
 }
@@ -216,11 +235,13 @@ func (m *Messenger) roomReader(ctx context.Context, r *room) {
 			return
 		}
 		var f roomFrame
-		if dec.Unmarshal(msg.Data, &f) != nil || f.ID == "" {
+		if dec.Unmarshal(msg.Data, &f) != nil || f.ID == "" || len(f.ID) > 64 {
 			continue
 		}
+		// The sender's clock is not trusted: a room message is dated no
+		// later than its arrival and no earlier than maxClockSkew before.
 		stored := Message{ID: f.ID, Room: r.name, Out: msg.From == m.ID(), Text: trim(f.Text, 16<<10),
-			From: strings.TrimSpace(trim(f.Name, 64)), Time: time.UnixMilli(f.Time), Status: Received}
+			From: strings.TrimSpace(trim(f.Name, maxNameLen)), Time: time.UnixMilli(clampTime(f.Time, time.Now())), Status: Received}
 		if isNew, err := m.st.putMessage(&stored); err == nil && isNew {
 			m.emit(RoomMessage{Message: stored})
 		}
