@@ -22,7 +22,7 @@ type node struct {
 }
 
 func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -100,10 +100,15 @@ func fileAd(id, name string) Advertisement {
 	return Advertisement{Type: "fileshare.file", ID: id, Attrs: map[string]string{"name": name}, Body: []byte("body of " + id)}
 }
 
-// eventually polls cond until it holds or the time runs out.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+// patience bounds every wait for an event: generous, since a loaded 2-core
+// machine under -race takes minutes where an idle one takes a second, and a
+// wait that succeeds returns as soon as the event happens.
+const patience = 4 * time.Minute
+
+// eventually polls cond until it holds or patience runs out.
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.Now().Add(patience)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

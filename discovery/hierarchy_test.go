@@ -97,7 +97,7 @@ func TestDHTExactQueryAmongTwenty(t *testing.T) {
 	}
 	q := Query{Type: "fileshare.file", Attr: "sha256", Value: "9F86D081884C7D659A2FEAA0C55AD015", Sources: SourceDHT}
 	var res []Result
-	eventually(t, 30*time.Second, "the provider record", func() bool {
+	eventually(t, "the provider record", func() bool {
 		res = collect(t, seeker.d, q)
 		return len(res) > 0
 	})
@@ -156,7 +156,7 @@ func TestFindPeerByName(t *testing.T) {
 	// connected; it is handed over when the connection comes up.
 	b := edge(t, Config{NoPeerAdvertisement: true}, s)
 	var res []Result
-	eventually(t, 5*time.Second, "ada's peer advertisement", func() bool {
+	eventually(t, "ada's peer advertisement", func() bool {
 		time.Sleep(100 * time.Millisecond) // stay inside the query rate limit
 		res = collect(t, b.d, Query{Type: TypePeer, Attr: "name", Value: "ada*", Sources: SourceSuperPeers})
 		return len(res) > 0

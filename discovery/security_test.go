@@ -422,7 +422,7 @@ func TestSecurityRejectsDHTFetch(t *testing.T) {
 		}
 		// ADD_PROVIDER is one-way: wait until both DHT servers hold the record.
 		key := dhtKey("", secType, "name", value).Hash()
-		eventually(t, 10*time.Second, "provider records", func() bool {
+		eventually(t, "provider records", func() bool {
 			for _, s := range []*node{s1, s2} {
 				provs, err := s.p.Routing().ProviderStore().GetProviders(ctx, key)
 				if err != nil || len(provs) == 0 {

@@ -271,7 +271,9 @@ func (s *Service) sign(ad Advertisement, now time.Time) (Advertisement, []byte, 
 }
 
 func republishAfter(ad *Advertisement) time.Duration {
-	return max(ad.Expiration*3/4, 100*time.Millisecond)
+	// At half: a republish delayed by a busy machine or a slow link still
+	// lands before the copies expire.
+	return max(ad.Expiration/2, 100*time.Millisecond)
 }
 
 // followSuperPeers hands every live advertisement of ours to a super-peer as

@@ -20,8 +20,13 @@ type node struct {
 	s *Service
 }
 
+// patience bounds every wait for an event: generous, since a loaded 2-core
+// machine under -race takes minutes where an idle one takes a second, and a
+// wait that succeeds returns as soon as the event happens.
+const patience = 4 * time.Minute
+
 func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -50,6 +55,18 @@ func newNode(t testing.TB, cfg peer.Config) *node {
 		p.Close()
 	})
 	return &node{p, d, s}
+}
+
+// waitFor waits, up to patience, for cond.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func superPeer(t testing.TB) *node { return newNode(t, peer.TestSuperPeerConfig()) }

@@ -275,13 +275,7 @@ func TestReliableMovesFromRelayToDirect(t *testing.T) {
 	}
 	defer ln.Close()
 	// Wait until a's only advertised addresses are relay addresses.
-	deadline := time.Now().Add(20 * time.Second)
-	for len(a.p.Status().Relays) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no relay reservation")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFor(t, "a relay reservation", func() bool { return len(a.p.Status().Relays) > 0 })
 	if _, _, err := b.p.ConnectInvite(ctx, a.p.Invite()); err != nil {
 		t.Fatal(err)
 	}
@@ -335,11 +329,5 @@ func TestReliableMovesFromRelayToDirect(t *testing.T) {
 	if recvErr != nil {
 		t.Fatal(recvErr)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for d.Path() != peer.PathDirect {
-		if time.Now().After(deadline) {
-			t.Fatalf("pipe stayed %v after the direct connection appeared", d.Path())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, "the pipe to move to the direct connection", func() bool { return d.Path() == peer.PathDirect })
 }

@@ -69,7 +69,7 @@ func TestCloseWhenPeerStopsReading(t *testing.T) {
 	go func() { d.Close(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("Close blocked on a peer that stopped reading")
 	}
 }

@@ -241,6 +241,16 @@ func (c *Conn) Close() error {
 	err := c.s.Close()
 	if err != nil {
 		c.s.Reset()
+		return nil
+	}
+	// A Write in progress may be blocked on flow control, which a QUIC
+	// stream's Close does not interrupt (and the far side, told we stopped
+	// reading, may never read again): net.Conn promises Close unblocks it,
+	// so such a Write ends with a reset.
+	if c.wmu.TryLock() {
+		c.wmu.Unlock()
+	} else {
+		c.s.Reset()
 	}
 	return nil
 }
