@@ -59,3 +59,43 @@ func Example() {
 	}
 	// Output: Blue Monday.mp3 true super-peers
 }
+
+// A sharer publishes its files in one batch and searches them by keywords:
+// case, Unicode normalization and a prefix of the last word do not matter.
+func ExampleService_PublishBatch() {
+	ctx := context.Background()
+	p, err := peer.New(ctx, peer.TestConfig())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	d, err := discovery.New(ctx, p, discovery.Config{NoPeerAdvertisement: true, NoDHT: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close()
+	var files []discovery.Advertisement
+	for i, name := range []string{"Blue Monday.mp3", "Blue Moon (live).ogg", "Monday Morning.flac", "소리바다 노래.mp3"} {
+		files = append(files, discovery.Advertisement{
+			Type: "fileshare.file", ID: fmt.Sprint("sha-", i), Attrs: map[string]string{"name": name},
+		})
+	}
+	if _, err := d.PublishBatch(ctx, files); err != nil {
+		log.Fatal(err)
+	}
+	for _, kw := range []string{"blue mo", "MONDAY", "노래"} {
+		rs, err := d.LocalResults(discovery.Query{Type: "fileshare.file", Keywords: kw})
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s:", kw)
+		for _, r := range rs {
+			fmt.Printf(" %q", r.Attrs["name"])
+		}
+		fmt.Println()
+	}
+	// Output:
+	// blue mo: "Blue Moon (live).ogg" "Blue Monday.mp3"
+	// MONDAY: "Blue Monday.mp3" "Monday Morning.flac"
+	// 노래: "소리바다 노래.mp3"
+}

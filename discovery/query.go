@@ -98,7 +98,7 @@ func (s Source) String() string {
 }
 
 func (q *Query) normalize() error {
-	for _, f := range []string{q.Scope, q.Type, q.Attr, q.Value} {
+	for _, f := range []string{q.Scope, q.Type, q.Attr, q.Value, q.Keywords} {
 		if len(f) > MaxQueryField {
 			return fmt.Errorf("%w: query field of %d bytes, limit %d", ErrInvalid, len(f), MaxQueryField)
 		}

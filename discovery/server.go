@@ -263,7 +263,7 @@ func (c *core) servePublish(cn *conn, from lpeer.ID, req *request) error {
 		}
 		entries = append(entries, &entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)})
 	}
-	accepted := 0
+	accepted, indexed := 0, 0
 	fresh, errs := c.store.putMany(entries, now)
 	for i, err := range errs {
 		if err != nil {
@@ -275,9 +275,11 @@ func (c *core) servePublish(cn *conn, from lpeer.ID, req *request) error {
 		}
 		accepted++
 		if fresh[i] {
+			indexed++
 			c.watch.Publish(cloneAd(entries[i].ad))
 		}
 	}
+	c.accepted.Add(uint64(indexed))
 	resp := response{Done: true, Accepted: accepted}
 	if firstErr != nil {
 		resp.Code, resp.Err = codeOf(firstErr), firstErr.Error()
@@ -305,6 +307,7 @@ func (c *core) serveRefresh(cn *conn, from lpeer.ID, req *request) error {
 	if err != nil {
 		return refuse(cn, err)
 	}
+	c.refreshed.Add(uint64(len(req.Digests) - len(missing)))
 	return cn.send(response{Done: true, Missing: missing})
 }
 

@@ -124,6 +124,8 @@ type core struct {
 	served    atomic.Uint64
 	purged    atomic.Uint64
 	remoteErr atomic.Uint64
+	accepted  atomic.Uint64
+	refreshed atomic.Uint64
 }
 
 type published struct {
@@ -295,7 +297,7 @@ func (c *core) followSuperPeers(sub *peer.Subscription) {
 			raws = append(raws, p.raw)
 		}
 		c.mu.Unlock()
-		c.pushTo(c.ctx, pc.Peer, raws)
+		c.refreshTo(c.ctx, pc.Peer, raws) // a super-peer that kept them gets digests only
 	}
 }
 
@@ -422,6 +424,10 @@ type Stats struct {
 	Purged uint64
 	// RemoteErrors counts publishes and flushes a super-peer refused or missed.
 	RemoteErrors uint64
+	// Accepted counts advertisements (new, or new versions) this super-peer
+	// indexed from publish frames; Refreshed, those it kept alive by digest
+	// (not sent again).
+	Accepted, Refreshed uint64
 }
 
 // Stats returns the service's counters.
@@ -430,6 +436,7 @@ func (c *core) Stats() Stats {
 		Cached: c.store.len(), Dropped: map[string]uint64{},
 		MessagesSent: c.sent.Load(), QueriesServed: c.served.Load(),
 		Purged: c.purged.Load(), RemoteErrors: c.remoteErr.Load(),
+		Accepted: c.accepted.Load(), Refreshed: c.refreshed.Load(),
 	}
 	c.dropped.Range(func(k, v any) bool {
 		st.Dropped[k.(string)] = v.(*atomic.Uint64).Load()
