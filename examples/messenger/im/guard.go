@@ -1,6 +1,9 @@
 package im
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -37,6 +40,27 @@ func (m *Messenger) pendingRequests() int {
 		}
 	}
 	return n
+}
+
+// makeRoomForRequest keeps pending requests under MaxPendingRequests by
+// dropping the oldest: a flood of strangers cannot block an honest request
+// for good, as the honest requester asks again on every connection.
+func (m *Messenger) makeRoomForRequest() {
+	var pending []Contact
+	for _, c := range m.st.contacts() {
+		if c.State == Pending {
+			pending = append(pending, c)
+		}
+	}
+	if len(pending) < MaxPendingRequests {
+		return
+	}
+	slices.SortFunc(pending, func(a, b Contact) int { return cmp.Compare(a.Since, b.Since) })
+	for _, c := range pending[:len(pending)-MaxPendingRequests+1] {
+		if m.st.deleteContact(c.ID) == nil {
+			m.emit(ContactRemoved{ID: c.ID})
+		}
+	}
 }
 
 // dialable says whether connectLoop dials c: only peers this user chose.

@@ -160,11 +160,11 @@ func (m *Messenger) handle(ctx context.Context, id peer.ID, c *pipes.MsgConn, f 
 		}
 		if f.Want && (!known || contact.State != Accepted) {
 			if !known {
-				if m.pendingRequests() >= MaxPendingRequests || len(f.BoxKey) != 32 {
-					m.log.Debug("contact request dropped", "peer", id)
+				if len(f.BoxKey) != 32 {
 					return
 				}
-				contact = Contact{ID: id, Name: trim(f.Name, maxNameLen), BoxKey: slices.Clone(f.BoxKey), Invite: inviteOf(id, f.Invite), State: Pending}
+				m.makeRoomForRequest()
+				contact = Contact{ID: id, Name: trim(f.Name, maxNameLen), BoxKey: slices.Clone(f.BoxKey), Invite: inviteOf(id, f.Invite), State: Pending, Since: time.Now().UnixMilli()}
 				// Stored before anyone hears of it, so that an Accept
 				// right after the event finds it.
 				if err := m.st.putContact(contact); err != nil {

@@ -67,6 +67,7 @@ type Contact struct {
 	State   ContactState `cbor:"4,keyasint"`
 	Invite  string       `cbor:"5,keyasint,omitempty"` // how to reach them
 	BoxKey  []byte       `cbor:"6,keyasint,omitempty"` // their X25519 key, for the mailbox
+	Since   int64        `cbor:"7,keyasint,omitempty"` // a request: when it came, unix ms
 	// Presence, not persisted.
 	Presence   string `cbor:"-"`
 	StatusText string `cbor:"-"`
