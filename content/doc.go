@@ -1,0 +1,64 @@
+// Package content moves files and blobs between peers, verified piece by piece
+// and pulled from many providers at once: JXTA's content service, done the way
+// BitTorrent and iroh-blobs taught.
+//
+// # Content IDs and verification
+//
+// Content is addressed by its BLAKE3 hash (ID), printed as a CIDv1 with the raw
+// codec and a blake3 multihash ("bafkr4…"). Adding content computes its Bao
+// tree once and keeps it outboard, beside the data, in the service's Dir. The
+// content is cut into 256 KiB pieces (PieceSize), each one Bao chunk group, so
+// a downloader first fetches the small tree (64 bytes per piece), checks it
+// against the ID, and then verifies every piece on arrival with one BLAKE3
+// pass before it is written or served onward. BLAKE3/Bao was chosen over BEP
+// 52's SHA-256 merkle tree because the ID is the plain hash of the bytes (what
+// b3sum prints), hashing runs at several GB/s with SIMD, and
+// lukechampine.com/blake3 ships the Bao encoder.
+//
+// Files are shared in place (Add): they are not copied; the index (bbolt)
+// records path, size and modification time, and a file that changed is hashed
+// again when added again, and is not served meanwhile (ErrStale).
+//
+// # The swarm
+//
+// A downloader opens a stream (ProtocolID) to each provider it finds — the
+// caller's hints (WithProviders, FromLink), the super-peers' index through
+// discovery (a TypeContent advertisement) and DHT provider records for the
+// CID — up to Config.MaxPeers at once. A provider answers with the size and a
+// bitfield of the pieces it has, and sends have-updates as it gets more: a
+// downloader serves what it already has. Pieces are requested rarest first,
+// Config.Pipeline at a time per provider so that no round trip idles a link;
+// when all remaining pieces are in flight (endgame), they are asked again of
+// other providers, and the duplicates cancelled when the first copy arrives.
+// A provider sending a piece that fails verification gets a strike; after
+// Config.MaxBadPieces it is banned (BanTime) and its pieces are fetched
+// elsewhere. When no provider is left the error names the ID and says why
+// for each provider (ErrNoProviders, ErrBadData, ErrRelayOnly…).
+//
+// Uploads are choked as in BitTorrent: every 10 s the UploadSlots (4)
+// interested peers that uploaded most to us (or, when we seed, took most) are
+// unchoked, plus one optimistic unchoke rotated every 30 s. Rates are capped
+// globally and per peer (Config.UploadRate and friends).
+//
+// A download writes to dst+".part" and keeps its piece bitmap in
+// dst+".part.state"; Fetch again after a crash (even kill -9) resumes, and
+// only the pieces in flight at the time are fetched again. Memory is bounded:
+// a few piece buffers per stream, a bounded request queue per downloader, and
+// every frame's length is checked before it is read.
+//
+// # Events
+//
+// Subscribe delivers Progress events (bytes, pieces, providers with their
+// rates, ETA) under juxta's one event contract (internal/eventbus): never
+// blocking the publisher, in order, closed with the subscription.
+//
+// # JXTA, BitTorrent and libp2p
+//
+//	juxta content        JXTA                       BitTorrent / libp2p
+//	ID (BLAKE3, CID)     content ID (codat)         info-hash, CID
+//	Link                 content advertisement      magnet link, iroh ticket
+//	Service.Add          share content              seeding a torrent
+//	Service.Fetch        content transfer           leeching; a libp2p stream per peer
+//	TypeContent ad       SRDI-indexed advertisement tracker; DHT provider records
+//	Config.Allow         peer group scope           private torrent
+package content

@@ -1,0 +1,338 @@
+package content
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+// A download writes into dst+".part" and keeps its piece bitmap in
+// dst+".part.state": a header (magic, ID, size) and one byte per piece, set
+// after the piece is verified and written. After a crash the bitmap says
+// which pieces are good; only pieces in flight at the time are fetched again.
+const (
+	partSuffix  = ".part"
+	stateSuffix = ".part.state"
+	stateMagic  = "JXCPART1"
+	stateHeader = 8 + 32 + 8
+)
+
+// download is one Fetch in progress.
+type download struct {
+	s     *Service
+	id    ID
+	name  string
+	dst   string
+	owned bool
+
+	doneCh   chan struct{} // closed when every piece is verified and written
+	doneOnce sync.Once
+
+	mu       sync.Mutex
+	t        *tree                    // guarded by mu; nil until known
+	sw       *swarm                   // guarded by mu; set with t
+	state    *os.File                 // guarded by mu
+	have     bitfield                 // guarded by mu
+	nhave    int                      // guarded by mu
+	inflight []uint8                  // guarded by mu: sessions asked for each piece
+	avail    []uint16                 // guarded by mu: sessions that have each piece
+	sessions map[peer.ID]*downSession // guarded by mu
+	done     int64                    // guarded by mu: verified bytes
+	fetched  int64                    // guarded by mu: bytes received this run
+	failErr  error                    // guarded by mu: a local failure (disk)
+}
+
+func (d *download) part() string      { return d.dst + partSuffix }
+func (d *download) statePath() string { return d.dst + stateSuffix }
+
+func (d *download) tree() *tree {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.t
+}
+
+// setTree installs the verified tree and opens the part and state files,
+// resuming from the state file when it matches.
+func (d *download) setTree(t *tree) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.t != nil {
+		return nil
+	}
+	if err := d.s.st.saveTree(d.id, t); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(d.part(), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	n := t.pieces()
+	have, err := d.openState(t.size, n)
+	if err == nil {
+		err = f.Truncate(t.size)
+	}
+	if err != nil {
+		f.Close()
+		return err
+	}
+	d.t, d.have = t, have
+	d.inflight, d.avail = make([]uint8, n), make([]uint16, n)
+	for i := range n {
+		if have.has(i) {
+			d.nhave++
+			d.done += int64(pieceLen(t.size, i))
+		}
+	}
+	d.s.mu.Lock()
+	if old := d.s.swarms[d.id]; old != nil { // a stale swarm of removed content
+		delete(d.s.swarms, d.id)
+	}
+	d.sw = d.s.newSwarm(d.id, t, f)
+	d.sw.dl = d
+	d.s.mu.Unlock()
+	for _, ss := range d.sessions {
+		ss.avail(d)
+	}
+	if d.nhave == n {
+		d.doneOnce.Do(func() { close(d.doneCh) })
+	}
+	return nil
+}
+
+// openState opens or creates the state file and returns the bitmap it holds.
+func (d *download) openState(size int64, n int) (bitfield, error) {
+	f, err := os.OpenFile(d.statePath(), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	have := newBitfield(n)
+	buf := make([]byte, stateHeader+n)
+	got, _ := io.ReadFull(f, buf)
+	hdrOK := got == len(buf) && string(buf[:8]) == stateMagic && ID(buf[8:40]) == d.id &&
+		int64(binary.BigEndian.Uint64(buf[40:48])) == size
+	if hdrOK {
+		for i := range n {
+			if buf[stateHeader+i] == 1 {
+				have.set(i)
+			}
+		}
+	} else {
+		clear(buf)
+		copy(buf, stateMagic)
+		copy(buf[8:], d.id[:])
+		binary.BigEndian.PutUint64(buf[40:], uint64(size))
+		if err := f.Truncate(0); err == nil {
+			_, err = f.WriteAt(buf, 0)
+		}
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	d.state = f
+	return have, nil
+}
+
+func (d *download) hasPiece(i int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.have != nil && d.have.has(i)
+}
+
+func (d *download) bitfieldCopy() bitfield {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append(bitfield(nil), d.have...)
+}
+
+func (d *download) peerRate(id peer.ID) float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ss := d.sessions[id]; ss != nil {
+		return ss.chokeMeter.sample(d.s.clock.Now(), ss.recv.Load())
+	}
+	return 0
+}
+
+// pick chooses the next piece to ask ss for: the rarest piece it has that
+// nobody was asked for, starting at the session's cursor so that a lone
+// provider streams the file in order; when there is none (endgame), a piece
+// in flight elsewhere that ss was not asked for. Called with d.mu held.
+func (d *download) pick(ss *downSession) int {
+	n := len(d.have) * 8
+	n = min(n, d.t.pieces())
+	best, bestA := -1, int(^uint(0)>>1)
+	for k := range n {
+		i := (ss.cursor + k) % n
+		if d.have.has(i) || d.inflight[i] > 0 || !ss.have.has(i) {
+			continue
+		}
+		if a := int(d.avail[i]); a < bestA {
+			best, bestA = i, a
+			if a <= 1 {
+				break
+			}
+		}
+	}
+	if best >= 0 {
+		ss.cursor = (best + 1) % n
+		return best
+	}
+	// Endgame: every piece left is in flight; ask again where least asked.
+	bestF := 255
+	for i := range n {
+		if d.have.has(i) || !ss.have.has(i) || d.inflight[i] >= 3 {
+			continue
+		}
+		if _, asked := ss.requested[i]; asked {
+			continue
+		}
+		if f := int(d.inflight[i]); f < bestF {
+			best, bestF = i, f
+		}
+	}
+	return best
+}
+
+// deliver verifies a piece from ss and writes it.
+func (d *download) deliver(ss *downSession, i int, data []byte) error {
+	d.mu.Lock()
+	t := d.t
+	d.fetched += int64(len(data))
+	d.mu.Unlock()
+	if !t.verify(i, data) {
+		return d.bad(ss, i)
+	}
+	if d.hasPiece(i) {
+		d.release(ss, i)
+		return nil // a duplicate in endgame
+	}
+	f := d.sw.f
+	if _, err := f.WriteAt(data, int64(i)*PieceSize); err != nil {
+		d.fail(fmt.Errorf("content: write %s: %w", d.part(), err))
+		return err
+	}
+	d.mu.Lock()
+	if d.have.has(i) {
+		d.mu.Unlock()
+		d.release(ss, i)
+		return nil
+	}
+	if _, err := d.state.WriteAt([]byte{1}, stateHeader+int64(i)); err != nil {
+		d.mu.Unlock()
+		d.fail(fmt.Errorf("content: write %s: %w", d.statePath(), err))
+		return err
+	}
+	d.have.set(i)
+	d.nhave++
+	d.done += int64(len(data))
+	for _, o := range d.sessions {
+		if _, ok := o.requested[i]; ok {
+			delete(o.requested, i)
+			d.inflight[i]--
+			if o != ss {
+				o.cancels = append(o.cancels, i)
+			}
+			o.poke()
+		}
+	}
+	complete := d.nhave == d.t.pieces()
+	sw := d.sw
+	d.mu.Unlock()
+	sw.announceHave(i)
+	if complete {
+		d.doneOnce.Do(func() { close(d.doneCh) })
+	}
+	return nil
+}
+
+// release forgets that ss was asked for piece i.
+func (d *download) release(ss *downSession, i int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := ss.requested[i]; ok {
+		delete(ss.requested, i)
+		d.inflight[i]--
+	}
+	ss.poke()
+}
+
+// bad counts a piece that failed verification against ss and bans it after
+// MaxBadPieces.
+func (d *download) bad(ss *downSession, i int) error {
+	d.release(ss, i)
+	d.mu.Lock()
+	ss.strikes++
+	strikes := ss.strikes
+	d.mu.Unlock()
+	d.s.log.Warn("piece failed verification", "id", d.id, "piece", i, "peer", ss.peer, "strikes", strikes)
+	if strikes >= d.s.cfg.MaxBadPieces {
+		d.s.ban(ss.peer)
+		return fmt.Errorf("%w: %s sent %d bad pieces and is banned", ErrBadData, ss.peer.ShortString(), strikes)
+	}
+	return nil
+}
+
+func (d *download) fail(err error) {
+	d.mu.Lock()
+	if d.failErr == nil {
+		d.failErr = err
+	}
+	d.mu.Unlock()
+	d.doneOnce.Do(func() { close(d.doneCh) })
+}
+
+// finish moves the completed part file to dst and records it.
+func (d *download) finish() (Info, error) {
+	d.mu.Lock()
+	t, sw, state := d.t, d.sw, d.state
+	d.mu.Unlock()
+	if err := sw.f.Sync(); err != nil {
+		return Info{}, err
+	}
+	if err := os.Rename(d.part(), d.dst); err != nil {
+		return Info{}, err
+	}
+	state.Close()
+	os.Remove(d.statePath())
+	fi, err := sw.f.Stat()
+	if err != nil {
+		return Info{}, err
+	}
+	r := record{Path: d.dst, Size: t.size, MTime: fi.ModTime().UnixNano(), Name: d.name, Owned: d.owned}
+	if err := d.s.st.put(d.id, r); err != nil {
+		return Info{}, err
+	}
+	d.s.mu.Lock()
+	sw.dl, sw.rec = nil, &r
+	d.s.mu.Unlock()
+	return Info{ID: d.id, Size: t.size, Name: d.name, Path: d.dst}, nil
+}
+
+// close releases the download's files; the part and state files stay for a
+// later resume unless the download finished.
+func (d *download) close() {
+	d.mu.Lock()
+	sw, state := d.sw, d.state
+	d.mu.Unlock()
+	if sw == nil {
+		return
+	}
+	d.s.mu.Lock()
+	if sw.dl == d {
+		sw.dl = nil
+		if d.s.swarms[d.id] == sw {
+			delete(d.s.swarms, d.id) // incomplete: serve no more
+		}
+	}
+	d.s.mu.Unlock()
+	if sw.rec == nil {
+		sw.closeSessions()
+	}
+	state.Close()
+	d.s.releaseSwarm(sw)
+}

@@ -1,0 +1,128 @@
+package content
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+// Providers are found, nearest first, among the caller's hints, through
+// discovery (a TypeContent advertisement in the super-peers' index) and in
+// the DHT (provider records for the ID's CID, re-provided every
+// ReprovideInterval while the content is shared).
+
+// Provide announces that this peer serves id, which must be stored here: it
+// puts a DHT provider record at once (when the DHT knows any server) and
+// keeps announcing id until Remove or Close. Add, AddBytes and Fetch do this
+// already unless Config.NoAnnounce is set.
+func (s *Service) Provide(ctx context.Context, id ID) error {
+	info, err := s.Stat(id)
+	if err != nil {
+		return err
+	}
+	if d := s.p.Routing(); d.RoutingTable().Size() > 0 {
+		if err := d.Provide(ctx, id.CID(), true); err != nil {
+			return fmt.Errorf("content: provide %s: %w", id, err)
+		}
+	}
+	s.mu.Lock()
+	_, on := s.announced[id]
+	s.mu.Unlock()
+	if !on {
+		s.startAnnounce(id, info.Name)
+	}
+	return nil
+}
+
+func (s *Service) announce(id ID, name string) {
+	if !s.cfg.NoAnnounce {
+		s.startAnnounce(id, name)
+	}
+}
+
+func (s *Service) startAnnounce(id ID, name string) {
+	s.mu.Lock()
+	if s.closed || s.announced[id] != nil {
+		s.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.announced[id] = cancel
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		if disc := s.cfg.Discovery; disc != nil {
+			ad := discovery.Advertisement{Type: TypeContent, ID: id.String(),
+				Attrs: map[string]string{"cid": id.String(), "name": truncName(name)}}
+			pctx, pcancel := context.WithTimeout(ctx, time.Minute)
+			if _, err := disc.Publish(pctx, ad); err != nil {
+				s.log.Debug("content advertisement not published", "id", id, "err", err)
+			}
+			pcancel()
+		}
+		t := s.clock.NewTicker(s.cfg.ReprovideInterval)
+		defer t.Stop()
+		for {
+			if d := s.p.Routing(); d.RoutingTable().Size() > 0 {
+				pctx, pcancel := context.WithTimeout(ctx, time.Minute)
+				if err := d.Provide(pctx, id.CID(), true); err != nil {
+					s.log.Debug("DHT provide failed", "id", id, "err", err)
+				}
+				pcancel()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C():
+			}
+		}
+	}()
+}
+
+func (s *Service) unannounce(ctx context.Context, id ID) {
+	s.mu.Lock()
+	cancel := s.announced[id]
+	delete(s.announced, id)
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if disc := s.cfg.Discovery; disc != nil {
+		if err := disc.Flush(ctx, TypeContent, id.String()); err != nil {
+			s.log.Debug("content advertisement not withdrawn", "id", id, "err", err)
+		}
+	}
+}
+
+// findProviders feeds send with providers from discovery and the DHT until
+// both are exhausted, ctx ends or send returns false.
+func (s *Service) findProviders(ctx context.Context, id ID, send func(peer.AddrInfo) bool) {
+	self := s.h.ID()
+	if disc := s.cfg.Discovery; disc != nil {
+		q := discovery.Query{Type: TypeContent, Attr: "cid", Value: id.String(), Limit: 50}
+		for r, err := range disc.Find(ctx, q) {
+			if err != nil || r.Publisher == self {
+				continue
+			}
+			if !send(peer.AddrInfo{ID: r.Publisher}) {
+				return
+			}
+		}
+	}
+	d := s.p.Routing()
+	if d.RoutingTable().Size() == 0 {
+		return
+	}
+	for ai := range d.FindProvidersAsync(ctx, id.CID(), 20) {
+		if ai.ID == self {
+			continue
+		}
+		if !send(ai) {
+			return
+		}
+	}
+}

@@ -1,0 +1,486 @@
+package content
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+// Bounds of the serving side.
+const (
+	// maxQueued bounds the requests one downloader may have queued at a
+	// provider; more is a protocol violation and ends the stream.
+	maxQueued = 64
+	// helloTimeout bounds the wait for a downloader's hello.
+	helloTimeout = 30 * time.Second
+	// writeTimeout bounds one frame write to a downloader that stopped reading.
+	writeTimeout = 2 * time.Minute
+)
+
+var piecePool = sync.Pool{New: func() any { b := make([]byte, maxFrame); return &b }}
+
+func getBuf() *[]byte  { return piecePool.Get().(*[]byte) }
+func putBuf(b *[]byte) { piecePool.Put(b) }
+
+// swarm is one ID being served: a complete file, or a download's .part file.
+type swarm struct {
+	s   *Service
+	id  ID
+	t   *tree
+	f   *os.File // the data; closed when the last reference goes
+	rec *record  // the index record of complete content; nil while downloading
+
+	refs int       // guarded by s.mu
+	dl   *download // guarded by s.mu: set while downloading
+
+	mu       sync.Mutex
+	sessions map[*upSession]struct{} // guarded by mu
+	choker   *choker[*upSession]     // guarded by mu
+}
+
+// openSwarm returns the swarm of id with a reference taken, opening the
+// stored content if nobody serves it yet.
+func (s *Service) openSwarm(id ID) (*swarm, error) {
+	s.mu.Lock()
+	if sw := s.swarms[id]; sw != nil {
+		sw.refs++
+		s.mu.Unlock()
+		return sw, nil
+	}
+	s.mu.Unlock()
+	r, ok := s.st.get(id)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	if err := r.fresh(); err != nil {
+		return nil, err
+	}
+	t, err := s.st.loadTree(id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tree: %v", ErrNotFound, err)
+	}
+	f, err := os.Open(r.Path)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sw := s.swarms[id]; sw != nil { // raced with another opener
+		f.Close()
+		sw.refs++
+		return sw, nil
+	}
+	sw := s.newSwarm(id, t, f)
+	sw.rec = &r
+	return sw, nil
+}
+
+// newSwarm registers a swarm with one reference. Called with s.mu held.
+func (s *Service) newSwarm(id ID, t *tree, f *os.File) *swarm {
+	sw := &swarm{s: s, id: id, t: t, f: f, refs: 1,
+		sessions: map[*upSession]struct{}{}, choker: newChoker[*upSession](s.cfg.UploadSlots)}
+	s.swarms[id] = sw
+	return sw
+}
+
+func (s *Service) releaseSwarm(sw *swarm) {
+	s.mu.Lock()
+	sw.refs--
+	last := sw.refs == 0
+	if last && s.swarms[sw.id] == sw {
+		delete(s.swarms, sw.id)
+	}
+	s.mu.Unlock()
+	if last {
+		sw.f.Close()
+	}
+}
+
+// has reports whether piece i can be served.
+func (sw *swarm) has(i int) bool {
+	sw.s.mu.Lock()
+	dl := sw.dl
+	sw.s.mu.Unlock()
+	if dl == nil {
+		return true
+	}
+	return dl.hasPiece(i)
+}
+
+func (sw *swarm) bitfield() bitfield {
+	sw.s.mu.Lock()
+	dl := sw.dl
+	sw.s.mu.Unlock()
+	if dl != nil {
+		return dl.bitfieldCopy()
+	}
+	b := newBitfield(sw.t.pieces())
+	for i := range sw.t.pieces() {
+		b.set(i)
+	}
+	return b
+}
+
+// announceHave tells every downloader of the swarm about a new piece.
+func (sw *swarm) announceHave(i int) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	for us := range sw.sessions {
+		us.mu.Lock()
+		us.haves = append(us.haves, uint32(i))
+		us.mu.Unlock()
+		us.poke()
+	}
+}
+
+func (sw *swarm) closeSessions() {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	for us := range sw.sessions {
+		us.str.Reset()
+	}
+}
+
+// rechoke runs a choking round over the swarm's downloaders.
+func (sw *swarm) rechoke(now time.Time) {
+	sw.s.mu.Lock()
+	dl := sw.dl
+	sw.s.mu.Unlock()
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	cands := make([]chokeCand[*upSession], 0, len(sw.sessions))
+	for us := range sw.sessions {
+		var r float64
+		if dl != nil {
+			r = dl.peerRate(us.peer) // what the peer gives us
+		} else {
+			r = us.meter.sample(now, us.sent.Load()) // a seed favours fast takers
+		}
+		cands = append(cands, chokeCand[*upSession]{key: us, rate: r, interested: us.interested(now)})
+	}
+	unchoke := sw.choker.round(now, cands)
+	for us := range sw.sessions {
+		us.setChoked(!unchoke[us])
+	}
+}
+
+// upSession serves one downloader on one stream.
+type upSession struct {
+	sw   *swarm
+	peer peer.ID
+	str  network.Stream
+	wake chan struct{}
+	sent atomic.Int64 // bytes of pieces sent
+
+	mu      sync.Mutex
+	queue   []uint32  // guarded by mu: requested pieces, in order
+	haves   []uint32  // guarded by mu: have-updates to send
+	ctrl    []byte    // guarded by mu: choke/unchoke frames to send
+	choked  bool      // guarded by mu
+	lastReq time.Time // guarded by mu
+	meter   meter     // used by rechoke under sw.mu
+}
+
+func (us *upSession) poke() {
+	select {
+	case us.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (us *upSession) interested(now time.Time) bool {
+	us.mu.Lock()
+	defer us.mu.Unlock()
+	return len(us.queue) > 0 || now.Sub(us.lastReq) < 2*RechokeInterval
+}
+
+func (us *upSession) setChoked(c bool) {
+	us.mu.Lock()
+	if us.choked == c {
+		us.mu.Unlock()
+		return
+	}
+	us.choked = c
+	if c {
+		us.queue = us.queue[:0]
+		us.ctrl = append(us.ctrl, fChoke)
+	} else {
+		us.ctrl = append(us.ctrl, fUnchoke)
+	}
+	us.mu.Unlock()
+	us.poke()
+}
+
+// handle serves one incoming content stream.
+func (s *Service) handle(str network.Stream) {
+	s.mu.Lock()
+	if s.closed || s.uploads >= s.cfg.MaxUploads {
+		busy := !s.closed
+		s.mu.Unlock()
+		if busy {
+			refuse(str, codeBusy, "too many uploads")
+			str.Close()
+			return
+		}
+		str.Reset()
+		return
+	}
+	s.uploads++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.uploads--
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	if err := s.serve(str); err != nil {
+		if errors.Is(err, errRefused) {
+			str.Close() // the error frame is on its way
+			return
+		}
+		s.log.Debug("upload ended", "peer", str.Conn().RemotePeer(), "err", err)
+		str.Reset()
+		return
+	}
+	str.Close()
+}
+
+// errRefused marks a stream answered with an error frame.
+var errRefused = errors.New("refused")
+
+func refuse(str network.Stream, code byte, msg string) {
+	str.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	w := bufio.NewWriter(str)
+	if writeFrame(w, fError, []byte{code}, []byte(msg)) == nil {
+		w.Flush()
+	}
+}
+
+func (s *Service) serve(str network.Stream) error {
+	remote := str.Conn().RemotePeer()
+	if !s.allowed(remote) {
+		refuse(str, codeDenied, "not allowed")
+		return fmt.Errorf("%w: %w", errRefused, ErrDenied)
+	}
+	// Close resets the stream through its context while we wait for hello.
+	stop := context.AfterFunc(s.ctx, func() { str.Reset() })
+	defer stop()
+	str.SetReadDeadline(time.Now().Add(helloTimeout))
+	br := bufio.NewReaderSize(str, 512)
+	var small [64]byte
+	typ, p, err := readFrame(br, small[:], len(small))
+	if err != nil {
+		return err
+	}
+	if typ != fHello {
+		refuse(str, codeProtocol, "expected hello")
+		return fmt.Errorf("%w: frame %d before hello", ErrProtocol, typ)
+	}
+	var id ID
+	copy(id[:], p[:32])
+	wantTree := p[32]&helloWantTree != 0
+	sw, err := s.openSwarm(id)
+	if err != nil {
+		code := codeNotFound
+		if errors.Is(err, ErrStale) {
+			code = codeStale
+		}
+		refuse(str, code, fmt.Sprintf("%s: not available", id))
+		return fmt.Errorf("%w: %w", errRefused, err)
+	}
+	defer s.releaseSwarm(sw)
+	str.SetReadDeadline(time.Time{})
+
+	us := &upSession{sw: sw, peer: remote, str: str, wake: make(chan struct{}, 1)}
+	w := bufio.NewWriterSize(str, 64<<10)
+	str.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := sw.writeIntro(w, wantTree); err != nil {
+		return err
+	}
+	sw.mu.Lock()
+	unchoked := 0
+	for o := range sw.sessions {
+		if !o.choked {
+			unchoked++
+		}
+	}
+	us.choked = unchoked > s.cfg.UploadSlots // room for 4 + 1: serve at once
+	if us.choked {
+		us.ctrl = append(us.ctrl, fChoke)
+	}
+	sw.sessions[us] = struct{}{}
+	sw.mu.Unlock()
+	defer func() {
+		sw.mu.Lock()
+		delete(sw.sessions, us)
+		sw.mu.Unlock()
+	}()
+	us.poke()
+
+	done := make(chan error, 1)
+	go func() { done <- us.writeLoop(w) }()
+	rerr := us.readLoop(br)
+	str.Reset() // ends the writer if it is blocked
+	werr := <-done
+	if rerr == nil || errors.Is(rerr, errEOF) {
+		return werr
+	}
+	return rerr
+}
+
+var errEOF = errors.New("content: downloader closed the stream")
+
+func (sw *swarm) writeIntro(w *bufio.Writer, wantTree bool) error {
+	if err := writeFrame(w, fInfo, be64(uint64(sw.t.size)), sw.bitfield()); err != nil {
+		return err
+	}
+	if wantTree {
+		ob := sw.t.outboard
+		for off := 0; off < len(ob); off += PieceSize {
+			end := min(off+PieceSize, len(ob))
+			if err := writeFrame(w, fTree, u32(uint32(off)), ob[off:end]); err != nil {
+				return err
+			}
+		}
+	}
+	return w.Flush()
+}
+
+func (us *upSession) readLoop(br *bufio.Reader) error {
+	var small [16]byte
+	n := us.sw.t.pieces()
+	for {
+		typ, p, err := readFrame(br, small[:], len(small))
+		if err != nil {
+			if err.Error() == "EOF" {
+				return errEOF
+			}
+			return err
+		}
+		switch typ {
+		case fRequest:
+			i := getU32(p)
+			if int(i) >= n {
+				return fmt.Errorf("%w: request for piece %d of %d", ErrProtocol, i, n)
+			}
+			us.mu.Lock()
+			if len(us.queue) >= maxQueued {
+				us.mu.Unlock()
+				return fmt.Errorf("%w: more than %d requests queued", ErrProtocol, maxQueued)
+			}
+			us.lastReq = us.sw.s.clock.Now()
+			if !us.choked {
+				us.queue = append(us.queue, i)
+			}
+			us.mu.Unlock()
+			us.poke()
+		case fCancel:
+			i := getU32(p)
+			us.mu.Lock()
+			for k, q := range us.queue {
+				if q == i {
+					us.queue = append(us.queue[:k], us.queue[k+1:]...)
+					break
+				}
+			}
+			us.mu.Unlock()
+		default:
+			return fmt.Errorf("%w: frame %d from a downloader", ErrProtocol, typ)
+		}
+	}
+}
+
+// writeLoop sends control frames, have-updates and requested pieces.
+func (us *upSession) writeLoop(w *bufio.Writer) error {
+	s := us.sw.s
+	ctx := s.ctx
+	buf := getBuf()
+	defer putBuf(buf)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-us.wake:
+		}
+		for {
+			us.mu.Lock()
+			ctrl, haves := us.ctrl, us.haves
+			us.ctrl, us.haves = nil, nil
+			piece := -1
+			if !us.choked && len(us.queue) > 0 {
+				piece = int(us.queue[0])
+				us.queue = us.queue[1:]
+			}
+			us.mu.Unlock()
+			if len(ctrl) == 0 && len(haves) == 0 && piece < 0 {
+				break
+			}
+			us.str.SetWriteDeadline(time.Now().Add(writeTimeout))
+			for _, c := range ctrl {
+				if err := writeFrame(w, c); err != nil {
+					return err
+				}
+			}
+			for _, h := range haves {
+				if err := writeFrame(w, fHave, u32(h)); err != nil {
+					return err
+				}
+			}
+			if piece >= 0 && us.sw.has(piece) {
+				if err := us.sendPiece(ctx, w, piece, (*buf)[:pieceLen(us.sw.t.size, piece)]); err != nil {
+					return err
+				}
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+func (us *upSession) sendPiece(ctx context.Context, w *bufio.Writer, i int, data []byte) error {
+	sw := us.sw
+	if sw.rec != nil && i%16 == 0 {
+		if err := sw.rec.fresh(); err != nil {
+			return err
+		}
+	}
+	if _, err := sw.f.ReadAt(data, int64(i)*PieceSize); err != nil && len(data) > 0 {
+		return fmt.Errorf("content: read piece %d: %w", i, err)
+	}
+	if sw.s.corrupt != nil {
+		sw.s.corrupt(i, data)
+	}
+	pl, _ := sw.s.peerLimiters(us.peer)
+	if w.Buffered() > 0 && (sw.s.upAll != nil || pl != nil) {
+		if err := w.Flush(); err != nil { // do not hold frames while waiting for tokens
+			return err
+		}
+	}
+	if err := wait(ctx, len(data), sw.s.upAll, pl); err != nil {
+		return err
+	}
+	if err := writeFrame(w, fPiece, u32(uint32(i)), data); err != nil {
+		return err
+	}
+	us.sent.Add(int64(len(data)))
+	return nil
+}
+
+func be64(v uint64) []byte {
+	b := make([]byte, 8)
+	for i := range 8 {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+	return b
+}
