@@ -21,7 +21,7 @@ const echoProto = "/juxta-test/echo/1"
 
 func newTestPeer(t *testing.T, cfg Config) *Peer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	p, err := New(ctx, cfg)
 	if err != nil {
@@ -56,7 +56,7 @@ func echo(t *testing.T, ctx context.Context, from *Peer, to ID, msg string) {
 }
 
 func TestConnectByInvite(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	a := newTestPeer(t, TestConfig())
 	b := newTestPeer(t, TestConfig())
@@ -92,7 +92,7 @@ func TestCloseTwice(t *testing.T) {
 }
 
 func TestConnectByIDThroughDHT(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	s := newTestPeer(t, TestSuperPeerConfig())
 	edge := TestConfig()
@@ -116,7 +116,7 @@ func TestConnectByIDThroughDHT(t *testing.T) {
 }
 
 func TestConnectUnknownIDFails(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	s := newTestPeer(t, TestSuperPeerConfig())
 	edge := TestConfig()
@@ -129,7 +129,7 @@ func TestConnectUnknownIDFails(t *testing.T) {
 }
 
 func TestRelayedConnection(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	s := newTestPeer(t, TestSuperPeerConfig())
 	acfg := TestConfig()
@@ -139,7 +139,7 @@ func TestRelayedConnection(t *testing.T) {
 	sub := a.Subscribe(ctx, 0)
 
 	// Wait for the reservation: a's addresses become relay addresses on s.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(4 * time.Minute)
 	for {
 		st := a.Status()
 		if len(st.Relays) == 1 && st.Relays[0] == s.ID() {
@@ -190,7 +190,7 @@ func TestRelayedConnection(t *testing.T) {
 }
 
 func TestEventsConnectDisconnect(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	a := newTestPeer(t, TestConfig())
 	b, err := New(ctx, TestConfig())
@@ -218,7 +218,7 @@ func TestEventsConnectDisconnect(t *testing.T) {
 }
 
 func TestObserve(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	s := newTestPeer(t, TestSuperPeerConfig())
 	cfg := TestConfig()

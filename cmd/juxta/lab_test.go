@@ -96,7 +96,7 @@ func TestDoctorInLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer p.stop()
-		inv, err := p.waitInvite(20 * time.Second)
+		inv, err := p.waitInvite(4 * time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func TestMDNSOnHomeLAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.stop()
-	if _, err := a.waitInvite(20 * time.Second); err != nil {
+	if _, err := a.waitInvite(4 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	id := regexp.MustCompile(`(?m)^id: (\S+)`).FindStringSubmatch(a.all.String())
@@ -165,7 +165,7 @@ func TestMDNSOnHomeLAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.stop()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(4 * time.Minute)
 	connected, found := false, false
 	for !connected || !found {
 		select {

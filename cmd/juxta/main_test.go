@@ -52,7 +52,7 @@ func superpeer(t *testing.T) string {
 		}
 	})
 	rx := regexp.MustCompile(`invite: (juxta1\S+)`)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(4 * time.Minute) // generous: the machine may be busy
 	for time.Now().Before(deadline) {
 		if m := rx.FindStringSubmatch(out.String()); m != nil {
 			return m[1]

@@ -21,6 +21,11 @@ import (
 
 var binary string
 
+// patience bounds every wait for an event (a line of output): generous, since a
+// loaded 2-core machine takes minutes where an idle one takes a second, and a
+// wait that succeeds returns as soon as the line appears.
+const patience = 4 * time.Minute
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "messenger-bin-*")
 	if err != nil {
@@ -161,7 +166,7 @@ func (p *proc) quit() {
 	p.stdin.Close()
 	select {
 	case <-p.done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(patience):
 		p.t.Fatalf("%s did not quit", p.name)
 	}
 	p.cmd.Wait()
@@ -173,7 +178,7 @@ func (p *proc) interrupt() {
 	p.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-p.done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(patience):
 		p.t.Fatalf("%s did not stop on interrupt", p.name)
 	}
 	p.cmd.Wait()
@@ -186,7 +191,7 @@ func (p *proc) kill9() {
 }
 
 func (p *proc) invite() string {
-	return p.waitFor(`^invite: (juxta1\S+)`, 20*time.Second)[1]
+	return p.waitFor(`^invite: (juxta1\S+)`, patience)[1]
 }
 
 func user(t *testing.T, name, dir string, extra ...string) *proc {
@@ -198,10 +203,10 @@ func user(t *testing.T, name, dir string, extra ...string) *proc {
 func befriend(t *testing.T, a, b *proc, aName, bName string) {
 	t.Helper()
 	a.send("/add " + b.invite() + " " + bName)
-	m := b.waitFor(`^request: \S+ wants to be your contact; /accept (\S+)`, 30*time.Second)
+	m := b.waitFor(`^request: \S+ wants to be your contact; /accept (\S+)`, patience)
 	b.send("/accept " + m[1])
-	a.waitFor(`^contact: `+bName+` is online`, 30*time.Second)
-	b.waitFor(`^contact: `+aName+` is online`, 30*time.Second)
+	a.waitFor(`^contact: `+bName+` is online`, patience)
+	b.waitFor(`^contact: `+aName+` is online`, patience)
 }
 
 func TestTwoMessengersChat(t *testing.T) {
@@ -211,26 +216,26 @@ func TestTwoMessengersChat(t *testing.T) {
 	befriend(t, alice, bob, "alice", "bob")
 
 	alice.send("@bob hello bob, by peer ID")
-	bob.waitFor(`^msg from alice: hello bob, by peer ID$`, 20*time.Second)
-	id := alice.waitFor(`^delivered (\w+)`, 20*time.Second)[1]
+	bob.waitFor(`^msg from alice: hello bob, by peer ID$`, patience)
+	id := alice.waitFor(`^delivered (\w+)`, patience)[1]
 	bob.send("/open alice")
-	alice.waitFor(`^read `+id, 20*time.Second)
+	alice.waitFor(`^read `+id, patience)
 	bob.send("@alice hi alice")
-	alice.waitFor(`^msg from bob: hi alice$`, 20*time.Second)
+	alice.waitFor(`^msg from bob: hi alice$`, patience)
 
 	// Presence travels.
 	bob.send("/status busy in a meeting")
-	alice.waitFor(`^contact: bob is busy: in a meeting$`, 20*time.Second)
+	alice.waitFor(`^contact: bob is busy: in a meeting$`, patience)
 	bob.send("/status invisible")
-	alice.waitFor(`^contact: bob is offline$`, 20*time.Second)
+	alice.waitFor(`^contact: bob is offline$`, patience)
 	bob.send("@alice still here, invisibly")
-	alice.waitFor(`^msg from bob: still here, invisibly$`, 20*time.Second)
+	alice.waitFor(`^msg from bob: still here, invisibly$`, patience)
 
 	// History is searchable.
 	alice.send("/search PEER id")
-	alice.waitFor(`you to bob: hello bob, by peer ID`, 10*time.Second)
+	alice.waitFor(`you to bob: hello bob, by peer ID`, patience)
 	alice.quit()
-	bob.waitFor(`^contact: alice is offline$`, 40*time.Second)
+	bob.waitFor(`^contact: alice is offline$`, patience)
 	bob.quit()
 }
 
@@ -239,34 +244,34 @@ func TestContactMustAcceptFirst(t *testing.T) {
 	alice := user(t, "alice", filepath.Join(base, "alice"))
 	eve := user(t, "eve", filepath.Join(base, "eve"))
 	eve.send("/add " + alice.invite() + " alice")
-	alice.waitFor(`^request: eve wants to be your contact`, 30*time.Second)
+	alice.waitFor(`^request: eve wants to be your contact`, patience)
 	eve.send("@alice buy my stuff")
-	eve.waitFor(`^error: .*has not accepted you yet`, 10*time.Second)
+	eve.waitFor(`^error: .*has not accepted you yet`, patience)
 	time.Sleep(time.Second)
 	if n := alice.count(`^msg from`); n != 0 {
 		t.Fatalf("alice received %d messages before accepting", n)
 	}
 	eve.send("/add not-an-invite")
-	eve.waitFor(`^error: peer: not a juxta invite`, 10*time.Second)
+	eve.waitFor(`^error: peer: not a juxta invite`, patience)
 }
 
 func TestOfflineMailbox(t *testing.T) {
 	base := t.TempDir()
 	spDir := filepath.Join(base, "sp")
 	sp := start(t, "super-peer", "superpeer", "-loopback", "-port", "0", "-dir", spDir)
-	spInvite := sp.waitFor(`^invite: (juxta1\S+)`, 30*time.Second)[1]
+	spInvite := sp.waitFor(`^invite: (juxta1\S+)`, patience)[1]
 
 	alice := user(t, "alice", filepath.Join(base, "alice"), "-superpeer", spInvite)
 	bob := user(t, "bob", filepath.Join(base, "bob"), "-superpeer", spInvite)
 	befriend(t, alice, bob, "alice", "bob")
 	bob.quit()
-	alice.waitFor(`^contact: bob is offline$`, 40*time.Second)
+	alice.waitFor(`^contact: bob is offline$`, patience)
 
 	secrets := []string{"the first secret", "the second secret", "the third secret", "the fourth secret", "the fifth secret"}
 	for _, s := range secrets {
 		alice.send("@bob " + s)
 	}
-	alice.waitCount(`^sent \w+`, len(secrets), 20*time.Second)
+	alice.waitCount(`^sent \w+`, len(secrets), patience)
 	alice.quit()
 
 	// The super-peer holds them, sealed: none of the plaintext is in its store.
@@ -283,7 +288,7 @@ func TestOfflineMailbox(t *testing.T) {
 	// Bob comes back alone: all five, decrypted, once each, in order.
 	bob = user(t, "bob", filepath.Join(base, "bob"), "-superpeer", spInvite)
 	for _, s := range secrets {
-		bob.waitFor(`^msg from alice: `+s+`$`, 30*time.Second)
+		bob.waitFor(`^msg from alice: `+s+`$`, patience)
 	}
 	var got []string
 	for _, l := range bob.snapshot() {
@@ -315,7 +320,7 @@ func TestKillDuringBurst(t *testing.T) {
 			}
 		}
 	}()
-	alice.waitFor(`^sent \w+`, 20*time.Second)
+	alice.waitFor(`^sent \w+`, patience)
 	time.Sleep(30 * time.Millisecond) // somewhere in the middle of the burst
 	alice.kill9()
 
@@ -340,7 +345,7 @@ func TestKillDuringBurst(t *testing.T) {
 	_ = alice2
 	for i, id := range queued {
 		if sent[id] {
-			bob.waitFor(fmt.Sprintf(`^msg from alice: burst %03d$`, i+1), 40*time.Second)
+			bob.waitFor(fmt.Sprintf(`^msg from alice: burst %03d$`, i+1), patience)
 		}
 	}
 	time.Sleep(2 * time.Second) // let any duplicate show itself

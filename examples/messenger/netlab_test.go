@@ -45,18 +45,18 @@ func TestChatAcrossHomeNATs(t *testing.T) {
 		return startCmd(t, name, cmd, func() error { return lab.Host(host).Start(ctx, cmd) })
 	}
 	sp := inLab("sp", "super-peer", "superpeer", "-port", "4001", "-dir", filepath.Join(base, "sp"))
-	spInvite := sp.waitFor(`^invite: (juxta1\S+)`, 30*time.Second)[1]
+	spInvite := sp.waitFor(`^invite: (juxta1\S+)`, patience)[1]
 	alice := inLab("alice", "alice", "-plain", "-no-mdns", "-name", "alice", "-dir", filepath.Join(base, "alice"), "-superpeer", spInvite)
 	bob := inLab("bob", "bob", "-plain", "-no-mdns", "-name", "bob", "-dir", filepath.Join(base, "bob"), "-superpeer", spInvite)
 	time.Sleep(2 * time.Second) // the relay reservations: invites then carry relay addresses
 	befriendInvite(t, alice, bob, "alice", "bob")
 
 	alice.send("@bob hello across two NATs")
-	bob.waitFor(`^msg from alice: hello across two NATs$`, 30*time.Second)
+	bob.waitFor(`^msg from alice: hello across two NATs$`, patience)
 	bob.send("@alice and back")
-	alice.waitFor(`^msg from bob: and back$`, 30*time.Second)
+	alice.waitFor(`^msg from bob: and back$`, patience)
 
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(patience)
 	rx := regexp.MustCompile(`^path to bob: (\w+)`)
 	for {
 		alice.send("/path bob")
@@ -75,7 +75,7 @@ func TestChatAcrossHomeNATs(t *testing.T) {
 		}
 	}
 	alice.send("@bob now direct")
-	bob.waitFor(`^msg from alice: now direct$`, 20*time.Second)
+	bob.waitFor(`^msg from alice: now direct$`, patience)
 }
 
 // befriendInvite makes a and b contacts using the invite b prints on /invite,
@@ -83,7 +83,7 @@ func TestChatAcrossHomeNATs(t *testing.T) {
 func befriendInvite(t *testing.T, a, b *proc, aName, bName string) {
 	t.Helper()
 	b.send("/invite")
-	b.waitCount(`^invite: juxta1`, 2, 20*time.Second)
+	b.waitCount(`^invite: juxta1`, 2, patience)
 	var inv string
 	rx := regexp.MustCompile(`^invite: (juxta1\S+)`)
 	for _, l := range b.snapshot() {
@@ -92,8 +92,8 @@ func befriendInvite(t *testing.T, a, b *proc, aName, bName string) {
 		}
 	}
 	a.send("/add " + inv + " " + bName)
-	m := b.waitFor(`^request: \S+ wants to be your contact; /accept (\S+)`, 60*time.Second)
+	m := b.waitFor(`^request: \S+ wants to be your contact; /accept (\S+)`, patience)
 	b.send("/accept " + m[1])
-	a.waitFor(`^contact: `+bName+` is online`, 60*time.Second)
-	b.waitFor(`^contact: `+aName+` is online`, 60*time.Second)
+	a.waitFor(`^contact: `+bName+` is online`, patience)
+	b.waitFor(`^contact: `+aName+` is online`, patience)
 }

@@ -84,7 +84,7 @@ func tuiRun(t *testing.T, m *tuiModel, cmd tea.Cmd) (quit bool) {
 	var msg tea.Msg
 	select {
 	case msg = <-got:
-	case <-time.After(2 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("a command blocked")
 	}
 	switch msg := msg.(type) {
@@ -305,7 +305,7 @@ func TestTUITmux(t *testing.T) {
 	var screen string
 	waitFor := func(what string, ok func(string) bool) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
+		deadline := time.Now().Add(patience)
 		for {
 			out, err := tmux("capture-pane", "-p", "-t", session)
 			if err == nil {
@@ -334,7 +334,7 @@ func TestTUITmux(t *testing.T) {
 
 	tmux("send-keys", "-t", session, "-l", "/quit")
 	tmux("send-keys", "-t", session, "Enter")
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		if _, err := tmux("has-session", "-t", session); err != nil {
 			break // the messenger and the session ended
