@@ -57,16 +57,31 @@ func (b *Bus[T]) Subscribe(ctx context.Context, buffer int) *Sub[T] {
 // SubscribeFunc is Subscribe for the events that filter accepts; a nil filter
 // accepts all. The filter runs on the publisher's goroutine and must be quick.
 func (b *Bus[T]) SubscribeFunc(ctx context.Context, buffer int, filter func(T) bool) *Sub[T] {
+	return b.subscribe(ctx, buffer, filter, nil)
+}
+
+// SubscribeReplay is Subscribe with first delivered ahead of every event
+// published after it: a publisher that kept what happened before anyone
+// listened hands it over without a gap or a reordering. The buffer holds
+// first on top of buffer.
+func (b *Bus[T]) SubscribeReplay(ctx context.Context, buffer int, first []T) *Sub[T] {
+	return b.subscribe(ctx, buffer, nil, first)
+}
+
+func (b *Bus[T]) subscribe(ctx context.Context, buffer int, filter func(T) bool, first []T) *Sub[T] {
 	if buffer <= 0 {
 		buffer = DefaultBuffer
 	}
-	c := make(chan T, buffer)
+	c := make(chan T, buffer+len(first))
 	s := &Sub[T]{C: c, c: c, bus: b, done: make(chan struct{}), filter: filter}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		close(c)
 		return s
+	}
+	for _, ev := range first {
+		c <- ev
 	}
 	b.subs[s] = struct{}{}
 	b.wg.Add(1)

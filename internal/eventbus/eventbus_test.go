@@ -81,3 +81,20 @@ func TestFilter(t *testing.T) {
 		t.Fatal("filtered events counted as dropped")
 	}
 }
+
+func TestSubscribeReplayComesFirst(t *testing.T) {
+	b := New[int]()
+	defer b.Close()
+	s := b.SubscribeReplay(context.Background(), 2, []int{1, 2, 3})
+	b.Publish(4)
+	b.Publish(5)
+	b.Publish(6) // the buffer (2 on top of the replay) is full: dropped
+	for want := 1; want <= 5; want++ {
+		if got := <-s.C; got != want {
+			t.Fatalf("event %d: got %d", want, got)
+		}
+	}
+	if d := s.Dropped(); d != 1 {
+		t.Fatalf("dropped = %d, want 1", d)
+	}
+}

@@ -75,6 +75,13 @@ type Messenger struct {
 	boxKey *[32]byte
 	bus    *eventbus.Bus[Event]
 
+	// Events emitted before anyone subscribed (messages fetched from the
+	// mailbox at start, a room that could not be rejoined) wait here for the
+	// first subscriber, up to maxEarlyEvents.
+	emitMu     sync.Mutex
+	early      []Event // guarded by emitMu
+	subscribed bool    // guarded by emitMu
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -243,9 +250,18 @@ func (m *Messenger) Peer() *peer.Peer { return m.p }
 // Mailbox is the super-peer's mailbox (super-peer mode only).
 func (m *Messenger) Mailbox() *MailboxServer { return m.mbox }
 
-// Subscribe delivers the messenger's events under juxta's event contract.
+// maxEarlyEvents bounds the events kept for the first subscriber.
+const maxEarlyEvents = 1024
+
+// Subscribe delivers the messenger's events under juxta's event contract. The
+// first subscriber gets first the events emitted before it subscribed (up to
+// maxEarlyEvents), so that nothing that happened at start goes unseen.
 func (m *Messenger) Subscribe(ctx context.Context) *eventbus.Sub[Event] {
-	return m.bus.Subscribe(ctx, 1024)
+	m.emitMu.Lock()
+	defer m.emitMu.Unlock()
+	early := m.early
+	m.early, m.subscribed = nil, true
+	return m.bus.SubscribeReplay(ctx, 1024, early)
 }
 
 func newID() string {
@@ -491,7 +507,17 @@ func (m *Messenger) textNow() string {
 	return m.text
 }
 
-func (m *Messenger) emit(ev Event) { m.bus.Publish(ev) }
+func (m *Messenger) emit(ev Event) {
+	m.emitMu.Lock()
+	defer m.emitMu.Unlock()
+	if !m.subscribed {
+		if len(m.early) < maxEarlyEvents {
+			m.early = append(m.early, ev)
+		}
+		return
+	}
+	m.bus.Publish(ev)
+}
 
 func (m *Messenger) wake() {
 	select {
