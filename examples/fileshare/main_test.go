@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// These tests drive fileshare as a user would: separate processes in plain
+// mode, on 127.0.0.1 only, with mDNS off, meeting through a super-peer.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fileshare-bin-*")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "fileshare")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build fileshare: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running fileshare with its output lines.
+type proc struct {
+	t     *testing.T
+	name  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+
+	mu    sync.Mutex
+	lines []string
+	done  chan struct{}
+}
+
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	return startCmd(t, name, exec.Command(binary, args...), nil)
+}
+
+// startCmd starts cmd (with run, if not nil: a lab host's Start) and
+// collects its output lines.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd, run func() error) *proc {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	p := &proc{t: t, name: name, cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	if run == nil {
+		run = cmd.Start
+	}
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("--- output of %s:\n%s", name, strings.Join(p.snapshot(), "\n"))
+		}
+	})
+	return p
+}
+
+func (p *proc) snapshot() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
+// mark is the number of lines so far: waitFrom(mark, ...) looks only at lines
+// printed after it.
+func (p *proc) mark() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.lines)
+}
+
+func (p *proc) waitFor(re string, d time.Duration) []string {
+	p.t.Helper()
+	return p.waitFrom(0, re, d)
+}
+
+// waitFrom waits for a line after the first from lines matching re, and
+// returns its submatches.
+func (p *proc) waitFrom(from int, re string, d time.Duration) []string {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(d)
+	for {
+		lines := p.snapshot()
+		for _, l := range lines[min(from, len(lines)):] {
+			if m := rx.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: no line matching %q within %s", p.name, re, d)
+		}
+		select {
+		case <-p.done:
+			if time.Now().After(deadline) {
+				p.t.Fatalf("%s ended", p.name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (p *proc) send(line string) {
+	p.t.Helper()
+	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
+		p.t.Fatalf("%s: write %q: %v", p.name, line, err)
+	}
+}
+
+func (p *proc) quit() {
+	p.t.Helper()
+	p.send("quit")
+	p.stdin.Close()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("%s did not quit", p.name)
+	}
+	p.cmd.Wait()
+}
+
+// superPeer starts a super-peer and returns it with its invite.
+func superPeer(t *testing.T, dir string) (*proc, string) {
+	sp := start(t, "super-peer", "superpeer", "-loopback", "-dir", dir)
+	return sp, sp.waitFor(`^invite: (juxta1\S+)`, time.Minute)[1]
+}
+
+// sharer starts a plain-mode node on loopback with the super-peer.
+func sharer(t *testing.T, name, dir, spInvite string, extra ...string) *proc {
+	args := append([]string{"share", "-plain", "-loopback", "-name", name, "-dir", dir, "-superpeer", spInvite}, extra...)
+	return start(t, name, args...)
+}
+
+// writeRandom writes size pseudo-random bytes (seeded) to path and returns
+// their SHA-256.
+func writeRandom(t *testing.T, path string, size int64, seed uint64) [32]byte {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	var s [32]byte
+	s[0] = byte(seed)
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.NewChaCha8(s), size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+func fileSHA(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// perPeer parses "id:bytes,id:bytes".
+func perPeer(s string) map[string]int64 {
+	out := map[string]int64{}
+	for _, part := range strings.Split(s, ",") {
+		id, n, ok := strings.Cut(part, ":")
+		if !ok {
+			continue
+		}
+		v, _ := strconv.ParseInt(n, 10, 64)
+		out[id] = v
+	}
+	return out
+}
+
+// TestSearchAndSwarmGet is acceptance 1: three sharers hold the same file;
+// a keyword search finds it from all three, and get fetches it from at least
+// two of them at once, intact.
+func TestSearchAndSwarmGet(t *testing.T) {
+	base := t.TempDir()
+	_, inv := superPeer(t, filepath.Join(base, "sp"))
+	const size = 12 << 20
+	var want [32]byte
+	var sharers []*proc
+	for i := range 3 {
+		lib := filepath.Join(base, fmt.Sprintf("lib%d", i))
+		want = writeRandom(t, filepath.Join(lib, "Films", "Sintel (2010) 1080p.mkv"), size, 7)
+		writeRandom(t, filepath.Join(lib, fmt.Sprintf("other %d.mp3", i)), 50<<10, uint64(10+i))
+		// Capped uploads keep every sharer busy for a while, so that the
+		// download draws on several at once.
+		s := sharer(t, fmt.Sprintf("sharer%d", i), filepath.Join(base, fmt.Sprintf("s%d", i)), inv, "-peer-up", "2M", lib)
+		s.waitFor(`^published \S+/Films/Sintel`, time.Minute)
+		sharers = append(sharers, s)
+	}
+	dl := sharer(t, "downloader", filepath.Join(base, "dl"), inv)
+	dl.waitFor(`^type help`, time.Minute)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		from := dl.mark()
+		dl.send("search sintel 1080")
+		m := dl.waitFrom(from, `^result 1 (.*) size=(\d+) kind=(\w+) sources=(\d+) id=(\S+)$|^search done: 0 files`, time.Minute)
+		if m[4] == "3" {
+			if m[1] != "Sintel (2010) 1080p.mkv" || m[2] != strconv.Itoa(size) || m[3] != "video" {
+				t.Fatalf("result %q", m[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no result with 3 sources: %q", m[0])
+		}
+		time.Sleep(time.Second)
+	}
+	start := time.Now()
+	dl.send("get 1")
+	m := dl.waitFor(`^done (.*) size=(\d+) path=(.*) from=(\S*)$`, 3*time.Minute)
+	took := time.Since(start)
+	if got := fileSHA(t, m[3]); got != want {
+		t.Fatalf("downloaded file's SHA-256 %x, want %x", got, want)
+	}
+	if filepath.Dir(m[3]) != filepath.Join(base, "dl", "downloads") {
+		t.Errorf("file landed in %s", m[3])
+	}
+	per := perPeer(m[4])
+	busy := 0
+	for _, n := range per {
+		if n >= 256<<10 {
+			busy++
+		}
+	}
+	t.Logf("12 MiB from 3 sharers capped at 2 MiB/s each in %s; bytes per peer: %v", took.Round(time.Millisecond), per)
+	if busy < 2 {
+		t.Fatalf("only %d sources delivered at least one piece: %v", busy, per)
+	}
+	for _, s := range sharers {
+		s.quit()
+	}
+	dl.quit()
+}
