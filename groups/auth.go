@@ -100,6 +100,14 @@ func (s *Service) openStream(ctx context.Context, id peer.ID, proto string) (net
 	return str, nil
 }
 
+// Authorize checks that remote is a member of the group: remote must prove it
+// (a password proof, or a valid, unrevoked credential) over a short exchange,
+// whose success is remembered for a while. Services scoped to the group call
+// it before serving a peer, as the group's pipes do. It returns an error
+// wrapping ErrNotMember (or the credential's error) when remote is not a
+// member; an open group admits everyone.
+func (g *Group) Authorize(ctx context.Context, remote peer.ID) error { return g.authorize(ctx, remote) }
+
 // authorize is the group pipes' Authorize hook: it admits a stream from remote
 // only if remote proves membership.
 func (g *Group) authorize(ctx context.Context, remote peer.ID) error {

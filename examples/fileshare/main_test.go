@@ -284,3 +284,145 @@ func TestSearchAndSwarmGet(t *testing.T) {
 	}
 	dl.quit()
 }
+
+// searchUntil searches again and again until check accepts the results
+// (result lines, in order), and returns how long that took.
+func searchUntil(t *testing.T, p *proc, words string, d time.Duration, check func([]string) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var got []string
+	for time.Since(start) < d {
+		from := p.mark()
+		p.send("search " + words)
+		p.waitFrom(from, `^search done: \d+ files`, time.Minute)
+		got = nil
+		for _, l := range p.snapshot()[from:] {
+			if strings.HasPrefix(l, "result ") {
+				got = append(got, l)
+			}
+		}
+		if check(got) {
+			return time.Since(start)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("search %q: results %q after %s", words, got, d)
+	return 0
+}
+
+func hasName(name string) func([]string) bool {
+	return func(rs []string) bool {
+		for _, r := range rs {
+			if strings.Contains(r, " "+name+" size=") {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func none(rs []string) bool { return len(rs) == 0 }
+
+// TestWatchedFolder is acceptance 2: a file added, renamed and deleted
+// under a shared folder shows in others' searches, moves, and disappears,
+// each within 5 s.
+func TestWatchedFolder(t *testing.T) {
+	base := t.TempDir()
+	_, inv := superPeer(t, filepath.Join(base, "sp"))
+	lib := filepath.Join(base, "lib")
+	writeRandom(t, filepath.Join(lib, "old.mp3"), 10<<10, 1)
+	s := sharer(t, "sharer", filepath.Join(base, "s"), inv, lib)
+	s.waitFor(`^published lib/old.mp3`, time.Minute)
+	q := sharer(t, "searcher", filepath.Join(base, "q"), inv)
+	searchUntil(t, q, "old", time.Minute, hasName("old.mp3")) // both are up
+
+	const bound = 5 * time.Second
+	var took [3]time.Duration
+	writeRandom(t, filepath.Join(lib, "Albums", "Moonlight Sonata alpha.mp3"), 300<<10, 2)
+	took[0] = searchUntil(t, q, "moonlight sonata", time.Minute, hasName("Moonlight Sonata alpha.mp3"))
+	if err := os.Rename(filepath.Join(lib, "Albums", "Moonlight Sonata alpha.mp3"), filepath.Join(lib, "Moonlight Sonata beta.mp3")); err != nil {
+		t.Fatal(err)
+	}
+	took[1] = searchUntil(t, q, "moonlight", time.Minute, func(rs []string) bool {
+		return len(rs) == 1 && hasName("Moonlight Sonata beta.mp3")(rs)
+	})
+	if err := os.Remove(filepath.Join(lib, "Moonlight Sonata beta.mp3")); err != nil {
+		t.Fatal(err)
+	}
+	took[2] = searchUntil(t, q, "moonlight", time.Minute, none)
+	t.Logf("search results followed: add %s, rename %s, delete %s", took[0].Round(time.Millisecond), took[1].Round(time.Millisecond), took[2].Round(time.Millisecond))
+	for i, d := range took {
+		if d > bound {
+			t.Errorf("%s took %s, more than %s", []string{"add", "rename", "delete"}[i], d, bound)
+		}
+	}
+	s.quit()
+	q.quit()
+}
+
+// TestGroupShare is acceptance 4: a folder shared with a password group is
+// found and fetched by a member, and is invisible to and unfetchable by a
+// non-member, even one holding a share link.
+func TestGroupShare(t *testing.T) {
+	base := t.TempDir()
+	_, inv := superPeer(t, filepath.Join(base, "sp"))
+	lib := filepath.Join(base, "family")
+	want := writeRandom(t, filepath.Join(lib, "Secret family recipes.pdf"), 700<<10, 3)
+	owner := sharer(t, "owner", filepath.Join(base, "owner"), inv)
+	owner.send("group create family s3cret-pass")
+	owner.waitFor(`^group family ready`, time.Minute)
+	owner.send("share " + lib + " family")
+	owner.waitFor(`^published family/Secret family recipes.pdf id=\S+ group=family`, time.Minute)
+
+	member := sharer(t, "member", filepath.Join(base, "member"), inv)
+	outsider := sharer(t, "outsider", filepath.Join(base, "outsider"), inv)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		from := member.mark()
+		member.send("group join family s3cret-pass")
+		if m := member.waitFrom(from, `^group family ready|^error: `, time.Minute); strings.HasPrefix(m[0], "group") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the member could not join")
+		}
+		time.Sleep(time.Second)
+	}
+	from := outsider.mark()
+	outsider.send("group join family wrong-pass")
+	outsider.waitFrom(from, `^error: .*wrong password`, time.Minute)
+
+	searchUntil(t, member, "secret recipes", time.Minute, hasName("Secret family recipes.pdf"))
+	from = member.mark()
+	member.send("link 1")
+	link := member.waitFrom(from, `^link (juxtac\S+)`, 10*time.Second)[1]
+	member.send("get 1")
+	m := member.waitFor(`^done Secret family recipes.pdf size=\d+ path=(.*) from=`, 2*time.Minute)
+	if fileSHA(t, m[1]) != want {
+		t.Fatal("the member's copy differs")
+	}
+	if filepath.Dir(m[1]) != filepath.Join(base, "member", "downloads", "family") {
+		t.Errorf("the member's copy landed in %s", m[1])
+	}
+
+	// The outsider sees nothing, whatever it searches.
+	for _, words := range []string{"secret recipes", "secret", "recipes", "family", "pdf"} {
+		from := outsider.mark()
+		outsider.send("search " + words)
+		outsider.waitFrom(from, `^search done: 0 files`, time.Minute)
+	}
+	// With the link (naming the owner), the owner refuses it.
+	from = outsider.mark()
+	outsider.send("get " + link)
+	f := outsider.waitFrom(from, `^failed Secret family recipes.pdf: (.*)`, 2*time.Minute)
+	if !strings.Contains(f[1], "not allowed") && !strings.Contains(f[1], "no provider") {
+		t.Errorf("outsider's get failed with %q", f[1])
+	}
+	if ents, _ := os.ReadDir(filepath.Join(base, "outsider", "downloads")); len(ents) != 0 {
+		t.Errorf("the outsider's downloads hold %v", ents)
+	}
+	t.Logf("outsider's get: %s", f[1])
+	for _, p := range []*proc{owner, member, outsider} {
+		p.quit()
+	}
+}

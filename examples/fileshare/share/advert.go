@@ -88,7 +88,7 @@ func ParseFile(ad discovery.Advertisement) (File, error) {
 	if len(ad.Body) > maxAdLink {
 		return File{}, fmt.Errorf("%w: link of %d bytes", ErrBadAd, len(ad.Body))
 	}
-	f := File{Name: ad.Attrs[AttrName], Size: size, Kind: ad.Attrs[AttrKind], ID: id, Link: string(ad.Body)}
+	f := File{Name: ad.Attrs[AttrName], Rel: ad.Attrs[AttrKeywords], Size: size, Kind: ad.Attrs[AttrKind], ID: id, Link: string(ad.Body)}
 	switch f.Kind {
 	case "audio", "video", "image", "document", "archive", "program", "other":
 	default:

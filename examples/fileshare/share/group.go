@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/juxta-p2p/juxta/discovery"
@@ -22,7 +24,7 @@ func (n *Node) CreateGroup(ctx context.Context, name, password string) error {
 	if err != nil {
 		return err
 	}
-	return n.joined(name, g)
+	return n.joined(name, password, g)
 }
 
 // JoinGroup finds a password group by name and joins it.
@@ -44,7 +46,7 @@ func (n *Node) JoinGroup(ctx context.Context, name, password string) error {
 		}
 		g, err := n.gs.JoinPassword(ctx, info, password)
 		if err == nil {
-			return n.joined(name, g)
+			return n.joined(name, password, g)
 		}
 		errs = append(errs, err)
 	}
@@ -63,11 +65,35 @@ func (n *Node) JoinOrCreate(ctx context.Context, name, password string) error {
 	return n.CreateGroup(ctx, name, password)
 }
 
-func (n *Node) joined(name string, g *groups.Group) error {
+// joined is a group this node is a member of, with the keys of its private
+// advertisements.
+type joined struct {
+	g    *groups.Group
+	keys *groupKeys
+}
+
+func (n *Node) joined(name, password string, g *groups.Group) error {
+	keys, err := deriveGroupKeys(password, g.ID())
+	if err != nil {
+		return err
+	}
 	n.mu.Lock()
-	n.groups[name] = g
+	n.groups[name] = &joined{g: g, keys: keys}
 	n.mu.Unlock()
-	n.pins.watchGroup(name, g)
+	if !n.cfg.NoShareDownloads {
+		// The group's downloads are shared onward in the group only.
+		dir := filepath.Join(n.cfg.Downloads, SafeName(name))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("share: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, GroupMarker), []byte(name+"\n"), 0o600); err != nil {
+			return fmt.Errorf("share: %w", err)
+		}
+		if err := n.Share(context.Background(), dir, name); err != nil {
+			return err
+		}
+	}
+	n.pins.watchGroup()
 	return nil
 }
 
@@ -83,7 +109,7 @@ func (n *Node) Groups() []string {
 	return out
 }
 
-func (n *Node) group(name string) (*groups.Group, bool) {
+func (n *Node) group(name string) (*joined, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	g, ok := n.groups[name]
@@ -99,20 +125,5 @@ func (n *Node) disc(group string) (*discovery.Service, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrNoGroup, group)
 	}
-	return g.Discovery(), nil
-}
-
-// groupName maps a discovery scope back to a joined group's name.
-func (n *Node) groupName(scope string) string {
-	if scope == "" {
-		return ""
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for name, g := range n.groups {
-		if g.ID() == scope {
-			return name
-		}
-	}
-	return scope
+	return g.g.Discovery(), nil
 }

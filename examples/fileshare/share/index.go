@@ -49,7 +49,6 @@ type refKey struct{ group, id string }
 
 func (n *Node) indexLoop() {
 	defer n.wg.Done()
-	refs := map[refKey]int{}
 	for {
 		cs, err := n.w.Next(n.ctx)
 		if err != nil {
@@ -58,13 +57,14 @@ func (n *Node) indexLoop() {
 			}
 			return
 		}
-		n.apply(cs, refs)
+		n.apply(cs)
 	}
 }
 
 // apply hashes what changed, then publishes and withdraws advertisements, in
 // one batch per scope.
-func (n *Node) apply(cs []Change, refs map[refKey]int) {
+func (n *Node) apply(cs []Change) {
+	refs := n.refs // written by this goroutine only, under mu
 	ups := 0
 	for _, c := range cs {
 		if c.Op == Upsert {
@@ -78,10 +78,12 @@ func (n *Node) apply(cs []Change, refs map[refKey]int) {
 	var withdraw []*sharedFile
 	drop := func(f *sharedFile) {
 		k := refKey{f.group, f.id}
+		n.mu.Lock()
 		if refs[k]--; refs[k] <= 0 {
 			delete(refs, k)
 			withdraw = append(withdraw, f)
 		}
+		n.mu.Unlock()
 	}
 	for _, c := range cs {
 		if n.ctx.Err() != nil {
@@ -116,18 +118,54 @@ func (n *Node) apply(cs []Change, refs map[refKey]int) {
 			continue
 		}
 		k := refKey{group, f.id}
-		if refs[k]++; refs[k] == 1 {
-			ad := File{Name: path.Base(f.rel), Rel: f.rel, Size: f.size, ID: f.id, Link: n.link(f.id)}.Advertisement("")
+		n.mu.Lock()
+		refs[k]++
+		first := refs[k] == 1
+		n.mu.Unlock()
+		if first {
+			ad, err := n.fileAd(group, File{Name: path.Base(f.rel), Rel: f.rel, Size: f.size, ID: f.id, Link: n.link(f.id)})
+			if err != nil {
+				n.log.Warn("advertisement", "path", c.Path, "err", err)
+				continue
+			}
 			publish[group] = append(publish[group], ad)
 			n.emit(Published{Name: path.Base(f.rel), Rel: f.rel, ID: f.id, Group: group})
+		}
+	}
+	// Withdraw first: a file renamed within the batch keeps its content ID,
+	// hence its advertisement, which is published again with the new name.
+	for _, f := range withdraw {
+		n.mu.Lock()
+		gone := refs[refKey{f.group, f.id}] == 0
+		n.mu.Unlock()
+		if gone {
+			n.withdraw(f)
 		}
 	}
 	for group, ads := range publish {
 		n.publish(group, ads)
 	}
-	for _, f := range withdraw {
-		n.withdraw(f, refs)
+}
+
+// fileAd is a file's advertisement: in clear in the net group, private in a
+// group (see private.go).
+func (n *Node) fileAd(group string, f File) (discovery.Advertisement, error) {
+	if group == "" {
+		return f.Advertisement(""), nil
 	}
+	g, ok := n.group(group)
+	if !ok {
+		return discovery.Advertisement{}, fmt.Errorf("%w: %q", ErrNoGroup, group)
+	}
+	return g.keys.privateAd(f)
+}
+
+// adID is the advertisement ID of content id in a group.
+func (n *Node) adID(group, id string) string {
+	if g, ok := n.group(group); ok && group != "" {
+		return g.keys.blindID(id)
+	}
+	return id
 }
 
 // hashFile adds the file to the content service.
@@ -168,19 +206,17 @@ func (n *Node) publish(group string, ads []discovery.Advertisement) {
 
 // withdraw flushes a file's advertisement and, when no shared path holds its
 // content any more, stops serving it.
-func (n *Node) withdraw(f *sharedFile, refs map[refKey]int) {
+func (n *Node) withdraw(f *sharedFile) {
 	n.emit(Withdrawn{Name: path.Base(f.rel), Rel: f.rel, ID: f.id, Group: f.group})
 	if d, err := n.disc(f.group); err == nil {
 		ctx, cancel := context.WithTimeout(n.ctx, publishTimeout)
-		if err := d.Flush(ctx, AdType, f.id); err != nil {
+		if err := d.Flush(ctx, AdType, n.adID(f.group, f.id)); err != nil {
 			n.log.Debug("flush", "id", f.id, "err", err)
 		}
 		cancel()
 	}
-	for k := range refs {
-		if k.id == f.id {
-			return // still shared in another scope
-		}
+	if len(n.scopesOf(f.id)) > 0 {
+		return // still shared in another scope
 	}
 	if n.pins.holds(f.id) || n.downloading(f.id) {
 		return

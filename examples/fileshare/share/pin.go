@@ -54,7 +54,7 @@ type pinner struct {
 	offers   map[string]int64    // guarded by mu; bytes offered, by group
 	used     map[string]int64    // guarded by mu; bytes held or being fetched, by group
 	held     map[string]*heldPin // guarded by mu; by content ID
-	fetching map[string]bool     // guarded by mu
+	fetching map[string]string   // guarded by mu; group by content ID
 }
 
 type heldPin struct {
@@ -66,7 +66,7 @@ type heldPin struct {
 
 func newPinner(n *Node) *pinner {
 	return &pinner{n: n, wake: make(chan struct{}, 1), offers: map[string]int64{}, used: map[string]int64{},
-		held: map[string]*heldPin{}, fetching: map[string]bool{}}
+		held: map[string]*heldPin{}, fetching: map[string]string{}}
 }
 
 func (p *pinner) holds(id string) bool {
@@ -75,11 +75,26 @@ func (p *pinner) holds(id string) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.held[id] != nil || p.fetching[id]
+	_, fetching := p.fetching[id]
+	return p.held[id] != nil || fetching
+}
+
+// groupOf returns the group of a pinned copy held or being fetched.
+func (p *pinner) groupOf(id string) (string, bool) {
+	if p == nil {
+		return "", false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h := p.held[id]; h != nil {
+		return h.group, true
+	}
+	g, ok := p.fetching[id]
+	return g, ok
 }
 
 // watchGroup starts the pinning loop once a group is joined.
-func (p *pinner) watchGroup(string, *groups.Group) {
+func (p *pinner) watchGroup() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.started {
@@ -173,20 +188,29 @@ func (p *pinner) advertiseHeld(ctx context.Context, id string) error {
 	if h == nil {
 		return nil
 	}
-	d, err := p.n.disc(h.group)
+	g, ok := p.n.group(h.group)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNoGroup, h.group)
+	}
+	d, k := g.g.Discovery(), g.keys
+	f := File{Name: h.name, Rel: h.name, Size: h.size, ID: id, Link: p.n.link(id)}
+	body, err := k.sealBody(f)
 	if err != nil {
 		return err
 	}
-	link := p.n.link(id)
-	ad := discovery.Advertisement{Type: PinType, ID: id, Body: []byte(link), Expiration: 5 * time.Minute,
-		Attrs: map[string]string{AttrID: id, attrK: strconv.Itoa(h.k), AttrSize: strconv.FormatInt(h.size, 10), AttrName: clip(h.name, maxAdName)}}
+	ad := discovery.Advertisement{Type: PinType, ID: k.blindID(id), Body: body, Expiration: 5 * time.Minute,
+		Attrs: map[string]string{AttrID: k.blindID(id), attrK: strconv.Itoa(h.k)}}
 	if _, err := d.Publish(ctx, ad); err != nil {
 		return err
 	}
 	if h.own {
 		return nil
 	}
-	_, err = d.Publish(ctx, File{Name: h.name, Rel: h.name, Size: h.size, ID: id, Link: link}.Advertisement(""))
+	fad, err := k.privateAd(f)
+	if err != nil {
+		return err
+	}
+	_, err = d.Publish(ctx, fad)
 	return err
 }
 
@@ -226,14 +250,14 @@ func (p *pinner) round(group string) {
 	}
 	ctx, cancel := context.WithTimeout(p.n.ctx, 20*time.Second)
 	defer cancel()
-	d := g.Discovery()
+	d := g.g.Discovery()
 	online := map[peer.ID]bool{p.n.ID(): true}
-	for _, m := range g.Members() {
+	for _, m := range g.g.Members() {
 		if m.State != groups.Offline {
 			online[m.ID] = true
 		}
 	}
-	pins := p.readPins(ctx, d)
+	pins := p.readPins(ctx, d, g.keys)
 	volunteers := p.readVolunteers(ctx, d, online)
 	for _, ps := range pins {
 		var up []peer.ID
@@ -262,7 +286,7 @@ func (p *pinner) round(group string) {
 		room := p.used[group]+ps.size <= offer
 		if room {
 			p.used[group] += ps.size
-			p.fetching[ps.id] = true
+			p.fetching[ps.id] = group
 		}
 		p.mu.Unlock()
 		if !room {
@@ -278,7 +302,7 @@ func rank(id peer.ID, cid string) string {
 	return string(h[:])
 }
 
-func (p *pinner) readPins(ctx context.Context, d *discovery.Service) []*pinState {
+func (p *pinner) readPins(ctx context.Context, d *discovery.Service, keys *groupKeys) []*pinState {
 	byID := map[string]*pinState{}
 	var order []*pinState
 	q := discovery.Query{Type: PinType, Attr: AttrID, Value: "*", Limit: pinLimit}
@@ -288,14 +312,14 @@ func (p *pinner) readPins(ctx context.Context, d *discovery.Service) []*pinState
 		}
 		ad := r.Advertisement
 		k, _ := strconv.Atoi(ad.Attrs[attrK])
-		size, err := strconv.ParseInt(ad.Attrs[AttrSize], 10, 64)
-		if err != nil || size < 0 || k < 1 || ad.Attrs[AttrID] != ad.ID {
+		var f File
+		if err := keys.openBody(ad.Body, &f); err != nil || k < 1 || f.Size < 0 || ad.ID != keys.blindID(f.ID) {
 			continue
 		}
-		ps := byID[ad.ID]
+		ps := byID[f.ID]
 		if ps == nil {
-			ps = &pinState{id: ad.ID, name: SafeName(ad.Attrs[AttrName]), size: size, link: string(ad.Body)}
-			byID[ad.ID] = ps
+			ps = &pinState{id: f.ID, name: SafeName(f.Name), size: f.Size, link: f.Link}
+			byID[f.ID] = ps
 			order = append(order, ps)
 		}
 		ps.k = max(ps.k, min(k, MaxK))

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/juxta-p2p/juxta/discovery"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -41,26 +40,23 @@ func newMerger(words string) *merger {
 	return &merger{terms: strings.Fields(strings.ToLower(words)), byID: map[string]*Result{}}
 }
 
-// add folds one advertisement in; it reports whether the results changed.
-func (m *merger) add(ad discovery.Advertisement) bool {
-	f, err := ParseFile(ad)
-	if err != nil {
-		return false
-	}
+// add folds in one file advertised by publisher in group; it reports
+// whether the results changed.
+func (m *merger) add(f File, publisher peer.ID, group string) bool {
 	r, ok := m.byID[f.ID]
 	if !ok {
 		if len(m.order) >= maxResults {
 			return false
 		}
-		r = &Result{ID: f.ID, Name: SafeName(f.Name), Path: Display(ad.Attrs[AttrKeywords], 200), Size: f.Size, Kind: f.Kind, Link: f.Link, Group: ad.Scope}
+		r = &Result{ID: f.ID, Name: SafeName(f.Name), Path: Display(f.Rel, 200), Size: f.Size, Kind: f.Kind, Link: f.Link, Group: group}
 		r.score = m.scoreOf(r.Name)
 		m.byID[f.ID] = r
 		m.order = append(m.order, r)
 	}
-	if slices.Contains(r.Sources, ad.Publisher) || len(r.Sources) >= maxSources {
+	if slices.Contains(r.Sources, publisher) || len(r.Sources) >= maxSources {
 		return !ok
 	}
-	r.Sources = append(r.Sources, ad.Publisher)
+	r.Sources = append(r.Sources, publisher)
 	if r.Link == "" {
 		r.Link = f.Link
 	}

@@ -40,32 +40,51 @@ func (n *Node) Search(ctx context.Context, words string, update func([]Result)) 
 	if n.cfg.Flood {
 		sources |= discovery.SourceFlood
 	}
-	q := discovery.Query{Type: AdType, Keywords: words, KeywordAttrs: []string{AttrName, AttrKeywords}, Limit: searchLimit, Sources: sources}
 	scopes := append([]string{""}, n.Groups()...)
 	var errs []error
 	found := 0
 	last := time.Time{}
-	for _, g := range scopes {
-		d, err := n.disc(g)
-		if err != nil {
-			continue
+	for _, group := range scopes {
+		q := discovery.Query{Type: AdType, Keywords: words, KeywordAttrs: []string{AttrName, AttrKeywords}, Limit: searchLimit, Sources: sources}
+		d := n.d
+		var keys *groupKeys
+		if group != "" {
+			g, ok := n.group(group)
+			if !ok {
+				continue
+			}
+			d, keys = g.g.Discovery(), g.keys
+			// Whole words only: a group's index holds blinded words.
+			q.Keywords, q.KeywordAttrs = keys.blindWords(words), []string{AttrKeywords}
+			if q.Keywords == "" {
+				continue
+			}
 		}
 		for r, err := range d.Find(ctx, q) {
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			if r.Publisher == n.ID() || !m.add(r.Advertisement) {
+			if r.Publisher == n.ID() {
+				continue
+			}
+			var f File
+			if keys != nil {
+				f, err = keys.openAd(r.Advertisement)
+			} else {
+				f, err = ParseFile(r.Advertisement)
+			}
+			if err != nil || !m.add(f, r.Publisher, group) {
 				continue
 			}
 			found++
 			if update != nil && time.Since(last) >= updateEvery {
 				last = time.Now()
-				update(n.named(m.results()))
+				update(m.results())
 			}
 		}
 	}
-	rs := n.named(m.results())
+	rs := m.results()
 	if update != nil {
 		update(rs)
 	}
@@ -73,14 +92,6 @@ func (n *Node) Search(ctx context.Context, words string, update func([]Result)) 
 		return nil, errors.Join(errs...)
 	}
 	return rs, nil
-}
-
-// named replaces scopes with group names.
-func (n *Node) named(rs []Result) []Result {
-	for i := range rs {
-		rs[i].Group = n.groupName(rs[i].Group)
-	}
-	return rs
 }
 
 // LinkResult turns a share link into a result to Get.

@@ -187,6 +187,22 @@ func (w *Watcher) rootOf(path string) (string, bool) {
 	return best, best != ""
 }
 
+func (w *Watcher) isRoot(p string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Contains(w.roots, p)
+}
+
+// GroupMarker marks a folder that holds a group's files (its downloads): a
+// share of a folder above it skips it, so they are never advertised outside
+// the group.
+const GroupMarker = ".fileshare-group"
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
 func hidden(name string) bool { return strings.HasPrefix(name, ".") }
 
 // scan walks dir (under root), watches its folders and reports its files.
@@ -203,6 +219,9 @@ func (w *Watcher) scan(root, dir string) {
 			return nil
 		}
 		if d.IsDir() {
+			if p != dir && (w.isRoot(p) || exists(filepath.Join(p, GroupMarker))) {
+				return filepath.SkipDir // shared on its own: a group's downloads
+			}
 			w.fsw.Add(p)
 			return nil
 		}
@@ -321,6 +340,9 @@ func (w *Watcher) settled(now time.Time) {
 			continue
 		}
 		fi, err := os.Lstat(p)
+		if err == nil && fi.IsDir() && root != p && exists(filepath.Join(p, GroupMarker)) {
+			continue // a group's folder under a shared one
+		}
 		if err == nil && fi.IsDir() {
 			w.emit(batch)
 			batch = nil
