@@ -33,6 +33,9 @@ func (o Op) String() string {
 type PeerRate struct {
 	Peer peer.ID
 	Down float64
+	// Bytes is what the peer has delivered to this download so far (in the
+	// current session with it).
+	Bytes int64
 	// Relayed is true when the connection to the peer goes through a relay.
 	Relayed bool
 }

@@ -305,7 +305,8 @@ func (d *download) publish(start time.Time, meters map[peer.ID]*meter, total *me
 			m = &meter{}
 			meters[id] = m
 		}
-		ev.Peers = append(ev.Peers, PeerRate{Peer: id, Down: m.sample(now, ss.recv.Load()), Relayed: ss.relayed})
+		recv := ss.recv.Load()
+		ev.Peers = append(ev.Peers, PeerRate{Peer: id, Down: m.sample(now, recv), Bytes: recv, Relayed: ss.relayed})
 	}
 	d.mu.Unlock()
 	if last {

@@ -289,6 +289,10 @@ func (s *Service) serve(str network.Stream) error {
 	var id ID
 	copy(id[:], p[:32])
 	wantTree := p[32]&helloWantTree != 0
+	if s.cfg.AllowContent != nil && !s.cfg.AllowContent(remote, id) {
+		refuse(str, codeDenied, "not allowed")
+		return fmt.Errorf("%w: %w", errRefused, ErrDenied)
+	}
 	sw, err := s.openSwarm(id)
 	if err != nil {
 		code := codeNotFound

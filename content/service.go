@@ -36,6 +36,11 @@ type Config struct {
 	// Allow, if set, limits the peers this service serves and fetches from:
 	// a group-scoped service passes its membership check.
 	Allow func(peer.ID) bool
+	// AllowContent, if set, decides per content whether a peer may fetch it
+	// from this service, after Allow: a service holding content of several
+	// scopes (the net group's and a group's) serves each only in its scope.
+	// It may block (a membership check) but must return within seconds.
+	AllowContent func(peer.ID, ID) bool
 	// NoAnnounce stops Add, AddBytes and completed fetches from announcing
 	// this peer as a provider (DHT provider records and discovery).
 	NoAnnounce bool

@@ -25,7 +25,8 @@ type download struct {
 	bytes    map[peer.ID]float64 // guarded by Node.mu; delivered per source
 	peerRate map[peer.ID]*window // guarded by Node.mu
 	rate     window              // guarded by Node.mu
-	last     time.Time           // guarded by Node.mu; previous progress event
+	base     map[peer.ID]int64   // guarded by Node.mu; bytes of ended sessions
+	session  map[peer.ID]int64   // guarded by Node.mu; bytes of the current session
 }
 
 // pendingFile lists unfinished downloads, resumed at the next start.
@@ -61,6 +62,7 @@ func (n *Node) Get(ctx context.Context, r Result) (string, error) {
 	}
 	dctx, cancel := context.WithCancel(n.ctx)
 	d := &download{r: r, cancel: cancel, start: time.Now(), bytes: map[peer.ID]float64{}, peerRate: map[peer.ID]*window{},
+		base: map[peer.ID]int64{}, session: map[peer.ID]int64{},
 		info: DownloadInfo{ID: r.ID, Name: r.Name, Size: r.Size, State: Running, Group: r.Group}}
 	n.downloads[r.ID] = d
 	n.mu.Unlock()

@@ -143,7 +143,7 @@ func (p *pinner) advertiseVolunteer(ctx context.Context, group string) error {
 	p.mu.Lock()
 	free := p.offers[group] - p.used[group]
 	p.mu.Unlock()
-	_, err = d.Publish(ctx, discovery.Advertisement{Type: VolunteerType, ID: string(p.n.ID()),
+	_, err = d.Publish(ctx, discovery.Advertisement{Type: VolunteerType, ID: p.n.ID().String(),
 		Attrs: map[string]string{attrFree: strconv.FormatInt(max(free, 0), 10)}, Expiration: 5 * time.Minute})
 	return err
 }
@@ -412,4 +412,11 @@ func (n *Node) Pins() (held []PinInfo, offered, used map[string]int64) {
 	}
 	slices.SortFunc(held, func(a, b PinInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return held, maps.Clone(p.offers), maps.Clone(p.used)
+}
+
+func (p *pinner) fetchingNow(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.fetching[id]
+	return ok
 }

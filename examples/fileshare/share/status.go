@@ -106,14 +106,14 @@ func (n *Node) progress(p content.Progress, now time.Time) {
 	if d == nil || d.info.State != Running {
 		return
 	}
-	dt := now.Sub(d.last).Seconds()
-	if d.last.IsZero() {
-		dt = 0
-	}
-	d.last = now
 	for _, pr := range p.Peers {
-		// The rate is over the interval since the previous event.
-		d.bytes[pr.Peer] += pr.Down * dt
+		// Bytes count within a session with the peer; a new session starts
+		// again from zero.
+		if pr.Bytes < d.session[pr.Peer] {
+			d.base[pr.Peer] += d.session[pr.Peer]
+		}
+		d.session[pr.Peer] = pr.Bytes
+		d.bytes[pr.Peer] = float64(d.base[pr.Peer] + pr.Bytes)
 		w := d.peerRate[pr.Peer]
 		if w == nil {
 			w = &window{}

@@ -1,0 +1,142 @@
+package share
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// holders counts the nodes that hold a copy of id.
+func holders(nodes []*Node, id string) (n int) {
+	for _, x := range nodes {
+		if x.pins.holds(id) && !x.pins.fetchingNow(id) {
+			n++
+		}
+	}
+	return n
+}
+
+func waitHolders(t *testing.T, nodes []*Node, id string, want int, d time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for holders(nodes, id) < want {
+		if time.Since(start) > d {
+			t.Fatalf("%d online holders after %s, want %d", holders(nodes, id), d, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// TestPinning is acceptance 5: five volunteers, a file pinned with K = 3;
+// the sharer and one holder go offline, and within 60 s three online members
+// hold it again; a newcomer downloads it; no volunteer exceeds its offer.
+func TestPinning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("eight peers and presence timeouts: not in -short")
+	}
+	ctx := context.Background()
+	_, sps := superPeerNode(t)
+	const group, pass = "vault", "correct horse battery"
+	sharer := testNode(t, Config{Name: "sharer", SuperPeers: sps})
+	if err := sharer.CreateGroup(ctx, group, pass); err != nil {
+		t.Fatal(err)
+	}
+	lib := t.TempDir()
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(rand.IntN(256))
+	}
+	if err := os.WriteFile(filepath.Join(lib, "rare field recording.flac"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := sharer.Share(ctx, lib, group); err != nil {
+		t.Fatal(err)
+	}
+	offers := []int64{3 << 19, 3 << 19, 3 << 19, 3 << 19, 1 << 19} // the last is too small for the file
+	var vols []*Node
+	for i, offer := range offers {
+		v := testNode(t, Config{Name: fmt.Sprintf("volunteer%d", i+1), SuperPeers: sps})
+		joinRetry(t, v, group, pass)
+		if err := v.Volunteer(ctx, group, offer); err != nil {
+			t.Fatal(err)
+		}
+		vols = append(vols, v)
+	}
+	rs := searchFor(t, vols[0], "rare recording", func(rs []Result) bool { return len(rs) == 1 })
+	id := rs[0].ID
+	if err := sharer.Pin(ctx, group, rs[0], 3); err != nil {
+		t.Fatal(err)
+	}
+	all := append([]*Node{sharer}, vols...)
+	took := waitHolders(t, all, id, 3, 2*time.Minute)
+	t.Logf("pinned with K=3: 3 holders after %s", took.Round(time.Millisecond))
+
+	// The sharer and one volunteer holder go offline (closed, as a crash).
+	var gone *Node
+	for _, v := range vols {
+		if v.pins.holds(id) {
+			gone = v
+			break
+		}
+	}
+	sharer.Close()
+	gone.Close()
+	var online []*Node
+	for _, v := range vols {
+		if v != gone {
+			online = append(online, v)
+		}
+	}
+	took = waitHolders(t, online, id, 3, 60*time.Second)
+	t.Logf("sharer and a holder offline: 3 online holders again after %s", took.Round(time.Millisecond))
+
+	for i, v := range vols {
+		if v == gone {
+			continue
+		}
+		_, offered, used := v.Pins()
+		if used[group] > offered[group] {
+			t.Errorf("volunteer%d uses %d bytes of an offer of %d", i+1, used[group], offered[group])
+		}
+	}
+	if vols[4].pins.holds(id) {
+		t.Error("the volunteer whose offer is smaller than the file took a copy")
+	}
+
+	newcomer := testNode(t, Config{Name: "newcomer", SuperPeers: sps})
+	joinRetry(t, newcomer, group, pass)
+	rs = searchFor(t, newcomer, "rare recording", func(rs []Result) bool { return len(rs) == 1 })
+	if _, err := newcomer.Get(ctx, rs[0]); err != nil {
+		t.Fatal(err)
+	}
+	info, err := newcomer.Wait(ctx, id)
+	if err != nil || info.State != Done {
+		t.Fatalf("newcomer's download: %+v %v", info, err)
+	}
+	got, err := os.ReadFile(info.Path)
+	if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatalf("newcomer's copy differs (%v)", err)
+	}
+	t.Logf("newcomer downloaded it from %d holders: %v", len(info.Peers), info.Peers)
+}
+
+func joinRetry(t *testing.T, n *Node, group, pass string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := n.JoinGroup(context.Background(), group, pass)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("join %s: %v", group, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
