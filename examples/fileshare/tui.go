@@ -74,7 +74,7 @@ type tuiModel struct {
 	input         textinput.Model
 
 	query     string
-	seq       int            // of the current search
+	seq       int             // of the current search
 	updates   chan resultsMsg // of the current search
 	searching bool
 	results   []share.Result
