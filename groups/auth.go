@@ -231,6 +231,10 @@ func (g *Group) fetchKey(ctx context.Context, holders []peer.ID, want uint64) er
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", h.ShortString(), err))
 	}
+	if len(errs) == 0 {
+		// Only this peer holds the key (a creator restarting): nobody to ask.
+		return fmt.Errorf("%w: no other member holds it; restore the group from its saved State", ErrNoKey)
+	}
 	return fmt.Errorf("%w: %w", ErrNoKey, errors.Join(errs...))
 }
 

@@ -125,3 +125,17 @@ type topicT = pipes.Topic
 func pipesHooksNone() pipes.Hooks { return pipes.Hooks{} }
 
 func toPeer(id peer.ID) pipes.DialOption { return pipes.ToPeer(id) }
+
+// memberAt is member with the peer's identity kept in dir, so that a second
+// memberAt with the same dir is the same peer restarted.
+func memberAt(t testing.TB, sp *node, name, dir string) *node {
+	cfg := peer.TestConfig()
+	cfg.Name = name
+	cfg.Dir = dir
+	cfg.SuperPeers = []string{sp.p.Invite()}
+	n := newNode(t, cfg, fastPresence)
+	if err := n.p.Ready(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

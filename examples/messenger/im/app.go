@@ -213,6 +213,7 @@ func (m *Messenger) loadBoxKey() error {
 
 // Close stops the messenger: contacts see it go offline.
 func (m *Messenger) Close() error {
+	m.saveRoomStates()
 	m.broadcastPresence(string(groups.Offline), "")
 	m.cancel()
 	m.mu.Lock()

@@ -55,6 +55,9 @@ func (m *Messenger) CreateRoom(ctx context.Context, name, password string) error
 			return err
 		}
 		saved.Cred = cred
+		if saved.State, err = g.State(); err != nil {
+			return err
+		}
 	}
 	if err := m.st.putRoom(saved); err != nil {
 		return err
@@ -117,10 +120,31 @@ func (m *Messenger) JoinRoomInvite(ctx context.Context, credential string) error
 		return err
 	}
 	info := g.Info()
-	if err := m.st.putRoom(savedRoom{Name: info.Name, GroupID: info.ID, Cred: credential, GroupAd: info.Raw()}); err != nil {
+	state, err := g.State()
+	if err != nil {
+		return err
+	}
+	if err := m.st.putRoom(savedRoom{Name: info.Name, GroupID: info.ID, Cred: credential, GroupAd: info.Raw(), State: state}); err != nil {
 		return err
 	}
 	return m.openRoom(info.Name, g)
+}
+
+// saveRoomStates keeps each invite room's current key (it changes when a
+// member is revoked) for the next start.
+func (m *Messenger) saveRoomStates() {
+	for _, saved := range m.st.rooms() {
+		r := m.room(saved.Name)
+		if r == nil || saved.State == nil {
+			continue
+		}
+		if state, err := r.g.State(); err == nil {
+			saved.State = state
+			if err := m.st.putRoom(saved); err != nil {
+				m.log.Debug("saving room state failed", "room", saved.Name, "err", err)
+			}
+		}
+	}
 }
 
 func (m *Messenger) rejoinRooms(ctx context.Context) {
@@ -128,6 +152,9 @@ func (m *Messenger) rejoinRooms(ctx context.Context) {
 		var g *groups.Group
 		var err error
 		switch {
+		case len(r.State) > 0:
+			// Needs nobody online: the key is in the saved state.
+			g, err = m.gs.Restore(ctx, r.State)
 		case r.Cred != "":
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			g, err = m.gs.JoinInvite(ctx, r.Cred)
@@ -141,7 +168,11 @@ func (m *Messenger) rejoinRooms(ctx context.Context) {
 			err = errors.New("nothing to rejoin with")
 		}
 		if err != nil {
-			m.emit(Notice{Text: fmt.Sprintf("could not rejoin room %s: %v", r.Name, err)})
+			hint := "ask a member for a new invitation"
+			if r.Password != "" {
+				hint = "join it again with /room join " + r.Name + " PASSWORD"
+			}
+			m.emit(Notice{Text: fmt.Sprintf("could not rejoin room %s: %v; %s", r.Name, err, hint)})
 			continue
 		}
 		m.openRoom(r.Name, g)

@@ -323,6 +323,9 @@ type savedRoom struct {
 	Password string `cbor:"3,keyasint,omitempty"` // kept locally to rejoin on start
 	Cred     string `cbor:"4,keyasint,omitempty"`
 	GroupAd  []byte `cbor:"5,keyasint,omitempty"`
+	// State is an invite room's groups.Group.State: with it the room comes
+	// back after a restart even when no other member is online.
+	State []byte `cbor:"6,keyasint,omitempty"`
 }
 
 func (s *store) putRoom(r savedRoom) error {
