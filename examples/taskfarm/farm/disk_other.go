@@ -1,0 +1,5 @@
+//go:build !unix
+
+package farm
+
+func diskFree(string) uint64 { return 0 }
