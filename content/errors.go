@@ -23,6 +23,8 @@ var (
 	ErrProtocol = errors.New("content: protocol violation")
 	// ErrDenied: the peer is not allowed (Config.Allow) or is banned.
 	ErrDenied = errors.New("content: peer not allowed")
+	// ErrStalled: a provider stopped sending the pieces asked of it.
+	ErrStalled = errors.New("content: provider stalled")
 	// ErrRelayOnly: the only providers left were reachable through a relay, and
 	// the relay kept resetting the connection.
 	ErrRelayOnly = errors.New("content: providers reachable only through a relay failed")

@@ -349,6 +349,7 @@ type downSession struct {
 	peer      peer.ID
 	wake      chan struct{}
 	recv      atomic.Int64 // piece bytes received
+	lastRecv  atomic.Int64 // UnixNano of the last frame received
 	delivered atomic.Int64 // good pieces
 	relayed   bool
 
@@ -414,9 +415,12 @@ func (ss *downSession) run(ctx context.Context, ai peer.AddrInfo) error {
 	defer stopReset()
 	br := bufio.NewReaderSize(str, 64<<10)
 	w := bufio.NewWriterSize(str, 4<<10)
+	str.SetReadDeadline(time.Now().Add(helloTimeout))
 	if err := ss.handshake(br, w); err != nil {
 		return err
 	}
+	str.SetReadDeadline(time.Time{})
+	ss.lastRecv.Store(time.Now().UnixNano())
 	d.mu.Lock()
 	if old := d.sessions[ss.peer]; old != nil {
 		d.mu.Unlock()
@@ -575,6 +579,7 @@ func (ss *downSession) readLoop(ctx context.Context, br *bufio.Reader, out chan<
 			putBuf(buf)
 			return err
 		}
+		ss.lastRecv.Store(time.Now().UnixNano())
 		switch typ {
 		case fPiece:
 			i := int(getU32(p))
@@ -639,6 +644,8 @@ func (ss *downSession) writeLoop(ctx context.Context, w *bufio.Writer) error {
 	d, s := ss.d, ss.d.s
 	_, down := s.peerLimiters(ss.peer)
 	var reqs []int
+	check := time.NewTicker(max(s.stallTimeout/4, 10*time.Millisecond))
+	defer check.Stop()
 	for {
 		d.mu.Lock()
 		cancels := ss.cancels
@@ -684,6 +691,13 @@ func (ss *downSession) writeLoop(ctx context.Context, w *bufio.Writer) error {
 		case <-d.doneCh:
 			return nil
 		case <-ss.wake:
+		case <-check.C:
+			d.mu.Lock()
+			waiting := len(ss.requested) > 0
+			d.mu.Unlock()
+			if idle := time.Since(time.Unix(0, ss.lastRecv.Load())); waiting && idle > s.stallTimeout {
+				return fmt.Errorf("%w: nothing for %v", ErrStalled, idle.Round(time.Second))
+			}
 		}
 	}
 }

@@ -9,9 +9,6 @@ import (
 	"github.com/juxta-p2p/juxta/peer"
 )
 
-const helperEnv = "JUXTA_CONTENT_HELPER"
-
-func helperMain() int { return 2 }
 
 func TestFetchOneProvider(t *testing.T) {
 	ctx := testCtx(t)

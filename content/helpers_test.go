@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -31,8 +32,17 @@ type node struct {
 
 func newNode(t testing.TB, mod func(*Config)) *node {
 	t.Helper()
+	return newNodeWith(t, nil, mod)
+}
+
+func newNodeWith(t testing.TB, pmod func(*peer.Config), mod func(*Config)) *node {
+	t.Helper()
 	ctx := testCtx(t)
-	p, err := peer.New(ctx, peer.TestConfig())
+	pc := peer.TestConfig()
+	if pmod != nil {
+		pmod(&pc)
+	}
+	p, err := peer.New(ctx, pc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,3 +91,5 @@ func sameFile(t testing.TB, a, b string) {
 		}
 	}
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -478,6 +478,7 @@ func (us *upSession) sendPiece(ctx context.Context, w *bufio.Writer, i int, data
 		return err
 	}
 	us.sent.Add(int64(len(data)))
+	sw.s.uploaded.Add(int64(len(data)))
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -128,6 +129,12 @@ type Service struct {
 	peerDown  map[peer.ID]*rate.Limiter // guarded by mu
 	announced map[ID]context.CancelFunc // guarded by mu: stops re-providing
 
+	uploaded atomic.Int64 // piece bytes sent to downloaders
+
+	// stallTimeout ends a download stream that delivers nothing for this long
+	// while pieces are asked of it; tests shorten it.
+	stallTimeout time.Duration
+
 	// corrupt, set by tests, damages pieces this service serves.
 	corrupt func(piece int, data []byte)
 }
@@ -143,7 +150,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		bus: eventbus.New[Event](), clock: realClock{},
 		swarms: map[ID]*swarm{}, downloads: map[ID]*download{}, banned: map[peer.ID]time.Time{},
 		peerUp: map[peer.ID]*rate.Limiter{}, peerDown: map[peer.ID]*rate.Limiter{},
-		announced: map[ID]context.CancelFunc{},
+		announced: map[ID]context.CancelFunc{}, stallTimeout: StallTimeout,
 	}
 	dir := cfg.Dir
 	if dir == "" {
@@ -198,6 +205,9 @@ func (s *Service) Close() error {
 	}
 	return err
 }
+
+// Uploaded returns how many bytes of pieces the service has sent.
+func (s *Service) Uploaded() int64 { return s.uploaded.Load() }
 
 // Dir is where the service keeps its index, trees and blobs.
 func (s *Service) Dir() string { return s.st.dir }
@@ -405,6 +415,10 @@ func (s *Service) allowed(id peer.ID) bool {
 	}
 	return !ok
 }
+
+// StallTimeout is how long a provider may leave requested pieces unanswered
+// before the download drops the stream (and retries it, or another provider).
+const StallTimeout = 30 * time.Second
 
 // BanTime is how long a peer that sent bad data stays banned.
 const BanTime = time.Hour

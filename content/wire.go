@@ -3,7 +3,6 @@ package content
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 )
@@ -48,7 +47,7 @@ const (
 	codeProtocol byte = 5
 )
 
-var errFrame = errors.New("content: malformed frame")
+var errFrame = fmt.Errorf("%w: malformed frame", ErrProtocol)
 
 // remoteError is an error frame from a provider.
 type remoteError struct {

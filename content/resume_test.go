@@ -1,0 +1,119 @@
+package content
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+// The resume test runs the downloader in a child process (this test binary
+// with helperEnv set) and kills it with SIGKILL half way.
+const helperEnv = "JUXTA_CONTENT_HELPER"
+
+func helperMain() int {
+	ctx := context.Background()
+	p, err := peer.New(ctx, peer.TestConfig())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer p.Close()
+	s, err := New(ctx, Config{Peer: p, Dir: os.Getenv("JXC_DIR"), NoAnnounce: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer s.Close()
+	inv, err := peer.ParseInvite(os.Getenv("JXC_PROVIDER"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	id, err := ParseID(os.Getenv("JXC_ID"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if _, err := s.Fetch(ctx, id, os.Getenv("JXC_DST"), WithProviders(inv.Peer), OnlyProviders()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// piecesDone counts the pieces a state file marks as written.
+func piecesDone(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < stateHeader {
+		return 0
+	}
+	return bytes.Count(b[stateHeader:], []byte{1})
+}
+
+func TestResumeAfterKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	ctx := testCtx(t)
+	const size = 48 << 20
+	// The provider uploads at 8 MiB/s, so the download takes about 6 s and
+	// can be killed half way.
+	a := newNode(t, func(c *Config) { c.UploadRate = 8 << 20 })
+	src := writeRandom(t, t.TempDir(), "src", size, 21)
+	info, err := a.s.Add(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, out := t.TempDir(), t.TempDir()
+	dst := filepath.Join(out, "copy")
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=1", "JXC_DIR="+dir, "JXC_DST="+dst,
+		"JXC_ID="+info.ID.String(), "JXC_PROVIDER="+a.p.Invite())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := numPieces(size)
+	var done int
+	for done = piecesDone(dst + stateSuffix); done < n/2; done = piecesDone(dst + stateSuffix) {
+		if ctx.Err() != nil {
+			cmd.Process.Kill()
+			t.Fatalf("the helper did not reach half way: %d of %d pieces; %s", done, n, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	before := a.s.Uploaded()
+	done = piecesDone(dst + stateSuffix)
+	t.Logf("killed at %d of %d pieces; the provider had sent %d bytes", done, n, before)
+	if done == n {
+		t.Fatal("the helper finished before it was killed")
+	}
+
+	// Restart: a new peer on the same directory fetches into the same file.
+	b := newNode(t, func(c *Config) { c.Dir = dir })
+	if _, err := b.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.AddrInfo()), OnlyProviders()); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, src, dst)
+	total := a.s.Uploaded()
+	refetched := total - size
+	limit := int64(b.s.cfg.Pipeline) * PieceSize
+	t.Logf("sent %d bytes in all for %d: re-fetched %d bytes (%.1f pieces), limit %d (pieces in flight × piece size)",
+		total, size, refetched, float64(refetched)/PieceSize, limit)
+	if refetched > limit {
+		t.Fatalf("re-fetched %d bytes, more than the %d in flight", refetched, limit)
+	}
+}
