@@ -9,7 +9,6 @@ import (
 	"github.com/juxta-p2p/juxta/peer"
 )
 
-
 func TestFetchOneProvider(t *testing.T) {
 	ctx := testCtx(t)
 	a, b := newNode(t, nil), newNode(t, nil)
