@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/term"
 
@@ -177,6 +178,12 @@ func runShare(ctx context.Context, args []string, in io.Reader, out io.Writer) e
 	}
 	defer n.Close()
 	if *group != "" {
+		if len(cfg.SuperPeers) > 0 {
+			// Find the group through the super-peers before creating it anew.
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			n.Peer().Ready(rctx)
+			cancel()
+		}
 		if err := n.JoinOrCreate(ctx, *group, *password); err != nil {
 			return err
 		}

@@ -426,3 +426,37 @@ func TestGroupShare(t *testing.T) {
 		p.quit()
 	}
 }
+
+// TestDemo is acceptance 8: "fileshare demo" in one command starts the
+// peers and the sample library; a search in Korean and one in English find
+// files on several peers, and a download comes from several at once.
+func TestDemo(t *testing.T) {
+	d := start(t, "demo", "demo", "-plain")
+	d.waitFor(`^demo: ready`, 3*time.Minute)
+	d.waitFor(`^type help for commands`, time.Minute)
+	from := d.mark()
+	d.send("search 서른")
+	m := d.waitFrom(from, `^result 1 (01 - 서른 즈음에\.mp3) size=\d+ kind=audio sources=(\d)`, time.Minute)
+	t.Logf("%s from %s sharers", m[1], m[2])
+	if m[2] != "2" {
+		t.Errorf("each small file is on two sharers; found on %s", m[2])
+	}
+	from = d.mark()
+	d.send("search sintel")
+	d.waitFrom(from, `^result 1 Sintel \(2010\) 1080p\.mkv size=\d+ kind=video sources=3 `, time.Minute)
+	d.send("get 1")
+	m = d.waitFrom(from, `^done Sintel \(2010\) 1080p\.mkv size=(\d+) path=(.*) from=(\S+)$`, 3*time.Minute)
+	per := perPeer(m[3])
+	if len(per) < 2 {
+		t.Errorf("the download came from %d peers: %v", len(per), per)
+	}
+	fi, err := os.Stat(m[2])
+	if err != nil || strconv.FormatInt(fi.Size(), 10) != m[1] {
+		t.Fatalf("downloaded file: %v, %v", fi, err)
+	}
+	t.Logf("demo download from %d peers: %v", len(per), per)
+	d.quit()
+	if _, err := os.Stat(m[2]); !os.IsNotExist(err) {
+		t.Errorf("the demo left its files behind: %v", err)
+	}
+}

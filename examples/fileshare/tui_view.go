@@ -168,7 +168,15 @@ func (m *tuiModel) peerLines(w int) []string {
 		if p.SuperPeer {
 			role = " super-peer"
 		}
-		lines = append(lines, fit(fmt.Sprintf("%s %s%s  ↓ %s", p.ID.ShortString(), path, role, share.FormatRate(int64(p.Down))), w))
+		rate := "idle"
+		if p.Down > 0 {
+			rate = share.FormatBytes(int64(p.Down)) + "/s"
+		}
+		name := p.ID.String()
+		if len(name) > 16 {
+			name = name[:8] + "…" + name[len(name)-6:]
+		}
+		lines = append(lines, fit(fmt.Sprintf("%s %s%s  ↓ %s", name, path, role, rate), w))
 	}
 	return lines
 }

@@ -73,6 +73,7 @@ func (n *Node) apply(cs []Change) {
 	}
 	n.mu.Lock()
 	n.pending += ups
+	n.unpublished += ups
 	n.mu.Unlock()
 	publish := map[string][]discovery.Advertisement{}
 	var withdraw []*sharedFile
@@ -85,6 +86,13 @@ func (n *Node) apply(cs []Change) {
 		}
 		n.mu.Unlock()
 	}
+	defer func() {
+		if n.ctx.Err() != nil {
+			n.mu.Lock()
+			n.unpublished = 0
+			n.mu.Unlock()
+		}
+	}()
 	for _, c := range cs {
 		if n.ctx.Err() != nil {
 			return
@@ -145,6 +153,9 @@ func (n *Node) apply(cs []Change) {
 	for group, ads := range publish {
 		n.publish(group, ads)
 	}
+	n.mu.Lock()
+	n.unpublished -= ups
+	n.mu.Unlock()
 }
 
 // fileAd is a file's advertisement: in clear in the net group, private in a

@@ -48,16 +48,17 @@ type Node struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
-	mu        sync.Mutex
-	folders   map[string]string      // guarded by mu; shared folder → group name
-	files     map[string]*sharedFile // guarded by mu; by absolute path
-	refs      map[refKey]int         // guarded by mu; shared paths per scope and content ID
-	pending   int                    // guarded by mu; files waiting to be hashed
-	hashed    int                    // guarded by mu; of the current wave
-	groups    map[string]*joined     // guarded by mu; joined groups by name
-	downloads map[string]*download   // guarded by mu; by content ID
-	rates     map[peer.ID]float64    // guarded by mu; download rate by peer
-	pins      *pinner                // nil on a super-peer
+	mu          sync.Mutex
+	folders     map[string]string      // guarded by mu; shared folder → group name
+	files       map[string]*sharedFile // guarded by mu; by absolute path
+	refs        map[refKey]int         // guarded by mu; shared paths per scope and content ID
+	pending     int                    // guarded by mu; files waiting to be hashed
+	unpublished int                    // guarded by mu; files hashed or not, whose batch is not yet published
+	hashed      int                    // guarded by mu; of the current wave
+	groups      map[string]*joined     // guarded by mu; joined groups by name
+	downloads   map[string]*download   // guarded by mu; by content ID
+	rates       map[peer.ID]peerRate   // guarded by mu; download rate by peer
+	pins        *pinner                // nil on a super-peer
 }
 
 // sharedFile is one advertised file.
@@ -90,7 +91,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger, bus: eventbus.New[Event](),
 		folders: map[string]string{}, files: map[string]*sharedFile{}, refs: map[refKey]int{}, groups: map[string]*joined{},
-		downloads: map[string]*download{}, rates: map[peer.ID]float64{},
+		downloads: map[string]*download{}, rates: map[peer.ID]peerRate{},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var closers []func() error

@@ -1,7 +1,6 @@
 package share
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -47,7 +46,7 @@ type ShareInfo struct {
 	Group   string // "" for the net group
 	Files   int    // advertised
 	Bytes   int64
-	Pending int // waiting to be hashed
+	Pending int // waiting to be hashed or published (all shares together, on the first)
 }
 
 // PeerInfo is a connected peer with its transfer rates.
@@ -57,6 +56,12 @@ type PeerInfo struct {
 	Relayed   bool
 	Up, Down  float64 // bytes per second
 	SuperPeer bool
+}
+
+// peerRate is a peer's download rate, measured at a time.
+type peerRate struct {
+	rate float64
+	at   time.Time
 }
 
 // rateWindow is the span over which rates are measured.
@@ -119,7 +124,7 @@ func (n *Node) progress(p content.Progress, now time.Time) {
 			w = &window{}
 			d.peerRate[pr.Peer] = w
 		}
-		n.rates[pr.Peer] = w.add(now, int64(d.bytes[pr.Peer]))
+		n.rates[pr.Peer] = peerRate{rate: w.add(now, int64(d.bytes[pr.Peer])), at: now}
 	}
 	d.info.Have = p.Bytes
 	d.info.Rate = d.rate.add(now, p.Bytes)
@@ -164,12 +169,19 @@ func (n *Node) Status() Status {
 		st.Shares = append(st.Shares, *s)
 	}
 	if len(st.Shares) > 0 {
-		st.Shares[0].Pending = n.pending
+		st.Shares[0].Pending = max(n.pending, n.unpublished)
 	}
 	for _, d := range n.downloads {
 		st.Downloads = append(st.Downloads, d.info)
 	}
-	rates := maps.Clone(n.rates)
+	rates := map[peer.ID]float64{}
+	for id, r := range n.rates {
+		if time.Since(r.at) < rateWindow {
+			rates[id] = r.rate
+		} else {
+			delete(n.rates, id)
+		}
+	}
 	n.mu.Unlock()
 	slices.SortFunc(st.Shares, func(a, b ShareInfo) int { return strings.Compare(a.Folder, b.Folder) })
 	slices.SortFunc(st.Downloads, func(a, b DownloadInfo) int { return strings.Compare(a.Name, b.Name) })
