@@ -291,6 +291,24 @@ func Verify(b []byte, now time.Time) (Advertisement, error) {
 	return ad, nil
 }
 
+// peek decodes a signed advertisement without checking its signature: only
+// to refuse cheaply what would be refused anyway once verified (a publisher
+// over its quota). Nothing peeked is ever stored or handed on.
+func peek(b []byte) (Advertisement, error) {
+	if len(b) > MaxAdSize {
+		return Advertisement{}, ErrOversized
+	}
+	env, err := record.UnmarshalEnvelope(b)
+	if err != nil {
+		return Advertisement{}, err
+	}
+	var r adRecord
+	if err := r.UnmarshalRecord(env.RawPayload); err != nil {
+		return Advertisement{}, err
+	}
+	return r.ad, nil
+}
+
 // cacheUntil applies JXTA's rule: a receiver keeps an advertisement for the
 // smaller of its remaining lifetime and its expiration (capped at
 // MaxExpiration).

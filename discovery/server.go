@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"golang.org/x/time/rate"
 
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -58,7 +60,9 @@ func refuse(cn *conn, err error) error {
 }
 
 func (c *core) serveQuery(cn *conn, from lpeer.ID, req *request) error {
-	if !c.limiter(from).query.Allow() {
+	// A trusted super-peer forwards the queries of all its edges: it is not
+	// held to one peer's rate.
+	if !c.trusted(from) && !c.limiter(from).query.Allow() {
 		c.drop(DropRateLimited)
 		return refuse(cn, ErrRateLimited)
 	}
@@ -70,6 +74,22 @@ func (c *core) serveQuery(cn *conn, from lpeer.ID, req *request) error {
 	c.served.Add(1)
 	if !c.firstSeen(req.QID) {
 		return cn.send(response{Done: true}) // a duplicate: answered already
+	}
+	if q.kw == nil {
+		// Attribute (glob) queries scan: at most scanSlots run at once, so
+		// that remote scans cannot take every core.
+		t := time.NewTimer(forwardTimeout)
+		select {
+		case c.scans <- struct{}{}:
+			t.Stop()
+			defer func() { <-c.scans }()
+		case <-t.C:
+			c.drop(DropRateLimited)
+			return refuse(cn, fmt.Errorf("%w: busy scanning", ErrRateLimited))
+		case <-c.ctx.Done():
+			t.Stop()
+			return refuse(cn, net.ErrClosed)
+		}
 	}
 	want := q.Offset + q.Limit
 	var hits []rawAd
@@ -192,6 +212,20 @@ func (c *core) superPeerNeighbours() []lpeer.ID {
 	return sortedIDs(set)
 }
 
+// trusted reports whether id is a super-peer this peer trusts: configured, or
+// in Config.TrustedSuperPeers.
+func (c *core) trusted(id lpeer.ID) bool {
+	if _, ok := c.trust.Load(id); ok {
+		return true
+	}
+	for _, sp := range c.p.SuperPeers() {
+		if sp.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // TrustSuperPeers adds peers to Config.TrustedSuperPeers: a super-peer
 // forwards queries to them when they are connected.
 func (c *core) TrustSuperPeers(ids ...lpeer.ID) {
@@ -241,14 +275,32 @@ func (c *core) servePublish(cn *conn, from lpeer.ID, req *request) error {
 		c.drop(DropMalformed)
 		return refuse(cn, fmt.Errorf("%w: %d advertisements in one publish, limit %d", ErrInvalid, len(req.Ads), MaxPublishBatch))
 	}
-	lim := c.limiter(from)
-	now := time.Now()
-	var firstErr error
+	accepted, indexed, firstErr := c.acceptBatch(from, req.Ads, c.limiter(from).publish, time.Now())
+	c.accepted.Add(uint64(indexed))
+	resp := response{Done: true, Accepted: accepted}
+	if firstErr != nil {
+		resp.Code, resp.Err = codeOf(firstErr), firstErr.Error()
+	}
+	return cn.send(resp)
+}
+
+// acceptBatch verifies each advertisement of a publish batch from peer from
+// on its own, then indexes those that pass in one step (and one disk
+// transaction). It returns how many were accepted, how many of those were new
+// or newer, and the first refusal.
+func (c *core) acceptBatch(from lpeer.ID, ads [][]byte, lim *rate.Limiter, now time.Time) (accepted, indexed int, firstErr error) {
 	var entries []*entry
-	for _, raw := range req.Ads {
-		if !lim.publish.Allow() {
+	for _, raw := range ads {
+		if !lim.Allow() {
 			c.drop(DropRateLimited)
 			firstErr = cmpErr(firstErr, ErrRateLimited)
+			continue
+		}
+		// A publisher over its quota is refused before its signature is
+		// checked: a flood beyond the quota costs a decode, not a verify.
+		if ad, err := peek(raw); err == nil && ad.Publisher == from && c.store.overQuota(ad.Key()) {
+			c.drop(DropQuota)
+			firstErr = cmpErr(firstErr, fmt.Errorf("%w: publisher %s is at its quota", ErrQuota, from))
 			continue
 		}
 		ad, err := c.verify(raw, now)
@@ -263,7 +315,6 @@ func (c *core) servePublish(cn *conn, from lpeer.ID, req *request) error {
 		}
 		entries = append(entries, &entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)})
 	}
-	accepted, indexed := 0, 0
 	fresh, errs := c.store.putMany(entries, now)
 	for i, err := range errs {
 		if err != nil {
@@ -279,12 +330,7 @@ func (c *core) servePublish(cn *conn, from lpeer.ID, req *request) error {
 			c.watch.Publish(cloneAd(entries[i].ad))
 		}
 	}
-	c.accepted.Add(uint64(indexed))
-	resp := response{Done: true, Accepted: accepted}
-	if firstErr != nil {
-		resp.Code, resp.Err = codeOf(firstErr), firstErr.Error()
-	}
-	return cn.send(resp)
+	return accepted, indexed, firstErr
 }
 
 // serveRefresh extends the super-peer's copies of a publisher's

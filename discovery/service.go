@@ -5,10 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
-	"maps"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -115,6 +114,7 @@ type core struct {
 	seen   *lru.Cache[string, time.Time] // query IDs recently handled; size-bounded
 	limits *lru.Cache[lpeer.ID, *limits] // per remote peer; size-bounded
 	trust  sync.Map                      // lpeer.ID → bool: trusted super-peers
+	scans  chan struct{}                 // slots for remote attribute (glob) scans
 
 	mu        sync.Mutex
 	published map[Key]*published // guarded by mu; own live advertisements
@@ -158,6 +158,7 @@ func New(ctx context.Context, p *peer.Peer, cfg Config) (_ *Service, err error) 
 		watch:     eventbus.New[Advertisement](),
 		published: make(map[Key]*published),
 	}
+	c.scans = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	c.seen, _ = lru.New[string, time.Time](maxSeen)
 	c.limits, _ = lru.New[lpeer.ID, *limits](maxLimiters)
 	for _, id := range cfg.TrustedSuperPeers {
@@ -538,237 +539,4 @@ func newQID() []byte {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return b
-}
-
-// Result is one advertisement found by Find, with where it came from.
-type Result struct {
-	Advertisement
-	// Source is where it was found: one of the Source… bits.
-	Source Source
-	// From is the peer that answered (this peer for SourceLocal).
-	From lpeer.ID
-	// Score is the keyword query's relevance (BM25) at the answering peer;
-	// 0 for attribute queries.
-	Score float64
-	// Publishers is how many publishers the answering peer knows to offer an
-	// advertisement of this type and ID (keyword queries; 0 otherwise).
-	Publishers int
-}
-
-// Find searches q's sources nearest first — the cache, LAN neighbours,
-// super-peers, flooding, the DHT — and streams the results as they arrive.
-// Results are verified, cached, and deduplicated: each advertisement comes once,
-// unless a newer version of it turns up later, which comes too. Find stops
-// after q.Limit distinct advertisements, when the sources are exhausted, or
-// when the loop breaks.
-//
-// Errors are yielded with a zero Result: an invalid query or ctx ending stop the
-// search; when nothing was found and some remote source failed, the failures
-// are yielded at the end.
-func (s *Service) Find(ctx context.Context, q Query) iter.Seq2[Result, error] {
-	return func(yield func(Result, error) bool) {
-		q.Scope = s.scope
-		if err := q.normalize(); err != nil {
-			yield(Result{}, err)
-			return
-		}
-		f := &finder{s: s, q: q, seen: map[Key]uint64{}, yield: yield}
-		if q.Sources&SourceLocal != 0 {
-			for _, h := range page(s.store.query(&f.q, time.Now(), q.Offset+q.Limit), q.Offset, q.Limit) {
-				if !f.emit(Result{Advertisement: h.e.ad, Source: SourceLocal, From: s.host.ID(), Score: h.score, Publishers: h.pubs}) {
-					return
-				}
-			}
-		}
-		steps := []struct {
-			src   Source
-			peers func() []lpeer.ID
-			flood bool
-		}{
-			{SourceLAN, s.lanNeighbours, false},
-			{SourceSuperPeers, s.p.ConnectedSuperPeers, false},
-			{SourceFlood, s.neighbours, true},
-		}
-		for _, st := range steps {
-			if q.Sources&st.src == 0 || f.full() {
-				continue
-			}
-			req := f.q.request(newQID(), st.flood)
-			if st.src == SourceLAN {
-				req.TTL = 0 // neighbours answer from their own cache
-			}
-			if !f.ask(ctx, st.src, st.peers(), req) {
-				return
-			}
-		}
-		if q.Sources&SourceDHT != 0 && q.exact() && !f.full() {
-			if !f.dht(ctx) {
-				return
-			}
-		}
-		if f.count == 0 && len(f.errs) > 0 {
-			yield(Result{}, errors.Join(f.errs...))
-		}
-	}
-}
-
-type finder struct {
-	s     *Service
-	q     Query
-	seen  map[Key]uint64
-	count int
-	errs  []error
-	yield func(Result, error) bool
-	done  bool // the consumer stopped
-}
-
-func (f *finder) full() bool { return f.count >= f.q.Limit }
-
-// emit yields ad unless an equal or newer version was already yielded. It
-// returns false when the consumer stopped.
-func (f *finder) emit(r Result) bool {
-	ad := r.Advertisement
-	k := ad.Key()
-	seq, dup := f.seen[k]
-	if dup && seq >= ad.Seq {
-		return true
-	}
-	if !dup {
-		if f.full() {
-			return true
-		}
-		f.count++
-	}
-	f.seen[k] = ad.Seq
-	r.Advertisement = cloneAd(ad)
-	if !f.yield(r, nil) {
-		f.done = true
-		return false
-	}
-	return true
-}
-
-// ask sends req to every peer at once and emits what they answer, verified,
-// as it arrives. It returns false when the consumer stopped or ctx ended.
-func (f *finder) ask(ctx context.Context, src Source, peers []lpeer.ID, req request) bool {
-	if len(peers) == 0 {
-		return true
-	}
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	out := make(chan Result)
-	errc := make(chan error, len(peers))
-	var wg sync.WaitGroup
-	for _, id := range peers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- f.s.fetch(ctx, id, req, &f.q, func(r Result) bool {
-				r.Source, r.From = src, id
-				select {
-				case out <- r:
-					return true
-				case <-ctx.Done():
-					return false
-				}
-			})
-		}()
-	}
-	go func() { wg.Wait(); close(out) }()
-	ok := true
-	for r := range out {
-		if ok && !f.emit(r) {
-			ok = false
-			cancel()
-		}
-		if ok && f.full() {
-			cancel()
-		}
-	}
-	close(errc)
-	for err := range errc {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			f.errs = append(f.errs, err)
-		}
-	}
-	if ok && parent.Err() != nil {
-		f.yield(Result{}, parent.Err())
-		return false
-	}
-	return ok
-}
-
-// answer checks one advertisement a remote peer answered to q: it must verify
-// and match (a peer may not push what was not asked for). Drops are counted.
-func (c *core) answer(raw []byte, q *Query, now time.Time) (Advertisement, bool) {
-	ad, err := c.verify(raw, now)
-	if err != nil {
-		return Advertisement{}, false
-	}
-	if !q.matches(&ad) {
-		c.drop(DropScope)
-		return Advertisement{}, false
-	}
-	return ad, true
-}
-
-// fetch runs one query against one peer and passes each answer that verifies and
-// matches to onAd (which returns false to stop).
-func (c *core) fetch(ctx context.Context, id lpeer.ID, req request, q *Query, onAd func(Result) bool) error {
-	errStop := errors.New("stop")
-	err := c.call(ctx, id, req, func(r *response) error {
-		now := time.Now()
-		for i, raw := range r.Ads {
-			ad, ok := c.answer(raw, q, now)
-			if !ok {
-				continue
-			}
-			if _, err := c.insert(&entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)}); err != nil && !errors.Is(err, ErrQuota) {
-				return err
-			}
-			score, pubs := r.rank(i)
-			if !onAd(Result{Advertisement: ad, Score: score, Publishers: pubs}) {
-				return errStop
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, errStop) {
-		return nil
-	}
-	return err
-}
-
-// lanNeighbours are peers connected directly over a private or loopback
-// address (those mDNS finds among them), super-peers excepted.
-func (c *core) lanNeighbours() []lpeer.ID {
-	sps := map[lpeer.ID]bool{}
-	for _, sp := range c.p.SuperPeers() {
-		sps[sp.ID] = true
-	}
-	set := map[lpeer.ID]bool{}
-	for _, cn := range c.host.Network().Conns() {
-		id := cn.RemotePeer()
-		if sps[id] || set[id] {
-			continue
-		}
-		if isLANAddr(cn.RemoteMultiaddr()) {
-			set[id] = true
-		}
-	}
-	return sortedIDs(set)
-}
-
-// neighbours are all connected peers.
-func (c *core) neighbours() []lpeer.ID {
-	set := map[lpeer.ID]bool{}
-	for _, id := range c.host.Network().Peers() {
-		set[id] = true
-	}
-	return sortedIDs(set)
-}
-
-func sortedIDs(set map[lpeer.ID]bool) []lpeer.ID {
-	return slices.Sorted(maps.Keys(set))
 }

@@ -184,6 +184,17 @@ func (s *store) putLocked(e *entry, now time.Time) (bool, *entry, error) {
 	return true, e, nil
 }
 
+// overQuota reports whether an advertisement k, not yet held, would be
+// refused under its publisher's quota.
+func (s *store) overQuota(k Key) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if _, ok := s.byKey[k]; ok {
+		return false
+	}
+	return len(s.byPub[k.Publisher]) >= s.quota
+}
+
 // refresh extends the cache time of the entries whose envelopes hash to
 // digests, to until of each; it returns the indexes of the digests it lacks
 // (or that belong to another publisher).
