@@ -5,13 +5,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mdp/qrterminal/v3"
 
 	"github.com/juxta-p2p/juxta/examples/messenger/im"
 	"github.com/juxta-p2p/juxta/groups"
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 const plainHelp = `commands:
@@ -39,7 +42,12 @@ const plainHelp = `commands:
 type plainUI struct {
 	m   *im.Messenger
 	out io.Writer
-	mu  sync.Mutex // serialises output lines
+	mu  sync.Mutex // serialises output lines; guards the maps below
+
+	outgoing map[string]string       // outgoing message ID -> text, for status lines
+	last     map[string]string       // what was last said about a contact or member
+	progress map[string]progressMark // transfer ID -> its last progress line
+	names    map[peer.ID]string      // labels of contacts seen in events
 }
 
 // say prints one line; control characters a peer put in a name or a message
@@ -52,7 +60,8 @@ func (u *plainUI) say(format string, a ...any) {
 }
 
 func runPlain(ctx context.Context, m *im.Messenger, in io.Reader, out io.Writer) error {
-	u := &plainUI{m: m, out: out}
+	u := &plainUI{m: m, out: out, outgoing: map[string]string{}, last: map[string]string{},
+		progress: map[string]progressMark{}, names: map[peer.ID]string{}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sub := m.Subscribe(ctx)
@@ -101,33 +110,44 @@ func runPlain(ctx context.Context, m *im.Messenger, in io.Reader, out io.Writer)
 func (u *plainUI) event(ev im.Event) {
 	switch e := ev.(type) {
 	case im.ContactRequest:
-		u.say("request: %s wants to be your contact; /accept %s", e.Contact.Label(), e.Contact.ID)
+		u.remember(e.Contact)
+		u.say("request: %s wants to be your contact; /accept %s", e.Contact.Label(), u.ref(e.Contact))
 	case im.ContactChanged:
-		c := e.Contact
-		switch c.State {
-		case im.Accepted:
-			st := c.Presence
-			if st == "" {
-				st = string(groups.Offline)
-			}
-			if c.StatusText != "" {
-				u.say("contact: %s is %s: %s", c.Label(), st, c.StatusText)
-			} else {
-				u.say("contact: %s is %s", c.Label(), st)
-			}
-		default:
-			u.say("contact: %s (%s)", c.Label(), c.State)
+		u.remember(e.Contact)
+		if line := contactLine(e.Contact); line != "" && u.changed("contact "+string(e.Contact.ID), line) {
+			u.say("%s", line)
 		}
 	case im.ContactRemoved:
-		u.say("contact removed: %s", e.ID)
+		u.say("contact removed: %s", u.name(e.ID))
+		u.forget("contact " + string(e.ID))
 	case im.MessageAdded:
 		if e.Message.Out {
-			u.say("queued %s to %s", e.Message.ID, u.label(e.Message))
+			// The user typed it: no echo; its status lines follow.
+			u.mu.Lock()
+			if len(u.outgoing) >= maxOutgoing {
+				clear(u.outgoing)
+			}
+			u.outgoing[e.Message.ID] = e.Message.Text
+			u.mu.Unlock()
 		} else {
 			u.say("msg from %s: %s", u.label(e.Message), e.Message.Text)
 		}
 	case im.MessageStatus:
-		u.say("%s %s", e.Status, e.ID)
+		u.mu.Lock()
+		text, ok := u.outgoing[e.ID]
+		if e.Status == im.Read {
+			delete(u.outgoing, e.ID)
+		}
+		u.mu.Unlock()
+		how := fmt.Sprintf("%s to %s", e.Status, u.name(e.Peer))
+		if e.Status == im.Read {
+			how = "read by " + u.name(e.Peer)
+		}
+		if ok {
+			u.say("%s: %s", how, snippet(text))
+		} else {
+			u.say("%s", how)
+		}
 	case im.PresenceChanged:
 		how := ""
 		if e.Auto {
@@ -137,25 +157,144 @@ func (u *plainUI) event(ev im.Event) {
 	case im.RoomMessage:
 		u.say("#%s <%s> %s", e.Message.Room, e.Message.From, e.Message.Text)
 	case im.RoomMember:
-		u.say("#%s: %s is %s", e.Room, cmpOr(e.Name, e.ID.ShortString()), e.State)
+		if u.changed("room "+e.Room+" "+string(e.ID), e.State) {
+			u.say("#%s: %s is %s", e.Room, cmpOr(e.Name, u.name(e.ID)), e.State)
+		}
 	case im.TransferProgress:
-		t := e.Transfer
-		pct := 100
-		if t.Size > 0 {
-			pct = int(t.Done * 100 / t.Size)
+		if line, ok := u.transferLine(e.Transfer, time.Now()); ok {
+			u.say("%s", line)
 		}
-		dir := "to"
-		if !t.Out {
-			dir = "from"
-		}
-		line := fmt.Sprintf("file %s %s %s: %s %s %d%%", t.Name, dir, t.Peer.ShortString(), t.State, progressBar(pct, 20), pct)
-		if t.Err != "" && t.State != "done" {
-			line += " (" + t.Err + ")"
-		}
-		u.say("%s", line)
 	case im.Notice:
 		u.say("notice: %s", e.Text)
 	}
+}
+
+// maxOutgoing bounds the texts of outgoing messages kept for status lines.
+const maxOutgoing = 4096
+
+// progressEvery is how often plain mode may repeat a transfer's progress
+// between its 25% steps.
+const progressEvery = 5 * time.Second
+
+// contactLine is what plain mode says about a contact; "" when there is
+// nothing new to say (an accepted contact whose presence is not known yet
+// would otherwise flash offline before it shows online).
+func contactLine(c im.Contact) string {
+	if c.State != im.Accepted {
+		return fmt.Sprintf("contact: %s (%s)", c.Label(), c.State)
+	}
+	if c.Presence == "" {
+		return ""
+	}
+	if c.StatusText != "" {
+		return fmt.Sprintf("contact: %s is %s: %s", c.Label(), c.Presence, c.StatusText)
+	}
+	return fmt.Sprintf("contact: %s is %s", c.Label(), c.Presence)
+}
+
+// changed records line as the latest said about key, reporting whether it
+// differs from what was said before: the same line twice is said once.
+func (u *plainUI) changed(key, line string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.last[key] == line {
+		return false
+	}
+	if len(u.last) >= maxOutgoing {
+		clear(u.last)
+	}
+	u.last[key] = line
+	return true
+}
+
+func (u *plainUI) forget(key string) {
+	u.mu.Lock()
+	delete(u.last, key)
+	u.mu.Unlock()
+}
+
+// transferLine is a transfer's progress line, or false when saying it now
+// would be noise: a line when the state changes, at each 25% step, and at
+// most every progressEvery in between.
+func (u *plainUI) transferLine(t im.Transfer, now time.Time) (string, bool) {
+	pct := 100
+	if t.Size > 0 {
+		pct = int(t.Done * 100 / t.Size)
+	}
+	u.mu.Lock()
+	last, seen := u.progress[t.ID]
+	say := !seen || last.state != t.State || pct/25 > last.pct/25 || (pct != last.pct && now.Sub(last.at) >= progressEvery)
+	if say {
+		u.progress[t.ID] = progressMark{state: t.State, pct: pct, at: now}
+	}
+	if t.State == "done" || t.State == "failed" {
+		delete(u.progress, t.ID)
+	}
+	u.mu.Unlock()
+	if !say {
+		return "", false
+	}
+	dir := "to"
+	if !t.Out {
+		dir = "from"
+	}
+	line := fmt.Sprintf("file %s %s %s: %s %s %d%%", t.Name, dir, u.name(t.Peer), t.State, progressBar(pct, 20), pct)
+	switch {
+	case t.State == "done" && !t.Out && t.Path != "":
+		line += ", saved as " + t.Path
+	case t.Err != "" && t.State != "done":
+		line += " (" + t.Err + ")"
+	}
+	return line, true
+}
+
+type progressMark struct {
+	state string
+	pct   int
+	at    time.Time
+}
+
+// remember keeps a contact's label, so that lines about it carry its name.
+func (u *plainUI) remember(c im.Contact) {
+	u.mu.Lock()
+	if len(u.names) >= maxOutgoing {
+		clear(u.names)
+	}
+	u.names[c.ID] = c.Label()
+	u.mu.Unlock()
+}
+
+// name is what a person reads for a peer: the contact's petname or name.
+func (u *plainUI) name(id peer.ID) string {
+	if c, err := u.m.Contact(id.String()); err == nil {
+		return c.Label()
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if n, ok := u.names[id]; ok {
+		return n
+	}
+	return id.ShortString()
+}
+
+// ref is how to name c in a command: its label when that finds c, else the
+// end of its peer ID.
+func (u *plainUI) ref(c im.Contact) string {
+	if got, err := u.m.Contact(c.Label()); err == nil && got.ID == c.ID && !strings.ContainsAny(c.Label(), " \t") {
+		return c.Label()
+	}
+	id := c.ID.String()
+	return id[max(0, len(id)-8):]
+}
+
+// snippet shortens a message for a status line.
+func snippet(text string) string {
+	const max = 48
+	text = strings.Join(strings.Fields(text), " ")
+	if r := []rune(text); len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return text
 }
 
 func progressBar(pct, width int) string {
@@ -170,12 +309,7 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-func (u *plainUI) label(msg im.Message) string {
-	if c, err := u.m.Contact(msg.Peer.String()); err == nil {
-		return c.Label()
-	}
-	return msg.Peer.ShortString()
-}
+func (u *plainUI) label(msg im.Message) string { return u.name(msg.Peer) }
 
 // command runs one input line; it reports whether to quit.
 func (u *plainUI) command(ctx context.Context, line string) bool {
@@ -286,7 +420,15 @@ func (u *plainUI) command(ctx context.Context, line string) bool {
 			u.say("path to %s: %s", c.Label(), m.Peer().PathTo(c.ID))
 		}
 	case "search":
-		for _, msg := range m.Search(rest) {
+		if rest == "" {
+			u.say("usage: /search TEXT")
+			break
+		}
+		hits := m.Search(rest)
+		if len(hits) == 0 {
+			u.say("no message matches %q", rest)
+		}
+		for _, msg := range hits {
 			who := u.label(msg)
 			if msg.Out {
 				who = "you to " + who
@@ -357,8 +499,12 @@ func (u *plainUI) room(ctx context.Context, args []string, rest string) {
 			u.say("joined an invite room")
 		}
 	case "who":
+		if !slices.Contains(m.Rooms(), args[1]) {
+			err = fmt.Errorf("you are not in room %q (your rooms: %s)", args[1], cmpOr(strings.Join(m.Rooms(), ", "), "none"))
+			break
+		}
 		for _, mem := range m.RoomMembers(args[1]) {
-			u.say("  %-20s %s %s", cmpOr(mem.Name, mem.ID.ShortString()), mem.State, mem.Text)
+			u.say("  %-20s %s %s", cmpOr(mem.Name, u.name(mem.ID)), mem.State, mem.Text)
 		}
 	case "say":
 		_, text, _ := strings.Cut(strings.TrimPrefix(rest, "say "), " ")

@@ -466,7 +466,7 @@ func (m *Messenger) SetPresence(state groups.State, text string) error {
 	switch state {
 	case groups.Online, groups.Away, groups.Busy, groups.DoNotDisturb, groups.Invisible:
 	default:
-		return fmt.Errorf("messenger: unknown state %q", state)
+		return fmt.Errorf("messenger: unknown state %q: use online, away, busy, dnd or invisible", state)
 	}
 	m.mu.Lock()
 	m.state, m.text, m.autoAway = string(state), text, false
