@@ -469,8 +469,11 @@ func (g *Group) validateInvite(from peer.ID, data []byte) bool {
 	g.mu.Unlock()
 	if key == nil {
 		// A newer epoch than ours: a rotation we have not heard of yet. The
-		// sender is a member in good standing; Open fetches the key.
-		return s.Epoch > current
+		// sender is a member in good standing; Open fetches the key. Only
+		// the next epoch is plausible (an admin pushes each rotation), and
+		// not while a fetch for it has just failed: a member claiming
+		// epochs it has no key for cannot stall the others.
+		return s.Epoch == current+1 && !g.keyMissing(s.Epoch)
 	}
 	_, err := decrypt(key, g.info.ID, from, &s)
 	return err == nil
@@ -485,10 +488,14 @@ func (g *Group) openInvite(from peer.ID, data []byte) ([]byte, error) {
 	key := g.keys[s.Epoch]
 	g.mu.Unlock()
 	if key == nil {
-		ctx, cancel := context.WithTimeout(g.s.ctx, protoTimeout)
+		if g.keyMissing(s.Epoch) {
+			return nil, ErrNoKey
+		}
+		ctx, cancel := context.WithTimeout(g.s.ctx, futureKeyTimeout)
 		err := g.fetchKey(ctx, []peer.ID{from}, s.Epoch)
 		cancel()
 		if err != nil {
+			g.markKeyMissing(s.Epoch)
 			return nil, err
 		}
 		g.mu.Lock()
@@ -499,4 +506,25 @@ func (g *Group) openInvite(from peer.ID, data []byte) ([]byte, error) {
 		}
 	}
 	return decrypt(key, g.info.ID, from, &s)
+}
+
+// A message of a future epoch makes a member fetch that epoch's key from its
+// sender. A sender that cannot hand it over costs the group one fetch of at
+// most futureKeyTimeout per keyRetryAfter, not one per message.
+const (
+	futureKeyTimeout = 3 * time.Second
+	keyRetryAfter    = time.Minute
+)
+
+// keyMissing reports whether a fetch of epoch's key failed recently.
+func (g *Group) keyMissing(epoch uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.missing == epoch && time.Since(g.missingAt) < keyRetryAfter
+}
+
+func (g *Group) markKeyMissing(epoch uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.missing, g.missingAt = epoch, time.Now()
 }

@@ -107,7 +107,7 @@ func infoFromAd(ad discovery.Advertisement, raw []byte) (*Info, error) {
 	switch info.Policy {
 	case PolicyOpen, PolicyInvite:
 	case PolicyPassword:
-		if len(info.salt) < 16 || len(info.verifier) != 32 || info.kdf.Time == 0 || info.kdf.Memory < 8*1024 || info.kdf.Memory > 1<<20 || info.kdf.Threads == 0 {
+		if len(info.salt) < 16 || len(info.verifier) != 32 || !info.kdf.sane() {
 			return nil, fmt.Errorf("%w: password parameters", ErrBadGroup)
 		}
 	default:
@@ -126,6 +126,14 @@ type Config struct {
 	// CredentialTTL is how long invite credentials last by default. Default
 	// 30 days.
 	CredentialTTL time.Duration
+	// MaxMembers bounds the members listed per group. Past it, the member
+	// offline the longest is forgotten; when none is offline, a newcomer is
+	// not listed until one is. Default 4096.
+	MaxMembers int
+	// ForgetAfter is how long a member stays listed once shown offline.
+	// Default 3 min, longer than GossipSub's duplicate cache, so a replayed
+	// announcement cannot bring a forgotten member back.
+	ForgetAfter time.Duration
 }
 
 func (c *Config) defaults() {
@@ -140,6 +148,12 @@ func (c *Config) defaults() {
 	}
 	if c.CredentialTTL <= 0 {
 		c.CredentialTTL = 30 * 24 * time.Hour
+	}
+	if c.MaxMembers <= 0 {
+		c.MaxMembers = DefaultMaxMembers
+	}
+	if c.ForgetAfter <= 0 {
+		c.ForgetAfter = 3 * time.Minute
 	}
 }
 
@@ -227,14 +241,16 @@ type Group struct {
 
 	pw passwordKeys // password groups
 
-	mu      sync.Mutex
-	cred    []byte            // invite groups: this peer's credential
-	keys    map[uint64][]byte // invite groups: group key by epoch
-	epoch   uint64            // invite groups: current epoch
-	revoked *revocations      // invite groups: latest list
-	revRaw  []byte
-	proven  map[peer.ID]time.Time // members whose proof we checked, until
-	creds   map[peer.ID]*credential
+	mu        sync.Mutex
+	cred      []byte            // invite groups: this peer's credential
+	keys      map[uint64][]byte // invite groups: group key by epoch
+	epoch     uint64            // invite groups: current epoch
+	revoked   *revocations      // invite groups: latest list
+	revRaw    []byte
+	missing   uint64                // invite groups: an epoch whose key a fetch failed to get
+	missingAt time.Time             // when
+	proven    map[peer.ID]time.Time // members whose proof we checked, until
+	creds     map[peer.ID]*credential
 
 	presence *presence
 }
@@ -359,12 +375,17 @@ func (s *Service) register(g *Group) (*Group, error) {
 		Propagate: g.propagateHooks(),
 	})
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Checked under mu, and presence started under mu: Close marks the
+	// service closed before it takes mu to collect the groups, so a group
+	// is either refused here or collected and stopped by Close.
+	if s.closed.Load() {
+		return nil, fmt.Errorf("groups: join: %w", net.ErrClosed)
+	}
 	if old, ok := s.groups[g.info.ID]; ok {
-		s.mu.Unlock()
 		return old, nil
 	}
 	s.groups[g.info.ID] = g
-	s.mu.Unlock()
 	g.init()
 	return g, nil
 }
@@ -428,6 +449,9 @@ func (s *Service) JoinOpen(ctx context.Context, info Info) (*Group, error) {
 func (s *Service) JoinPassword(ctx context.Context, info Info, password string) (*Group, error) {
 	if info.Policy != PolicyPassword {
 		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	if !info.kdf.sane() {
+		return nil, fmt.Errorf("%w: password parameters out of bounds", ErrBadGroup)
 	}
 	pw := derivePassword(password, info.ID, info.salt, info.kdf)
 	if !hmac.Equal(pw.verifier, info.verifier) {

@@ -74,6 +74,22 @@ type kdfParams struct {
 	Threads uint8  `cbor:"3,keyasint"`
 }
 
+// Bounds on the KDF parameters a group advertisement may ask for: whoever
+// joins runs argon2id with them, so the advertisement's author chooses the
+// joiner's CPU time and memory. The maxima allow eight times OWASP's
+// recommended cost; past them the advertisement is refused.
+const (
+	MaxKDFTime    = 16
+	MaxKDFMemory  = 256 << 10 // KiB: 256 MiB
+	MaxKDFThreads = 8
+)
+
+// sane reports whether p lies within the KDF bounds.
+func (p kdfParams) sane() bool {
+	return p.Time >= 1 && p.Time <= MaxKDFTime && p.Memory >= 8*1024 && p.Memory <= MaxKDFMemory &&
+		p.Threads >= 1 && p.Threads <= MaxKDFThreads
+}
+
 // defaultKDF follows OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane).
 var defaultKDF = kdfParams{Time: 2, Memory: 19 * 1024, Threads: 1}
 

@@ -231,8 +231,12 @@ func (pr *presence) update(id peer.ID, st State, text, name string, seq uint64, 
 		pr.mu.Unlock()
 		return
 	}
-	pr.seqs[id] = seq
 	m, known := pr.members[id]
+	if !known && len(pr.members) >= pr.g.s.cfg.MaxMembers && !pr.evictLocked() {
+		pr.mu.Unlock()
+		return // full of members heard from lately: drop the newcomer
+	}
+	pr.seqs[id] = seq
 	if !known {
 		m = &Member{ID: id}
 		pr.members[id] = m
@@ -255,12 +259,46 @@ func (pr *presence) update(id peer.ID, st State, text, name string, seq uint64, 
 	}
 }
 
-// sweep shows members offline once they have been silent too long.
+// DefaultMaxMembers bounds the member list of a group, which anyone can join
+// in an open group (the net group above all) with as many identities as they
+// like; Config.MaxMembers changes it.
+const DefaultMaxMembers = 4096
+
+// evictLocked forgets the member offline the longest, if any is offline.
+func (pr *presence) evictLocked() bool {
+	var victim *Member
+	for _, m := range pr.members {
+		if m.State == Offline && (victim == nil || m.LastSeen.Before(victim.LastSeen)) {
+			victim = m
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	delete(pr.members, victim.ID)
+	delete(pr.seqs, victim.ID)
+	return true
+}
+
+// memberCount is how many members are listed, offline ones included.
+func (g *Group) memberCount() int {
+	g.presence.mu.Lock()
+	defer g.presence.mu.Unlock()
+	return len(g.presence.members)
+}
+
+// sweep shows members offline once they have been silent too long, and
+// forgets them ForgetAfter later.
 func (pr *presence) sweep(now time.Time) {
 	limit := pr.g.s.cfg.OfflineAfter
 	var events []MemberEvent
 	pr.mu.Lock()
-	for _, m := range pr.members {
+	for id, m := range pr.members {
+		if m.State == Offline && now.Sub(m.LastSeen) > limit+pr.g.s.cfg.ForgetAfter {
+			delete(pr.members, id)
+			delete(pr.seqs, id)
+			continue
+		}
 		if m.State != Offline && now.Sub(m.LastSeen) > limit {
 			events = append(events, MemberEvent{Member: Member{ID: m.ID, Name: m.Name, State: Offline, LastSeen: m.LastSeen}, Previous: m.State})
 			m.State, m.Text = Offline, ""
