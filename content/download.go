@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -29,8 +30,9 @@ type download struct {
 	dst   string
 	owned bool
 
-	doneCh   chan struct{} // closed when every piece is verified and written
-	doneOnce sync.Once
+	doneCh    chan struct{} // closed when every piece is verified and written
+	announced atomic.Bool   // announced as a provider while downloading
+	doneOnce  sync.Once
 
 	mu       sync.Mutex
 	t        *tree                    // guarded by mu; nil until known
@@ -39,6 +41,7 @@ type download struct {
 	have     bitfield                 // guarded by mu
 	nhave    int                      // guarded by mu
 	inflight []uint8                  // guarded by mu: sessions asked for each piece
+	idle     int                      // guarded by mu: pieces neither had nor asked for
 	avail    []uint16                 // guarded by mu: sessions that have each piece
 	sessions map[peer.ID]*downSession // guarded by mu
 	done     int64                    // guarded by mu: verified bytes
@@ -87,6 +90,7 @@ func (d *download) setTree(t *tree) error {
 			d.done += int64(pieceLen(t.size, i))
 		}
 	}
+	d.idle = n - d.nhave
 	d.s.mu.Lock()
 	if old := d.s.swarms[d.id]; old != nil { // a stale swarm of removed content
 		delete(d.s.swarms, d.id)
@@ -96,6 +100,10 @@ func (d *download) setTree(t *tree) error {
 	d.s.mu.Unlock()
 	for _, ss := range d.sessions {
 		ss.avail(d)
+	}
+	if !d.s.cfg.NoAnnounce { // a downloader serves what it has
+		d.announced.Store(true)
+		d.s.announce(d.id, d.name)
 	}
 	if d.nhave == n {
 		d.doneOnce.Do(func() { close(d.doneCh) })
@@ -182,6 +190,9 @@ func (d *download) pick(ss *downSession) int {
 		ss.cursor = (best + 1) % n
 		return best
 	}
+	if d.idle > 0 {
+		return -1 // not endgame: other providers will be asked for the rest
+	}
 	// Endgame: every piece left is in flight; ask again where least asked.
 	bestF := 255
 	for i := range n {
@@ -228,12 +239,15 @@ func (d *download) deliver(ss *downSession, i int, data []byte) error {
 		return err
 	}
 	d.have.set(i)
+	if d.inflight[i] == 0 {
+		d.idle--
+	}
 	d.nhave++
 	d.done += int64(len(data))
 	for _, o := range d.sessions {
 		if _, ok := o.requested[i]; ok {
 			delete(o.requested, i)
-			d.inflight[i]--
+			d.dec(i)
 			if o != ss {
 				o.cancels = append(o.cancels, i)
 			}
@@ -250,13 +264,28 @@ func (d *download) deliver(ss *downSession, i int, data []byte) error {
 	return nil
 }
 
+// inc and dec count the sessions asked for piece i. Called with mu held.
+func (d *download) inc(i int) {
+	if d.inflight[i] == 0 && !d.have.has(i) {
+		d.idle--
+	}
+	d.inflight[i]++
+}
+
+func (d *download) dec(i int) {
+	d.inflight[i]--
+	if d.inflight[i] == 0 && !d.have.has(i) {
+		d.idle++
+	}
+}
+
 // release forgets that ss was asked for piece i.
 func (d *download) release(ss *downSession, i int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := ss.requested[i]; ok {
 		delete(ss.requested, i)
-		d.inflight[i]--
+		d.dec(i)
 	}
 	ss.poke()
 }

@@ -102,6 +102,11 @@ func (s *Service) Fetch(ctx context.Context, id ID, dst string, opts ...FetchOpt
 	info, err := d.run(ctx, o)
 	d.close()
 	if err != nil {
+		if d.announced.Load() {
+			uctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+			s.unannounce(uctx, id)
+			cancel()
+		}
 		return Info{}, fmt.Errorf("content: fetch %s: %w", id, err)
 	}
 	s.announce(id, info.Name)
@@ -259,7 +264,9 @@ func (d *download) run(ctx context.Context, o fetchOpts) (Info, error) {
 			switch {
 			case e.err == nil:
 				c.dead = true // the provider had nothing more for us
-			case errors.Is(e.err, ErrDenied), errors.Is(e.err, ErrBadData), errors.Is(e.err, ErrNotFound),
+			case errors.Is(e.err, ErrNotFound) && c.fails >= 3:
+				c.dead = true // asked again in case it was starting its own download
+			case errors.Is(e.err, ErrDenied), errors.Is(e.err, ErrBadData),
 				errors.Is(e.err, ErrProtocol), c.fails >= maxRetries:
 				c.dead = true
 			default:
@@ -555,7 +562,7 @@ func (ss *downSession) leave() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i := range ss.requested {
-		d.inflight[i]--
+		d.dec(i)
 	}
 	clear(ss.requested)
 	for i := range d.t.pieces() {
@@ -616,7 +623,7 @@ func (ss *downSession) readLoop(ctx context.Context, br *bufio.Reader, out chan<
 			d.mu.Lock()
 			ss.choked = true
 			for i := range ss.requested {
-				d.inflight[i]--
+				d.dec(i)
 			}
 			clear(ss.requested)
 			for _, o := range d.sessions {
@@ -657,7 +664,7 @@ func (ss *downSession) writeLoop(ctx context.Context, w *bufio.Writer) error {
 				break
 			}
 			ss.requested[i] = struct{}{}
-			d.inflight[i]++
+			d.inc(i)
 			reqs = append(reqs, i)
 		}
 		d.mu.Unlock()
