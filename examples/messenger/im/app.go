@@ -193,6 +193,7 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 	go m.connectLoop()
 	go m.watchPeers()
 	m.rejoinRooms(ctx)
+	m.resumeSending(m.ctx)
 	return m, nil
 }
 

@@ -90,7 +90,21 @@ func (m *Messenger) SendFile(ctx context.Context, id peer.ID, path string) (Tran
 	if _, err := io.Copy(h, f); err != nil {
 		return Transfer{}, fmt.Errorf("messenger: read %s: %w", path, err)
 	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	t := &Transfer{ID: newID(), Peer: id, Name: filepath.Base(path), Size: fi.Size(), Out: true, State: "sending", SHA256: hex.EncodeToString(h.Sum(nil)), Path: path}
+	// Kept until the file is through (or refused for good), so that a
+	// restart resumes it where the receiver's partial file ends.
+	if err := m.st.putSending(sendingFile{ID: t.ID, Peer: id, Path: path, Size: t.Size, SHA256: h.Sum(nil)}); err != nil {
+		return Transfer{}, fmt.Errorf("messenger: %w", err)
+	}
+	return m.startSending(ctx, t, h.Sum(nil)), nil
+}
+
+// startSending runs t's send loop in the background; the saved record goes
+// when the loop ends for any reason but the messenger stopping.
+func (m *Messenger) startSending(ctx context.Context, t *Transfer, sum []byte) Transfer {
 	m.mu.Lock()
 	m.transfers[t.ID] = t
 	snap := *t
@@ -102,9 +116,12 @@ func (m *Messenger) SendFile(ctx context.Context, id peer.ID, path string) (Tran
 		stop := context.AfterFunc(m.ctx, cancel)
 		defer stop()
 		defer cancel()
-		m.sendLoop(ctx, t, h.Sum(nil))
+		m.sendLoop(ctx, t, sum)
+		if m.ctx.Err() == nil {
+			m.st.deleteSending(t.ID)
+		}
 	}()
-	return snap, nil
+	return snap
 }
 
 func (m *Messenger) sendLoop(ctx context.Context, t *Transfer, sum []byte) {
@@ -309,8 +326,12 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 		}
 		if err != nil && done < h.Size {
 			f.Sync()
-			m.progress(t, func(t *Transfer) { t.Done = done })
-			return err // partial: the sender resumes from here
+			// Said, not silent: the sender resumes from here when it can
+			// (also after a restart); the partial file is kept PartialTTL.
+			m.progress(t, func(t *Transfer) {
+				t.Done, t.State, t.Err = done, "paused", "waiting for the sender to resume"
+			})
+			return err
 		}
 	}
 	if err := f.Sync(); err != nil {

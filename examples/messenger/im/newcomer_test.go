@@ -1,7 +1,11 @@
 package im
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -85,4 +89,87 @@ func TestInviteRoomSurvivesRestarts(t *testing.T) {
 	inRoom(b)
 	a = at("alice")
 	inRoom(a)
+}
+
+// Issue 11: a sender that restarted abandoned its transfer silently, leaving
+// the receiver's hidden partial file behind. It now resumes from where the
+// receiver's partial file ends, and the partial file goes when it is whole.
+func TestFileTransferResumesAfterSenderRestart(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	at := func(name string) *Messenger {
+		t.Helper()
+		m, err := Open(ctx, Config{Dir: filepath.Join(base, name), Name: name, Loopback: true, NoMDNS: true, AutoAway: -1, Heartbeat: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	a, b := at("alice"), at("bob")
+	friends(t, a, b)
+	const size = 64 << 20
+	src := filepath.Join(t.TempDir(), "big.bin")
+	data := make([]byte, size)
+	rand.Read(data)
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(data)
+	data = nil
+
+	sub := a.Subscribe(ctx)
+	tr, err := a.SendFile(ctx, b.ID(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stop alice as soon as some of the file is through.
+	for stopped := false; !stopped; {
+		select {
+		case ev := <-sub.C:
+			if tp, ok := ev.(TransferProgress); ok && tp.Transfer.ID == tr.ID {
+				if tp.Transfer.State == "done" {
+					t.Skip("the whole file went through before the sender could be stopped")
+				}
+				stopped = tp.Transfer.Done > 0
+			}
+		case <-time.After(patience):
+			t.Fatal("no progress")
+		}
+	}
+	sub.Cancel()
+	a.Close()
+	// The receiver says what happened instead of going quiet.
+	eventually(t, patience, "the receiver to show the transfer paused", func() bool {
+		for _, x := range b.Transfers() {
+			if x.ID == tr.ID {
+				return x.State == "paused"
+			}
+		}
+		return false
+	})
+	parts, _ := filepath.Glob(filepath.Join(b.Downloads(), ".*.part"))
+	if len(parts) != 1 {
+		t.Fatalf("partial files at the receiver: %v", parts)
+	}
+
+	a = at("alice")
+	var got Transfer
+	eventually(t, patience, "the receiver to finish after the sender restarted", func() bool {
+		for _, x := range b.Transfers() {
+			if x.ID == tr.ID && x.State == "done" {
+				got = x
+				return true
+			}
+		}
+		return false
+	})
+	sum, err := fileSHA256(got.Path)
+	if err != nil || !bytes.Equal(sum, want[:]) {
+		t.Fatalf("received file: %v, hash ok %v", err, bytes.Equal(sum, want[:]))
+	}
+	if parts, _ := filepath.Glob(filepath.Join(b.Downloads(), ".*.part")); len(parts) != 0 {
+		t.Fatalf("partial files left: %v", parts)
+	}
+	eventually(t, patience, "the sender's record to go", func() bool { return len(a.st.sendings()) == 0 })
 }

@@ -90,6 +90,7 @@ var (
 	bByID     = []byte("byid")     // id → messages key
 	bMeta     = []byte("meta")
 	bRooms    = []byte("rooms")
+	bSending  = []byte("sending") // outgoing transfers, resumed after a restart
 )
 
 // store is the messenger's database: contacts, history and outbox in bbolt.
@@ -107,7 +108,7 @@ func openStore(dir string) (*store, error) {
 		return nil, fmt.Errorf("messenger: open %s: %w (is another messenger using this directory?)", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bContacts, bMessages, bByID, bMeta, bRooms} {
+		for _, b := range [][]byte{bContacts, bMessages, bByID, bMeta, bRooms, bSending} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
