@@ -44,6 +44,7 @@ type download struct {
 	idle     int                      // guarded by mu: pieces neither had nor asked for
 	avail    []uint16                 // guarded by mu: sessions that have each piece
 	sessions map[peer.ID]*downSession // guarded by mu
+	ended    map[peer.ID]int64        // guarded by mu: bytes of ended sessions, by peer
 	done     int64                    // guarded by mu: verified bytes
 	fetched  int64                    // guarded by mu: bytes received this run
 	failErr  error                    // guarded by mu: a local failure (disk)

@@ -33,8 +33,8 @@ func (o Op) String() string {
 type PeerRate struct {
 	Peer peer.ID
 	Down float64
-	// Bytes is what the peer has delivered to this download so far (in the
-	// current session with it).
+	// Bytes is what the peer has delivered to this download so far, over
+	// every connection (in this run of Fetch).
 	Bytes int64
 	// Relayed is true when the connection to the peer goes through a relay.
 	Relayed bool

@@ -312,8 +312,13 @@ func (d *download) publish(start time.Time, meters map[peer.ID]*meter, total *me
 			m = &meter{}
 			meters[id] = m
 		}
-		recv := ss.recv.Load()
-		ev.Peers = append(ev.Peers, PeerRate{Peer: id, Down: m.sample(now, recv), Bytes: recv, Relayed: ss.relayed})
+		n := d.ended[id] + ss.recv.Load()
+		ev.Peers = append(ev.Peers, PeerRate{Peer: id, Down: m.sample(now, n), Bytes: n, Relayed: ss.relayed})
+	}
+	for id, n := range d.ended {
+		if d.sessions[id] == nil {
+			ev.Peers = append(ev.Peers, PeerRate{Peer: id, Bytes: n})
+		}
 	}
 	d.mu.Unlock()
 	if last {
@@ -571,6 +576,12 @@ func (ss *downSession) leave() {
 		}
 	}
 	delete(d.sessions, ss.peer)
+	if n := ss.recv.Load(); n > 0 {
+		if d.ended == nil {
+			d.ended = map[peer.ID]int64{}
+		}
+		d.ended[ss.peer] += n
+	}
 	for _, o := range d.sessions {
 		o.poke()
 	}

@@ -207,16 +207,27 @@ func fileSHA(t *testing.T, path string) [32]byte {
 	return sha256.Sum256(b)
 }
 
-// perPeer parses "id:bytes,id:bytes".
+// perPeer parses "id:bytes:path,id:bytes:path".
 func perPeer(s string) map[string]int64 {
 	out := map[string]int64{}
 	for _, part := range strings.Split(s, ",") {
-		id, n, ok := strings.Cut(part, ":")
-		if !ok {
+		f := strings.Split(part, ":")
+		if len(f) < 2 {
 			continue
 		}
-		v, _ := strconv.ParseInt(n, 10, 64)
-		out[id] = v
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		out[f[0]] = v
+	}
+	return out
+}
+
+// paths parses the paths of "id:bytes:path,...".
+func paths(s string) map[string]string {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		if f := strings.Split(part, ":"); len(f) == 3 {
+			out[f[0]] = f[2]
+		}
 	}
 	return out
 }

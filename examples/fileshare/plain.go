@@ -131,11 +131,20 @@ func inGroup(g string) string {
 	return " group=" + g
 }
 
-// peerBytes lists what each source delivered: "12D3…abc:1048576,12D3…def:524288".
+// peerBytes lists what each source delivered and over which path:
+// "12D3…abc:1048576:direct,12D3…def:524288:relayed"; "relayed-N" when N of
+// the bytes came through a relay and the rest directly.
 func peerBytes(ps []share.PeerBytes) string {
 	var parts []string
 	for _, p := range ps {
-		parts = append(parts, fmt.Sprintf("%s:%d", p.Peer, p.Bytes))
+		path := "direct"
+		switch {
+		case p.Relayed >= p.Bytes && p.Bytes > 0:
+			path = "relayed"
+		case p.Relayed > 0:
+			path = fmt.Sprintf("relayed-%d", p.Relayed)
+		}
+		parts = append(parts, fmt.Sprintf("%s:%d:%s", p.Peer, p.Bytes, path))
 	}
 	return strings.Join(parts, ",")
 }

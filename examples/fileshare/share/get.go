@@ -18,15 +18,14 @@ import (
 
 // download is one file being fetched.
 type download struct {
-	r        Result
-	cancel   context.CancelFunc
-	start    time.Time
-	info     DownloadInfo        // guarded by Node.mu
-	bytes    map[peer.ID]float64 // guarded by Node.mu; delivered per source
-	peerRate map[peer.ID]*window // guarded by Node.mu
-	rate     window              // guarded by Node.mu
-	base     map[peer.ID]int64   // guarded by Node.mu; bytes of ended sessions
-	session  map[peer.ID]int64   // guarded by Node.mu; bytes of the current session
+	r            Result
+	cancel       context.CancelFunc
+	start        time.Time
+	info         DownloadInfo        // guarded by Node.mu
+	bytes        map[peer.ID]float64 // guarded by Node.mu; delivered per source
+	peerRate     map[peer.ID]*window // guarded by Node.mu
+	rate         window              // guarded by Node.mu
+	relayedBytes map[peer.ID]int64   // guarded by Node.mu; of bytes, those that came over a relay
 }
 
 // pendingFile lists unfinished downloads, resumed at the next start.
@@ -62,8 +61,8 @@ func (n *Node) Get(ctx context.Context, r Result) (string, error) {
 	}
 	dctx, cancel := context.WithCancel(n.ctx)
 	d := &download{r: r, cancel: cancel, start: time.Now(), bytes: map[peer.ID]float64{}, peerRate: map[peer.ID]*window{},
-		base: map[peer.ID]int64{}, session: map[peer.ID]int64{},
-		info: DownloadInfo{ID: r.ID, Name: r.Name, Size: r.Size, State: Running, Group: r.Group}}
+		relayedBytes: map[peer.ID]int64{},
+		info:         DownloadInfo{ID: r.ID, Name: r.Name, Size: r.Size, State: Running, Group: r.Group}}
 	n.downloads[r.ID] = d
 	n.mu.Unlock()
 	n.savePending()
@@ -142,7 +141,7 @@ func (n *Node) fetch(ctx context.Context, id content.ID, d *download) {
 	} else {
 		info.State, info.Path, info.Have, info.ETA = Done, path, info.Size, 0
 	}
-	info.Peers = peerList(d.bytes)
+	info.Peers = peerList(d.bytes, d.relayedBytes)
 	d.info = info
 	n.mu.Unlock()
 	n.savePending()
@@ -174,10 +173,10 @@ func (n *Node) fetchContent(ctx context.Context, id content.ID, d *download) (st
 	return Place(partial, dir, d.r.Name)
 }
 
-func peerList(m map[peer.ID]float64) []PeerBytes {
+func peerList(m map[peer.ID]float64, relayed map[peer.ID]int64) []PeerBytes {
 	var out []PeerBytes
 	for id, b := range m {
-		out = append(out, PeerBytes{Peer: id, Bytes: int64(b)})
+		out = append(out, PeerBytes{Peer: id, Bytes: int64(b), Relayed: relayed[id]})
 	}
 	slices.SortFunc(out, func(a, b PeerBytes) int {
 		if a.Bytes != b.Bytes {

@@ -23,6 +23,8 @@ type PeerBytes struct {
 	Peer  peer.ID
 	Bytes int64
 	Rate  float64 // bytes per second, recent
+	// Relayed is how many of Bytes came through a relay.
+	Relayed int64
 }
 
 // DownloadInfo is a snapshot of one download.
@@ -112,13 +114,12 @@ func (n *Node) progress(p content.Progress, now time.Time) {
 		return
 	}
 	for _, pr := range p.Peers {
-		// Bytes count within a session with the peer; a new session starts
-		// again from zero.
-		if pr.Bytes < d.session[pr.Peer] {
-			d.base[pr.Peer] += d.session[pr.Peer]
+		// Bytes is what the peer delivered in this run of the fetch; what
+		// came over a relay is counted apart.
+		if delta := pr.Bytes - int64(d.bytes[pr.Peer]); delta > 0 && pr.Relayed {
+			d.relayedBytes[pr.Peer] += delta
 		}
-		d.session[pr.Peer] = pr.Bytes
-		d.bytes[pr.Peer] = float64(d.base[pr.Peer] + pr.Bytes)
+		d.bytes[pr.Peer] = float64(pr.Bytes)
 		w := d.peerRate[pr.Peer]
 		if w == nil {
 			w = &window{}
@@ -135,7 +136,7 @@ func (n *Node) progress(p content.Progress, now time.Time) {
 	if d.info.Rate > 0 && d.info.Size > d.info.Have {
 		d.info.ETA = time.Duration(float64(d.info.Size-d.info.Have) / d.info.Rate * float64(time.Second))
 	}
-	d.info.Peers = peerList(d.bytes)
+	d.info.Peers = peerList(d.bytes, d.relayedBytes)
 }
 
 // Status is a snapshot of the node, for the status command and the UI.

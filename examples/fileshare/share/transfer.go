@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/juxta-p2p/juxta/content"
@@ -28,9 +29,33 @@ func (n *Node) openContent(ctx context.Context) error {
 	return nil
 }
 
-// fetchInto fetches r's content into dst from its sources.
+// maxConnect bounds the sources connected to at once before a fetch.
+const maxConnect = 8
+
+// fetchInto fetches r's content into dst from its sources. It first connects
+// to them by peer ID (the addresses in an advertisement's link may be stale,
+// and a peer behind a NAT is reached through its relay and a hole punch), so
+// that the content service finds live connections.
 func (n *Node) fetchInto(ctx context.Context, id content.ID, dst string, r Result) (content.Info, error) {
-	opts := []content.FetchOption{content.WithProviders(n.providers(r)...)}
+	provs := n.providers(r)
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	var wg sync.WaitGroup
+	for i, ai := range provs {
+		if i >= maxConnect {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := n.p.ConnectAddrs(cctx, ai); err != nil {
+				n.log.Debug("connect to a source", "peer", ai.ID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	cancel()
+	n.awaitDirect(ctx, provs)
+	opts := []content.FetchOption{content.WithProviders(provs...)}
 	if r.Group != "" {
 		opts = append(opts, content.OnlyProviders())
 	}
@@ -63,6 +88,9 @@ func (n *Node) scopesOf(id string) []string {
 	return out
 }
 
+// connectTimeout bounds connecting to the sources before a fetch.
+const connectTimeout = 30 * time.Second
+
 // authorizeTimeout bounds a membership check made before serving a peer.
 const authorizeTimeout = 10 * time.Second
 
@@ -83,4 +111,34 @@ func (n *Node) allowContent(remote peer.ID, id content.ID) bool {
 	}
 	n.log.Debug("refused group content to a non-member", "peer", remote, "id", id)
 	return false
+}
+
+// punchWait is how long a fetch waits for a hole punch when every source is
+// reachable only through a relay: bulk data should take the direct path.
+const punchWait = 10 * time.Second
+
+// awaitDirect waits, up to punchWait, until at least one source is connected
+// directly when all of them are relayed.
+func (n *Node) awaitDirect(ctx context.Context, provs []peer.AddrInfo) {
+	deadline := time.Now().Add(punchWait)
+	for {
+		relayed := 0
+		for _, ai := range provs {
+			switch n.p.PathTo(ai.ID) {
+			case peer.PathRelayed:
+				relayed++
+			case peer.PathNone:
+			default:
+				return // a direct source
+			}
+		}
+		if relayed == 0 || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
