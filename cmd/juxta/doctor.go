@@ -25,7 +25,7 @@ type Report struct {
 	ID           string        `json:"id"`
 	LocalAddrs   []string      `json:"local_addrs"`
 	Observed     []Observation `json:"observed"`
-	Reachability string        `json:"reachability"` // public, private, unknown
+	Reachability string        `json:"reachability"` // public, private, local (super-peers on this machine or LAN), unknown
 	Mapping      string        `json:"mapping"`      // none, endpoint-independent, endpoint-dependent, unknown
 	PortMapping  string        `json:"port_mapping"`
 	Relays       []string      `json:"relays"`
@@ -200,6 +200,13 @@ func classify(rep *Report, p *peer.Peer, obs []ma.Multiaddr) {
 	}
 	ip, _ := hostPort(obs[0])
 	if ip != nil && local[ip.String()] {
+		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() {
+			// The super-peers are on this machine or this LAN: they say
+			// nothing about how the internet sees this peer.
+			rep.Reachability = "local"
+			rep.Mapping = "unknown (the super-peers see a local address; use super-peers on the internet to measure)"
+			return
+		}
 		rep.Reachability, rep.Mapping = "public", "none"
 		return
 	}
@@ -287,6 +294,9 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func verdict(rep *Report) {
 	switch {
+	case rep.Reachability == "local":
+		rep.Verdict = "Your super-peers are on this machine or this LAN: peers here reach you directly, but this says nothing about the internet."
+		rep.Advice = append(rep.Advice, "To learn what your NAT does, give super-peers with public addresses (-superpeer).")
 	case rep.Reachability == "public":
 		rep.Verdict = "You are reachable directly: other peers can dial you, and you can serve as a super-peer."
 	case rep.Mapping == "endpoint-independent":

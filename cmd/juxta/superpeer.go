@@ -27,6 +27,7 @@ func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 	dir := fs.String("dir", defaultDir("superpeer"), "directory for the identity and the discovery index")
 	port := fs.Int("port", 4001, "port for TCP and QUIC (0: any)")
 	listen := fs.String("listen", "", "listen on this IP only (default: all interfaces)")
+	loopback := fs.Bool("loopback", false, "listen on 127.0.0.1 only (same as -listen 127.0.0.1, and as the messenger's super-peer)")
 	verbose := fs.Bool("v", false, "log to stderr")
 	var others multi
 	fs.Var(&others, "superpeer", "another super-peer's invite (repeatable): forms the overlay")
@@ -35,6 +36,12 @@ func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 	}
 	cfg := peer.SuperPeerConfig(*dir, *port)
 	cfg.SuperPeers = others
+	if *loopback {
+		if *listen != "" && *listen != "127.0.0.1" {
+			return fmt.Errorf("juxta superpeer: -loopback and -listen %s disagree; give one", *listen)
+		}
+		*listen = "127.0.0.1"
+	}
 	if *listen != "" {
 		cfg.ListenAddrs = []string{fmt.Sprintf("/ip4/%s/tcp/%d", *listen, *port), fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", *listen, *port)}
 	}

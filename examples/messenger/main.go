@@ -128,10 +128,14 @@ func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 	dir := fs.String("dir", defaultDir("superpeer"), "directory for the super-peer's identity and mailbox")
 	port := fs.Int("port", 4001, "port to listen on (TCP and UDP)")
 	loopback := fs.Bool("loopback", false, "listen on 127.0.0.1 only")
+	listen := fs.String("listen", "", "listen on this IP only (default: all interfaces); as juxta superpeer -listen")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	m, err := im.Open(ctx, im.Config{Dir: *dir, Name: "super-peer", SuperPeer: true, Port: *port, Loopback: *loopback, NoMDNS: true})
+	if *loopback && *listen != "" && *listen != "127.0.0.1" {
+		return fmt.Errorf("superpeer: -loopback and -listen %s disagree; give one", *listen)
+	}
+	m, err := im.Open(ctx, im.Config{Dir: *dir, Name: "super-peer", SuperPeer: true, Port: *port, Loopback: *loopback, ListenIP: *listen, NoMDNS: true})
 	if err != nil {
 		return err
 	}

@@ -82,3 +82,13 @@ func TestPlainModeQuietAndNamed(t *testing.T) {
 	alice.quit()
 	bob.quit()
 }
+
+// The messenger's super-peer takes -listen as juxta superpeer does (issue 11:
+// one took -loopback, the other -listen).
+func TestSuperPeerTakesListen(t *testing.T) {
+	sp := start(t, "super-peer", "superpeer", "-listen", "127.0.0.1", "-port", "0", "-dir", t.TempDir())
+	sp.waitFor(`^invite: juxta1\S+`, patience)
+	sp.interrupt()
+	bad := start(t, "bad", "superpeer", "-loopback", "-listen", "10.9.9.9", "-port", "0", "-dir", t.TempDir())
+	bad.waitFor(`disagree`, patience)
+}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,6 +38,8 @@ type Config struct {
 	SuperPeers []string
 	// Loopback listens on 127.0.0.1 only (tests, two terminals on one machine).
 	Loopback bool
+	// ListenIP listens on this IP only (default: all interfaces).
+	ListenIP string
 	// NoMDNS turns LAN discovery off.
 	NoMDNS bool
 	// Port is a fixed port to listen on (0: any).
@@ -148,8 +151,19 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 	}
 
 	pcfg := peer.Config{Dir: filepath.Join(cfg.Dir, "peer"), Name: cfg.Name, SuperPeers: cfg.SuperPeers, NoMDNS: cfg.NoMDNS, Port: cfg.Port, Logger: cfg.Logger}
-	if cfg.Loopback {
-		pcfg.ListenAddrs = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", cfg.Port), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", cfg.Port)}
+	if cfg.Loopback && cfg.ListenIP == "" {
+		cfg.ListenIP = "127.0.0.1"
+	}
+	if cfg.ListenIP != "" {
+		ip := net.ParseIP(cfg.ListenIP)
+		if ip == nil {
+			return nil, fmt.Errorf("messenger: listen address %q is not an IP address", cfg.ListenIP)
+		}
+		proto := "ip4"
+		if ip.To4() == nil {
+			proto = "ip6"
+		}
+		pcfg.ListenAddrs = []string{fmt.Sprintf("/%s/%s/tcp/%d", proto, ip, cfg.Port), fmt.Sprintf("/%s/%s/udp/%d/quic-v1", proto, ip, cfg.Port)}
 	}
 	if cfg.SuperPeer {
 		pcfg.Role = peer.RoleSuperPeer
