@@ -290,6 +290,9 @@ func TestSearchAndSwarmGet(t *testing.T) {
 	if busy < 2 {
 		t.Fatalf("only %d sources delivered at least one piece: %v", busy, per)
 	}
+	from := sharers[0].mark()
+	sharers[0].send("status")
+	sharers[0].waitFrom(from, `^caps up=off down=off peer-up=2\.0 MiB/s peer-down=off share-downloads=true$`, 10*time.Second)
 	for _, s := range sharers {
 		s.quit()
 	}
@@ -470,4 +473,58 @@ func TestDemo(t *testing.T) {
 	if _, err := os.Stat(m[2]); !os.IsNotExist(err) {
 		t.Errorf("the demo left its files behind: %v", err)
 	}
+}
+
+// TestResumeAfterKill: a downloader killed (-9) in mid-download resumes at
+// its next start, fetching again little more than what was missing.
+func TestResumeAfterKill(t *testing.T) {
+	base := t.TempDir()
+	_, inv := superPeer(t, filepath.Join(base, "sp"))
+	lib := filepath.Join(base, "lib")
+	const size = 16 << 20
+	want := writeRandom(t, filepath.Join(lib, "Big archive.tar.gz"), size, 5)
+	s := sharer(t, "sharer", filepath.Join(base, "s"), inv, "-up", "2M", lib)
+	s.waitFor(`^published lib/Big archive`, time.Minute)
+	dir := filepath.Join(base, "dl")
+	dl := sharer(t, "downloader", dir, inv)
+	searchUntil(t, dl, "big archive", time.Minute, hasName("Big archive.tar.gz"))
+	dl.send("get 1")
+	rx := regexp.MustCompile(`^progress Big archive\.tar\.gz \[[#.]+\] +(\d+)%`)
+	var pct int
+	deadline := time.Now().Add(2 * time.Minute)
+	for pct < 30 {
+		for _, l := range dl.snapshot() {
+			if m := rx.FindStringSubmatch(l); m != nil {
+				pct, _ = strconv.Atoi(m[1])
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the download did not reach 30%%: at %d%%", pct)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	dl.cmd.Process.Kill() // SIGKILL: no chance to tidy up
+	dl.cmd.Wait()
+	<-dl.done
+	t.Logf("killed at %d%% or a little more", pct)
+
+	dl2 := sharer(t, "downloader again", dir, inv)
+	m := dl2.waitFor(`^done Big archive\.tar\.gz size=\d+ path=(.*) from=(\S+)$`, 3*time.Minute)
+	if fileSHA(t, m[1]) != want {
+		t.Fatal("the resumed download differs")
+	}
+	var again int64
+	for _, n := range perPeer(m[2]) {
+		again += n
+	}
+	// What was fetched again: at most what was missing when killed, plus
+	// the pieces in flight (16 per provider, 256 KiB each) and one progress
+	// interval's worth.
+	missing := int64(size) * int64(100-pct) / 100
+	t.Logf("after the restart %d bytes were fetched; %d were missing at the kill", again, missing)
+	if again >= size || again > missing+(4<<20)+(1<<20) {
+		t.Errorf("fetched %d bytes after the restart, for %d missing", again, missing)
+	}
+	s.quit()
+	dl2.quit()
 }

@@ -56,11 +56,15 @@ func box(title string, lines []string, w, h int) string {
 // Every name shown comes from a stranger and passes share.Display.
 func (m *tuiModel) View() string {
 	w := max(m.width, 40)
-	files, peers := 0, len(m.st.Peers)
+	files, pending, peers := 0, 0, len(m.st.Peers)
 	for _, s := range m.st.Shares {
 		files += s.Files
+		pending += s.Pending
 	}
 	title := fmt.Sprintf("juxta fileshare · %s · sharing %d files · %d peers", share.Display(m.st.Name, 30), files, peers)
+	if pending > 0 {
+		title += fmt.Sprintf(" · hashing %s %d to go", progressBar(int64(files), int64(files+pending), 10), pending)
+	}
 	downs := m.downloadLines(w - 2)
 	peerLines := m.peerLines(w - 2)
 	dh := min(len(downs), 6) + 2
