@@ -98,6 +98,10 @@ type Config struct {
 	// defaults of DefaultRelayLimits.
 	Relay RelayLimits
 
+	// Conns bounds the connections and streams others may open to this peer.
+	// Zero fields take the defaults of DefaultConnLimits.
+	Conns ConnLimits
+
 	// Logger receives the peer's logs. Nil discards them.
 	Logger *slog.Logger
 }

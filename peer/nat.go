@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"time"
 
@@ -42,17 +43,13 @@ func (p *Peer) tryLANDirect(id ID) {
 		if p.PathTo(id) != PathRelayed {
 			return // direct already, or gone
 		}
-		var addrs []ma.Multiaddr
-		for _, a := range p.host.Peerstore().Addrs(id) {
-			if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
-				continue
-			}
-			if manet.IsPrivateAddr(a) || manet.IsIPLoopback(a) {
-				addrs = append(addrs, a)
-			}
-		}
+		addrs := onLinkAddrs(p.host.Peerstore().Addrs(id), localNets())
 		if len(addrs) == 0 {
-			return
+			continue // identify may not have told us its addresses yet
+		}
+		if !p.lanDials.AllowN(time.Now(), len(addrs)) {
+			p.log.Debug("direct LAN dials rate limited", "peer", id)
+			continue
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, timeout)
 		err := p.host.Connect(network.WithForceDirectDial(ctx, "juxta LAN"), AddrInfo{ID: id, Addrs: addrs})
@@ -62,6 +59,53 @@ func (p *Peer) tryLANDirect(id ID) {
 		}
 		p.log.Debug("no direct LAN path", "peer", id, "attempt", i+1, "err", err)
 	}
+}
+
+// A relayed peer chooses the addresses it advertises: the direct LAN dial
+// takes only those on a subnet of this host's own interfaces, at most
+// maxLANAddrs of them, and all such dials share a rate limit, so that no
+// peer can make this one dial addresses elsewhere, or many.
+const (
+	maxLANAddrs  = 8
+	lanDialRate  = 2 // addresses per second
+	lanDialBurst = 16
+)
+
+// localNets are the subnets of this host's interfaces.
+func localNets() []*net.IPNet {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []*net.IPNet
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// onLinkAddrs keeps the private or loopback addresses in addrs that lie on
+// one of nets, at most maxLANAddrs, relay addresses excluded.
+func onLinkAddrs(addrs []ma.Multiaddr, nets []*net.IPNet) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, a := range addrs {
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			continue
+		}
+		if !manet.IsPrivateAddr(a) && !manet.IsIPLoopback(a) {
+			continue
+		}
+		ip, err := manet.ToIP(a)
+		if err != nil || !slices.ContainsFunc(nets, func(n *net.IPNet) bool { return n.Contains(ip) }) {
+			continue
+		}
+		if out = append(out, a); len(out) == maxLANAddrs {
+			break
+		}
+	}
+	return out
 }
 
 // lanDirectTimeouts bound each direct dial of tryLANDirect; each retry waits

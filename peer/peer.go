@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"io"
 	"log/slog"
 	"net"
@@ -59,7 +60,9 @@ type Peer struct {
 	dht        *dht.IpfsDHT // never nil after New
 	superPeers []AddrInfo   // parsed Config.SuperPeers; read-only
 	events     *eventbus.Bus[Event]
-	mdns       io.Closer // nil when mDNS is off
+	mdns       io.Closer               // nil when mDNS is off
+	rm         network.ResourceManager // closed after the host
+	lanDials   *rate.Limiter           // direct LAN dials to relayed peers' addresses
 
 	ctx    context.Context // cancelled on Close
 	cancel context.CancelFunc
@@ -102,6 +105,7 @@ func New(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.lanDials = rate.NewLimiter(lanDialRate, lanDialBurst)
 	defer func() {
 		if err != nil {
 			p.shutdown()
@@ -122,9 +126,14 @@ func New(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.host, err = libp2p.New(p.options()...); err != nil {
+	limits, err := p.limitOptions()
+	if err != nil {
+		return nil, err
+	}
+	if p.host, err = libp2p.New(append(p.options(), limits...)...); err != nil {
 		return nil, fmt.Errorf("peer: start host: %w", err)
 	}
+	p.protectSuperPeers()
 	// Listen only once the host is whole: go-libp2p leaks goroutines when its
 	// own start fails on a listen error, while a whole host closes cleanly.
 	if err := p.host.Network().Listen(listen...); err != nil {
@@ -595,6 +604,9 @@ func (p *Peer) shutdown() error {
 	}
 	if p.host != nil {
 		errs = append(errs, p.host.Close())
+	}
+	if p.rm != nil {
+		errs = append(errs, p.rm.Close())
 	}
 	p.wg.Wait()
 	p.events.Close()
