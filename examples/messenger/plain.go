@@ -32,8 +32,8 @@ const plainHelp = `commands:
   /file NAME PATH              send a file
   /room create NAME [PASSWORD] a room: with a password, or invite-only
   /room join NAME PASSWORD     join a password room
-  /room invite ROOM NAME       make a credential for a contact
-  /room accept CREDENTIAL      join an invite room
+  /room invite ROOM NAME       invite a contact to a room (sent to them)
+  /room accept ROOM            join a room you were invited to (or paste a credential)
   /room who ROOM               the room's members
   #ROOM TEXT                   say something in a room
   /quit`
@@ -164,6 +164,8 @@ func (u *plainUI) event(ev im.Event) {
 		if line, ok := u.transferLine(e.Transfer, time.Now()); ok {
 			u.say("%s", line)
 		}
+	case im.RoomInvitation:
+		u.say("invitation: %s invites you to #%s; /room accept %s", e.From.Label(), e.Room, e.Room)
 	case im.Notice:
 		u.say("notice: %s", e.Text)
 	}
@@ -490,13 +492,18 @@ func (u *plainUI) room(ctx context.Context, args []string, rest string) {
 			err = cerr
 			break
 		}
-		var cred string
-		if cred, err = m.RoomInvite(args[1], c.ID); err == nil {
-			u.say("credential for %s: %s", c.Label(), cred)
+		// Over the chat pipe (or the mailbox): nothing to copy by hand.
+		if err = m.InviteToRoom(ctx, args[1], c.ID); err == nil {
+			u.say("invited %s to #%s", c.Label(), args[1])
 		}
 	case "accept":
-		if err = m.JoinRoomInvite(ctx, args[1]); err == nil {
-			u.say("joined an invite room")
+		// A room a contact invited you to, or a credential pasted by hand.
+		if err = m.AcceptRoomInvitation(ctx, args[1]); err == nil {
+			u.say("joined room #%s", args[1])
+		} else if strings.HasPrefix(args[1], "juxtagroup") {
+			if err = m.JoinRoomInvite(ctx, args[1]); err == nil {
+				u.say("joined an invite room")
+			}
 		}
 	case "who":
 		if !slices.Contains(m.Rooms(), args[1]) {

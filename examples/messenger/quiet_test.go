@@ -42,6 +42,15 @@ func TestPlainModeQuietAndNamed(t *testing.T) {
 	}
 	alice.waitFor(`^file photos\.bin to bob: done`, patience)
 
+	// A room invitation goes over the pipe: nothing to copy.
+	alice.send("/room create club")
+	alice.waitFor(`^created room #club$`, patience)
+	alice.send("/room invite club bob")
+	alice.waitFor(`^invited bob to #club$`, patience)
+	bob.waitFor(`^invitation: alice invites you to #club; /room accept club$`, patience)
+	bob.send("/room accept club")
+	bob.waitFor(`^joined room #club$`, patience)
+
 	alice.send("@bob got it?")
 	alice.waitFor(`^delivered to bob: got it\?$`, patience)
 

@@ -90,17 +90,18 @@ type Messenger struct {
 	wg     sync.WaitGroup
 	kick   chan struct{}
 
-	mu        sync.Mutex
-	conns     map[peer.ID]*pipes.MsgConn // guarded by mu; current chat conn per contact
-	lastHeard map[peer.ID]time.Time      // guarded by mu
-	presence  map[peer.ID][2]string      // guarded by mu; state, text
-	state     string                     // guarded by mu; own presence
-	text      string                     // guarded by mu
-	autoAway  bool                       // guarded by mu; away was set by idling
-	active    time.Time                  // guarded by mu; last user activity
-	rooms     map[string]*room           // guarded by mu
-	openChat  peer.ID                    // guarded by mu; chat shown in the UI
-	transfers map[string]*Transfer       // guarded by mu
+	mu          sync.Mutex
+	conns       map[peer.ID]*pipes.MsgConn // guarded by mu; current chat conn per contact
+	lastHeard   map[peer.ID]time.Time      // guarded by mu
+	presence    map[peer.ID][2]string      // guarded by mu; state, text
+	state       string                     // guarded by mu; own presence
+	text        string                     // guarded by mu
+	autoAway    bool                       // guarded by mu; away was set by idling
+	active      time.Time                  // guarded by mu; last user activity
+	rooms       map[string]*room           // guarded by mu
+	openChat    peer.ID                    // guarded by mu; chat shown in the UI
+	transfers   map[string]*Transfer       // guarded by mu
+	invitations map[string]roomInvitation  // guarded by mu; by room name
 }
 
 // Open starts a messenger.

@@ -173,3 +173,45 @@ func TestFileTransferResumesAfterSenderRestart(t *testing.T) {
 	}
 	eventually(t, patience, "the sender's record to go", func() bool { return len(a.st.sendings()) == 0 })
 }
+
+// Issue 11: room credentials were almost 1,000 characters to copy by hand,
+// even between contacts already connected. The invitation now travels over
+// the chat pipe; a stranger's invitation is ignored.
+func TestRoomInvitationOverThePipe(t *testing.T) {
+	ctx := context.Background()
+	a, b, eve := open(t, "alice"), open(t, "bob"), open(t, "eve")
+	friends(t, a, b)
+	if err := a.CreateRoom(ctx, "club", ""); err != nil {
+		t.Fatal(err)
+	}
+	sub := b.Subscribe(ctx)
+	defer sub.Cancel()
+	if err := a.InviteToRoom(ctx, "club", eve.ID()); err == nil {
+		t.Fatal("invited someone who is not a contact")
+	}
+	if err := a.InviteToRoom(ctx, "club", b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	for got := false; !got; {
+		select {
+		case ev := <-sub.C:
+			if inv, ok := ev.(RoomInvitation); ok {
+				if inv.Room != "club" || inv.From.ID != a.ID() {
+					t.Fatalf("invitation %+v", inv)
+				}
+				got = true
+			}
+		case <-time.After(patience):
+			t.Fatal("no invitation")
+		}
+	}
+	if err := b.AcceptRoomInvitation(ctx, "nowhere"); err == nil {
+		t.Fatal("accepted an invitation nobody sent")
+	}
+	if err := b.AcceptRoomInvitation(ctx, "club"); err != nil {
+		t.Fatal(err)
+	}
+	if rooms := b.Rooms(); len(rooms) != 1 || rooms[0] != "club" {
+		t.Fatalf("bob's rooms %v", rooms)
+	}
+}

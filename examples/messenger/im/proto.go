@@ -192,6 +192,10 @@ func (m *Messenger) handle(ctx context.Context, id peer.ID, c *pipes.MsgConn, f 
 		if known && contact.State == Accepted {
 			m.setPresence(id, f.State, f.Text)
 		}
+	case "room-invite":
+		if known && contact.State == Accepted {
+			m.handleRoomInvite(contact, f)
+		}
 	case "msg":
 		if !known || contact.State != Accepted {
 			return // nothing happens before authorization
