@@ -26,6 +26,7 @@ type chokeCand[K comparable] struct {
 
 type choker[K comparable] struct {
 	slots      int
+	optEvery   time.Duration // OptimisticInterval; tests shorten it
 	optimistic K
 	hasOpt     bool
 	lastOpt    time.Time
@@ -33,7 +34,7 @@ type choker[K comparable] struct {
 }
 
 func newChoker[K comparable](slots int) *choker[K] {
-	return &choker[K]{slots: slots, rand: rand.IntN}
+	return &choker[K]{slots: slots, optEvery: OptimisticInterval, rand: rand.IntN}
 }
 
 // round runs one rechoke round at now and returns the peers to unchoke.
@@ -63,7 +64,7 @@ func (c *choker[K]) round(now time.Time, cands []chokeCand[K]) map[K]bool {
 		out[cd.key] = true
 	}
 	rest := interested[n:]
-	keep := c.hasOpt && now.Sub(c.lastOpt) < OptimisticInterval &&
+	keep := c.hasOpt && now.Sub(c.lastOpt) < c.optEvery &&
 		slices.ContainsFunc(rest, func(cd chokeCand[K]) bool { return cd.key == c.optimistic })
 	if !keep {
 		c.hasOpt = false
@@ -103,7 +104,7 @@ func (t realTicker) Stop()               { t.t.Stop() }
 // chokeLoop re-chooses the unchoked peers of every swarm each round.
 func (s *Service) chokeLoop() {
 	defer s.wg.Done()
-	t := s.clock.NewTicker(RechokeInterval)
+	t := s.clock.NewTicker(s.rechokeEvery)
 	defer t.Stop()
 	for {
 		select {

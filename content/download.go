@@ -162,7 +162,11 @@ func (d *download) peerRate(id peer.ID) float64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if ss := d.sessions[id]; ss != nil {
-		return ss.chokeMeter.sample(d.s.clock.Now(), ss.recv.Load())
+		// Smoothed over rounds, as BitTorrent's rolling average: one round
+		// may see no whole piece from a peer that uploads steadily.
+		r := ss.chokeMeter.sample(d.s.clock.Now(), ss.recv.Load())
+		ss.chokeRate = 0.6*ss.chokeRate + 0.4*r
+		return ss.chokeRate
 	}
 	return 0
 }

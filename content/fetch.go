@@ -373,6 +373,54 @@ type downSession struct {
 	strikes    int
 	cursor     int
 	chokeMeter meter
+	chokeRate  float64   // smoothed rate for the choker
+	interested bool      // told the provider we want its pieces
+	rate       float64   // EWMA of the provider's delivery rate, bytes/s
+	lastPiece  time.Time // arrival of the previous piece
+}
+
+// wants reports whether ss's provider has a piece the download lacks.
+// Called with d.mu held.
+func (d *download) wants(ss *downSession) bool {
+	for i := range d.t.pieces() {
+		if !d.have.has(i) && ss.have.has(i) {
+			return true
+		}
+	}
+	return false
+}
+
+// queueTime is how much data a download keeps requested from a provider,
+// in time at the provider's rate: enough to cover a round trip, not so much
+// that a slow provider sits on pieces others could send (Pipeline caps it).
+const queueTime = time.Second
+
+// measure updates the delivery rate with a piece of n bytes just received.
+func (ss *downSession) measure(n int) {
+	now := time.Now()
+	ss.d.mu.Lock()
+	defer ss.d.mu.Unlock()
+	if !ss.lastPiece.IsZero() {
+		if dt := now.Sub(ss.lastPiece).Seconds(); dt > 0 {
+			inst := float64(n) / dt
+			if ss.rate == 0 {
+				ss.rate = inst
+			} else {
+				ss.rate = 0.8*ss.rate + 0.2*inst
+			}
+		}
+	}
+	ss.lastPiece = now
+}
+
+// depth is how many requests to keep outstanding. Called with d.mu held.
+func (ss *downSession) depth() int {
+	max := ss.d.s.cfg.Pipeline
+	if ss.rate == 0 {
+		return min(4, max)
+	}
+	n := int(ss.rate*queueTime.Seconds()/PieceSize) + 2
+	return min(n, max)
 }
 
 func (ss *downSession) poke() {
@@ -610,6 +658,7 @@ func (ss *downSession) readLoop(ctx context.Context, br *bufio.Reader, out chan<
 				return fmt.Errorf("%w: piece %d was not requested", ErrProtocol, i)
 			}
 			ss.recv.Add(int64(len(p) - 4))
+			ss.measure(len(p) - 4)
 			select {
 			case out <- pieceMsg{i: i, data: p[4:], buf: buf}:
 			case <-ctx.Done():
@@ -669,7 +718,7 @@ func (ss *downSession) writeLoop(ctx context.Context, w *bufio.Writer) error {
 		cancels := ss.cancels
 		ss.cancels = nil
 		reqs = reqs[:0]
-		for !ss.choked && len(ss.requested) < s.cfg.Pipeline {
+		for !ss.choked && len(ss.requested) < ss.depth() {
 			i := d.pick(ss)
 			if i < 0 {
 				break
@@ -678,7 +727,19 @@ func (ss *downSession) writeLoop(ctx context.Context, w *bufio.Writer) error {
 			d.inc(i)
 			reqs = append(reqs, i)
 		}
+		want := len(ss.requested) > 0 || (ss.choked && d.wants(ss))
+		flip := want != ss.interested
+		ss.interested = want
 		d.mu.Unlock()
+		if flip {
+			typ := fNotInterested
+			if want {
+				typ = fInterested
+			}
+			if err := writeFrame(w, typ); err != nil {
+				return err
+			}
+		}
 		for _, i := range cancels {
 			if err := writeFrame(w, fCancel, u32(uint32(i))); err != nil {
 				return err

@@ -88,6 +88,7 @@ func (s *Service) openSwarm(id ID) (*swarm, error) {
 func (s *Service) newSwarm(id ID, t *tree, f *os.File) *swarm {
 	sw := &swarm{s: s, id: id, t: t, f: f, refs: 1,
 		sessions: map[*upSession]struct{}{}, choker: newChoker[*upSession](s.cfg.UploadSlots)}
+	sw.choker.optEvery = s.optimisticEvery
 	s.swarms[id] = sw
 	return sw
 }
@@ -161,9 +162,11 @@ func (sw *swarm) rechoke(now time.Time) {
 	for us := range sw.sessions {
 		var r float64
 		if dl != nil {
-			r = dl.peerRate(us.peer) // what the peer gives us
+			r = dl.peerRate(us.peer) // tit for tat: what the peer gives us
 		} else {
-			r = us.meter.sample(now, us.sent.Load()) // a seed favours fast takers
+			// A seed shares fairly: who got least from it comes first, so a
+			// fast taker that never uploads cannot hog it.
+			r = -float64(us.sent.Load())
 		}
 		cands = append(cands, chokeCand[*upSession]{key: us, rate: r, interested: us.interested(now)})
 	}
@@ -187,6 +190,7 @@ type upSession struct {
 	ctrl    []byte    // guarded by mu: choke/unchoke frames to send
 	choked  bool      // guarded by mu
 	lastReq time.Time // guarded by mu
+	wants   bool      // guarded by mu: the downloader said it is interested
 	meter   meter     // used by rechoke under sw.mu
 }
 
@@ -200,7 +204,7 @@ func (us *upSession) poke() {
 func (us *upSession) interested(now time.Time) bool {
 	us.mu.Lock()
 	defer us.mu.Unlock()
-	return len(us.queue) > 0 || now.Sub(us.lastReq) < 2*RechokeInterval
+	return us.wants || len(us.queue) > 0
 }
 
 func (us *upSession) setChoked(c bool) {
@@ -268,7 +272,7 @@ func refuse(str network.Stream, code byte, msg string) {
 
 func (s *Service) serve(str network.Stream) error {
 	remote := str.Conn().RemotePeer()
-	if !s.allowed(remote) {
+	if !s.allowed(remote) || s.noServe {
 		refuse(str, codeDenied, "not allowed")
 		return fmt.Errorf("%w: %w", errRefused, ErrDenied)
 	}
@@ -388,6 +392,10 @@ func (us *upSession) readLoop(br *bufio.Reader) error {
 			}
 			us.mu.Unlock()
 			us.poke()
+		case fInterested, fNotInterested:
+			us.mu.Lock()
+			us.wants = typ == fInterested
+			us.mu.Unlock()
 		case fCancel:
 			i := getU32(p)
 			us.mu.Lock()

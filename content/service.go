@@ -134,6 +134,11 @@ type Service struct {
 	// stallTimeout ends a download stream that delivers nothing for this long
 	// while pieces are asked of it; tests shorten it.
 	stallTimeout time.Duration
+	// rechokeEvery and optimisticEvery are RechokeInterval and
+	// OptimisticInterval; tests shorten them.
+	rechokeEvery, optimisticEvery time.Duration
+	// noServe, set by tests, makes the service a free-rider that serves nobody.
+	noServe bool
 
 	// corrupt, set by tests, damages pieces this service serves.
 	corrupt func(piece int, data []byte)
@@ -151,6 +156,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		swarms: map[ID]*swarm{}, downloads: map[ID]*download{}, banned: map[peer.ID]time.Time{},
 		peerUp: map[peer.ID]*rate.Limiter{}, peerDown: map[peer.ID]*rate.Limiter{},
 		announced: map[ID]context.CancelFunc{}, stallTimeout: StallTimeout,
+		rechokeEvery: rechokeDefault, optimisticEvery: optimisticDefault,
 	}
 	dir := cfg.Dir
 	if dir == "" {
@@ -415,6 +421,9 @@ func (s *Service) allowed(id peer.ID) bool {
 	}
 	return !ok
 }
+
+// rechokeDefault and optimisticDefault are what New uses; tests shorten them.
+var rechokeDefault, optimisticDefault = RechokeInterval, OptimisticInterval
 
 // StallTimeout is how long a provider may leave requested pieces unanswered
 // before the download drops the stream (and retries it, or another provider).

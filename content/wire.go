@@ -28,6 +28,10 @@ const (
 	fChoke   byte = 8
 	fUnchoke byte = 9
 	fError   byte = 10 // code | message
+	// fInterested and fNotInterested say whether the downloader wants pieces
+	// the provider has; the choker ranks only interested downloaders.
+	fInterested    byte = 11
+	fNotInterested byte = 12
 
 	helloWantTree byte = 1
 
@@ -110,7 +114,7 @@ func checkFrame(typ byte, p []byte) error {
 		ok = len(p) >= 4
 	case fRequest, fCancel, fHave:
 		ok = len(p) == 4
-	case fChoke, fUnchoke:
+	case fChoke, fUnchoke, fInterested, fNotInterested:
 		ok = len(p) == 0
 	case fError:
 		ok = len(p) >= 1 && len(p) <= 1+maxErrorMsg
