@@ -161,7 +161,8 @@ func tail(c *capped) string {
 	if c.buf.Len() == 0 {
 		return ""
 	}
-	return "; stderr: " + string(bytes.TrimSpace(c.buf.Bytes()))
+	lines := bytes.SplitN(bytes.TrimSpace(c.buf.Bytes()), []byte("\n"), 3)
+	return "; stderr: " + clip(string(bytes.Join(lines[:min(2, len(lines))], []byte(" | "))), 300)
 }
 
 // compile returns the runtime for t's memory cap and the compiled module,
