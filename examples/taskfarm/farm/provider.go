@@ -73,7 +73,7 @@ func JoinProvider(ctx context.Context, cfg ProviderConfig) (_ *Provider, err err
 		pr.prof = HostProfile(cfg.Node.Dir)
 	}
 	pr.prof.Slots = cfg.Slots
-	if pr.prof.Name == "" {
+	if cfg.Node.Name != "" {
 		pr.prof.Name = cfg.Node.Name
 	}
 	pr.exec, err = NewExecutor(cfg.CacheDir, func(ctx context.Context, ref Ref, max int64) ([]byte, error) {
