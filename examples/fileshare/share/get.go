@@ -206,6 +206,8 @@ type pendingRecord struct {
 
 // savePending writes the unfinished downloads to Dir.
 func (n *Node) savePending() {
+	n.saveMu.Lock()
+	defer n.saveMu.Unlock()
 	n.mu.Lock()
 	var recs []pendingRecord
 	for _, d := range n.downloads {
@@ -219,6 +221,12 @@ func (n *Node) savePending() {
 		}
 		recs = append(recs, rec)
 	}
+	// Keep the downloads of groups not joined (yet) in this run.
+	for _, rec := range n.readPending() {
+		if _, joined := n.groups[rec.Group]; rec.Group != "" && !joined && n.downloads[rec.ID] == nil {
+			recs = append(recs, rec)
+		}
+	}
 	n.mu.Unlock()
 	slices.SortFunc(recs, func(a, b pendingRecord) int { return cmpID(peer.ID(a.ID), peer.ID(b.ID)) })
 	b, err := json.Marshal(recs)
@@ -231,23 +239,28 @@ func (n *Node) savePending() {
 	}
 }
 
-// resumeDownloads restarts the downloads left unfinished. Group downloads
-// wait until the group is joined again.
-func (n *Node) resumeDownloads() {
+// readPending reads the unfinished downloads saved by savePending.
+func (n *Node) readPending() []pendingRecord {
 	b, err := os.ReadFile(filepath.Join(n.cfg.Dir, pendingFile))
 	if err != nil || len(b) > 4<<20 {
-		return
+		return nil
 	}
 	var recs []pendingRecord
 	if err := json.Unmarshal(b, &recs); err != nil {
 		n.emit(Notice{Text: fmt.Sprintf("unfinished downloads list unreadable: %v", err)})
-		return
+		return nil
 	}
-	for i, rec := range recs {
-		if i >= maxPending || rec.Group != "" {
+	return recs
+}
+
+// resumeDownloads restarts the downloads left unfinished in group ("" for
+// the net group's, at start; a group's when it is joined again).
+func (n *Node) resumeDownloads(group string) {
+	for i, rec := range n.readPending() {
+		if i >= maxPending || rec.Group != group {
 			continue
 		}
-		r := Result{ID: rec.ID, Name: SafeName(rec.Name), Link: rec.Link, Size: rec.Size, Kind: KindOf(rec.Name)}
+		r := Result{ID: rec.ID, Name: SafeName(rec.Name), Link: rec.Link, Size: rec.Size, Kind: KindOf(rec.Name), Group: group}
 		for _, s := range rec.Sources {
 			if id, err := lpeer.Decode(s); err == nil {
 				r.Sources = append(r.Sources, id)

@@ -94,6 +94,10 @@ func (n *Node) joined(name, password string, g *groups.Group) error {
 		}
 	}
 	n.pins.watchGroup()
+	ctx, cancel := context.WithTimeout(n.ctx, publishTimeout)
+	n.pins.rejoined(ctx, name)
+	cancel()
+	n.resumeDownloads(name)
 	return nil
 }
 

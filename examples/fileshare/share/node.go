@@ -48,6 +48,8 @@ type Node struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
+	saveMu sync.Mutex // serialises writes of the downloads list
+
 	mu          sync.Mutex
 	folders     map[string]string      // guarded by mu; shared folder → group name
 	files       map[string]*sharedFile // guarded by mu; by absolute path
@@ -150,6 +152,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	closers = append(closers, n.w.Close)
 	n.pins = newPinner(n)
+	n.pins.load()
 	n.wg.Add(2)
 	go n.indexLoop()
 	go n.progressLoop()
@@ -161,7 +164,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.folders[cfg.Downloads] = ""
 		n.mu.Unlock()
 	}
-	n.resumeDownloads()
+	n.resumeDownloads("")
 	return n, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -48,6 +49,8 @@ const (
 type pinner struct {
 	n    *Node
 	wake chan struct{}
+
+	saveMu sync.Mutex // serialises writes of the pins file
 
 	mu       sync.Mutex
 	started  bool                // guarded by mu
@@ -128,6 +131,7 @@ func (n *Node) Volunteer(ctx context.Context, group string, bytes int64) error {
 	p.mu.Lock()
 	p.offers[group] = bytes
 	p.mu.Unlock()
+	p.save()
 	if err := p.advertiseVolunteer(ctx, group); err != nil {
 		return err
 	}
@@ -172,6 +176,7 @@ func (n *Node) Pin(ctx context.Context, group string, r Result, k int) error {
 	p.mu.Lock()
 	p.held[r.ID] = &heldPin{group: group, name: r.Name, size: r.Size, k: k, own: true}
 	p.mu.Unlock()
+	p.save()
 	if err := p.advertiseHeld(ctx, r.ID); err != nil {
 		return err
 	}
@@ -361,6 +366,7 @@ func (p *pinner) take(group string, ps *pinState, holders []peer.ID) {
 		p.n.log.Debug("pin copy failed", "id", ps.id, "err", err)
 		return
 	}
+	p.save()
 	ctx, cancel := context.WithTimeout(p.n.ctx, publishTimeout)
 	defer cancel()
 	if err := p.advertiseHeld(ctx, ps.id); err != nil {
@@ -419,4 +425,93 @@ func (p *pinner) fetchingNow(id string) bool {
 	defer p.mu.Unlock()
 	_, ok := p.fetching[id]
 	return ok
+}
+
+// pinsFile keeps a volunteer's offers and held copies across restarts.
+const pinsFile = "pins.json"
+
+type savedPin struct {
+	Group, Name string
+	Size        int64
+	K           int
+	Own         bool
+}
+
+type savedPins struct {
+	Offers map[string]int64
+	Held   map[string]savedPin
+}
+
+// save writes the offers and held pins to the node's directory.
+func (p *pinner) save() {
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
+	p.mu.Lock()
+	sp := savedPins{Offers: maps.Clone(p.offers), Held: map[string]savedPin{}}
+	for id, h := range p.held {
+		sp.Held[id] = savedPin{Group: h.group, Name: h.name, Size: h.size, K: h.k, Own: h.own}
+	}
+	p.mu.Unlock()
+	b, err := json.Marshal(sp)
+	if err != nil {
+		return
+	}
+	tmp := filepath.Join(p.n.cfg.Dir, pinsFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+		os.Rename(tmp, filepath.Join(p.n.cfg.Dir, pinsFile))
+	}
+}
+
+// load reads what save wrote; the pins come back to life when their group
+// is joined again.
+func (p *pinner) load() {
+	b, err := os.ReadFile(filepath.Join(p.n.cfg.Dir, pinsFile))
+	if err != nil || len(b) > 16<<20 {
+		return
+	}
+	var sp savedPins
+	if err := json.Unmarshal(b, &sp); err != nil {
+		p.n.emit(Notice{Text: fmt.Sprintf("pins list unreadable: %v", err)})
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for g, o := range sp.Offers {
+		if o >= 0 {
+			p.offers[g] = o
+		}
+	}
+	for id, h := range sp.Held {
+		if h.Size < 0 || h.K < 1 || h.K > MaxK {
+			continue
+		}
+		p.held[id] = &heldPin{group: h.Group, name: SafeName(h.Name), size: h.Size, k: h.K, own: h.Own}
+		if !h.Own {
+			p.used[h.Group] += h.Size
+		}
+	}
+}
+
+// rejoined advertises again, once a group is joined, what this node offers
+// and holds in it.
+func (p *pinner) rejoined(ctx context.Context, group string) {
+	p.mu.Lock()
+	_, offered := p.offers[group]
+	var ids []string
+	for id, h := range p.held {
+		if h.group == group {
+			ids = append(ids, id)
+		}
+	}
+	p.mu.Unlock()
+	if offered {
+		if err := p.advertiseVolunteer(ctx, group); err != nil {
+			p.n.log.Debug("advertise volunteer", "group", group, "err", err)
+		}
+	}
+	for _, id := range ids {
+		if err := p.advertiseHeld(ctx, id); err != nil {
+			p.n.log.Debug("advertise held pin", "id", id, "err", err)
+		}
+	}
 }

@@ -140,3 +140,36 @@ func joinRetry(t *testing.T, n *Node, group, pass string) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// TestPinsSurviveRestart: a volunteer's offer and its held copies are kept
+// across a restart, and advertised again once the group is joined.
+func TestPinsSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	_, sps := superPeerNode(t)
+	dir := t.TempDir()
+	a, err := Open(ctx, Config{Dir: dir, SuperPeers: sps, Loopback: true, NoMDNS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateGroup(ctx, "club", "pw-pw-pw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Volunteer(ctx, "club", 12345); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Volunteer(ctx, "nope", 1); err == nil {
+		t.Error("volunteering in a group not joined succeeded")
+	}
+	if err := a.Pin(ctx, "club", Result{ID: "bafkr4notheld", Name: "x"}, 2); err == nil {
+		t.Error("pinning content not held succeeded")
+	}
+	if err := a.Pin(ctx, "club", Result{ID: "x"}, MaxK+1); err == nil {
+		t.Error("pinning with K above MaxK succeeded")
+	}
+	a.Close()
+	b := testNode(t, Config{Dir: dir, SuperPeers: sps})
+	_, offered, _ := b.Pins()
+	if offered["club"] != 12345 {
+		t.Fatalf("offers after restart: %v", offered)
+	}
+}
