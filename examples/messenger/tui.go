@@ -43,7 +43,10 @@ type engine interface {
 	CreateRoom(ctx context.Context, name, password string) error
 	JoinRoom(ctx context.Context, name, password string) error
 	RoomInvite(name string, contact peer.ID) (string, error)
+	InviteToRoom(ctx context.Context, room string, contact peer.ID) error
+	AcceptRoomInvitation(ctx context.Context, room string) error
 	JoinRoomInvite(ctx context.Context, credential string) error
+	PathTo(id peer.ID) peer.Path
 	Rooms() []string
 	RoomMembers(name string) []groups.Member
 	SayRoom(ctx context.Context, name, text string) error
@@ -66,12 +69,13 @@ const tuiHelp = `Text goes to the selected contact or room; commands start with 
   /msg NAME TEXT               send a message (also: @NAME TEXT)
   /open NAME                   open a chat (also #ROOM)
   /search TEXT                 search the history
+  /path [NAME]                 how you are connected: direct or relayed
   /status STATE [TEXT]         online, away, busy, dnd, invisible
   /file [NAME] PATH            send a file
   /room create NAME [PASSWORD] a room: with a password, or invite-only
   /room join NAME PASSWORD     join a password room
-  /room invite ROOM NAME       make a credential for a contact
-  /room accept CREDENTIAL      join an invite room
+  /room invite ROOM NAME       invite a contact to a room (sent to them)
+  /room accept ROOM            join a room you were invited to (or paste a credential)
   /room who ROOM               the room's members
   #ROOM TEXT                   say something in a room
   //TEXT                       send TEXT starting with /
@@ -385,7 +389,8 @@ func (m *tuiModel) event(ev im.Event) tea.Cmd {
 	case im.ContactRequest:
 		ref := e.Contact.Name
 		if ref == "" || strings.ContainsAny(ref, " \t") {
-			ref = e.Contact.ID.String()
+			id := e.Contact.ID.String()
+			ref = id[max(0, len(id)-8):] // a unique end of the ID finds it too
 		}
 		m.setNotice(false, "request: %s wants to be your contact — /accept %s", e.Contact.Label(), ref)
 		return m.refreshBuddies()
@@ -436,6 +441,8 @@ func (m *tuiModel) event(ev im.Event) tea.Cmd {
 		case "failed":
 			m.setNotice(true, "file %s failed: %s", t.Name, t.Err)
 		}
+	case im.RoomInvitation:
+		m.setNotice(false, "%s invites you to #%s — /room accept %s", e.From.Label(), e.Room, e.Room)
 	case im.Notice:
 		m.setNotice(false, "%s", e.Text)
 	}
@@ -648,6 +655,12 @@ func (m *tuiModel) command(line string) tea.Cmd {
 			lines = []string{"nothing found"}
 		}
 		return showInfo(fmt.Sprintf("search %q: %d found", rest, len(found)), lines...)
+	case "path":
+		c, err := m.contact(rest)
+		if err != nil {
+			return failed("usage: /path [NAME] (%v)", err)
+		}
+		return showInfo("path to "+c.Label(), fmt.Sprintf("%s: %s", c.Label(), e.PathTo(c.ID)))
 	case "status":
 		st, text, _ := strings.Cut(rest, " ")
 		if st == "" {
@@ -731,15 +744,18 @@ func (m *tuiModel) room(args []string, rest string) tea.Cmd {
 		if err != nil {
 			return failed("%v", err)
 		}
-		cred, err := e.RoomInvite(name, c.ID)
-		if err != nil {
-			return failed("%v", err)
-		}
-		return showInfo("room credential for "+c.Label(),
-			fmt.Sprintf("Send this to %s; they join #%s with /room accept CREDENTIAL:", c.Label(), name), "", cred)
+		// Over the chat pipe (or the mailbox): nothing to copy by hand.
+		return background(func() (string, error) {
+			return fmt.Sprintf("invited %s to #%s", c.Label(), name), e.InviteToRoom(ctx, name, c.ID)
+		})
 	case "accept":
 		before := e.Rooms()
 		return func() tea.Msg {
+			if err := e.AcceptRoomInvitation(ctx, name); err == nil {
+				return resultMsg{notice: "joined room #" + name, sel: roomKey(name)}
+			} else if !strings.HasPrefix(name, "juxtagroup") {
+				return resultMsg{err: err}
+			}
 			if err := e.JoinRoomInvite(ctx, name); err != nil {
 				return resultMsg{err: err}
 			}

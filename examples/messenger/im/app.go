@@ -261,6 +261,9 @@ func (m *Messenger) Name() string { return m.p.Name() }
 // Invite is this user's invite: what a friend pastes to add them.
 func (m *Messenger) Invite() string { return m.p.Invite() }
 
+// PathTo says how this user is connected to id: direct, relayed or not.
+func (m *Messenger) PathTo(id peer.ID) peer.Path { return m.p.PathTo(id) }
+
 // Peer is the underlying juxta peer.
 func (m *Messenger) Peer() *peer.Peer { return m.p }
 
