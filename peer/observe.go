@@ -44,17 +44,26 @@ func (p *Peer) Observe(ctx context.Context, sp ID) (ma.Multiaddr, error) {
 	if d, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(d)
 	}
-	var n [1]byte
-	if _, err := io.ReadFull(s, n[:]); err != nil {
+	a, err := readObserveReply(s)
+	if err != nil {
 		return nil, fmt.Errorf("peer: observe via %s: %w", sp.ShortString(), err)
 	}
+	return a, nil
+}
+
+// readObserveReply reads the answer: a length byte, then a binary multiaddr.
+func readObserveReply(r io.Reader) (ma.Multiaddr, error) {
+	var n [1]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, err
+	}
 	b := make([]byte, n[0])
-	if _, err := io.ReadFull(s, b); err != nil {
-		return nil, fmt.Errorf("peer: observe via %s: %w", sp.ShortString(), err)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
 	}
 	a, err := ma.NewMultiaddrBytes(b)
 	if err != nil {
-		return nil, fmt.Errorf("peer: observe via %s: %w", sp.ShortString(), errors.Join(ErrInviteAddr, err))
+		return nil, errors.Join(ErrInviteAddr, err)
 	}
 	return a, nil
 }

@@ -206,19 +206,17 @@ func (l *MsgListener) handle(str network.Stream) {
 	_ = str.SetDeadline(time.Now().Add(10 * time.Second))
 	r := msgio.NewVarintReaderSize(str, l.cfg.MaxMessage+frameOverhead)
 	b, err := r.ReadMsg()
-	if err != nil || len(b) < 2+sidLen || b[0] != fHello {
+	if err != nil {
 		str.Reset()
 		return
 	}
-	flags := b[1]
-	var sid [sidLen]byte
-	copy(sid[:], b[2:2+sidLen])
-	peerRecv, n := binary.Uvarint(b[2+sidLen:])
+	h, err := parseHello(b)
 	r.ReleaseMsg(b)
-	if n <= 0 {
+	if err != nil {
 		str.Reset()
 		return
 	}
+	flags, sid, peerRecv := h.flags, h.sid, h.recv
 	_ = str.SetDeadline(time.Time{})
 	remote := str.Conn().RemotePeer()
 	key := sessionKey(l.s.scope, l.id, remote, sid)
@@ -669,24 +667,15 @@ func (c *MsgConn) read(gen int, str network.Stream, r msgio.ReadCloser) {
 
 // frame handles one frame; false stops the reader.
 func (c *MsgConn) frame(gen int, str network.Stream, b []byte) bool {
-	if len(b) == 0 {
-		c.breakStream(gen, errors.New("empty frame"))
+	typ, n, data, err := parseFrame(b)
+	if err != nil {
+		c.breakStream(gen, fmt.Errorf("frame type %d: %w", typ, err))
 		return false
 	}
-	switch b[0] {
+	switch typ {
 	case fData:
-		seq, n := binary.Uvarint(b[1:])
-		if n <= 0 {
-			c.breakStream(gen, errors.New("bad data frame"))
-			return false
-		}
-		return c.deliver(gen, seq, bytes.Clone(b[1+n:]))
+		return c.deliver(gen, n, bytes.Clone(data))
 	case fAck:
-		n, k := binary.Uvarint(b[1:])
-		if k <= 0 {
-			c.breakStream(gen, errors.New("bad ack frame"))
-			return false
-		}
 		c.mu.Lock()
 		c.ackLocked(n)
 		c.mu.Unlock()
