@@ -528,3 +528,54 @@ func TestResumeAfterKill(t *testing.T) {
 	s.quit()
 	dl2.quit()
 }
+
+// TestOneShotCommands: "fileshare search" prints the results and keeps them;
+// "fileshare get N" downloads result N and exits; "fileshare status" prints
+// the settings. Each is a process of its own.
+func TestOneShotCommands(t *testing.T) {
+	base := t.TempDir()
+	_, inv := superPeer(t, filepath.Join(base, "sp"))
+	lib := filepath.Join(base, "lib")
+	want := writeRandom(t, filepath.Join(lib, "Jazz", "Kind of Blue - So What.flac"), 900<<10, 4)
+	s := sharer(t, "sharer", filepath.Join(base, "s"), inv, lib)
+	s.waitFor(`^published lib/Jazz/Kind of Blue`, time.Minute)
+	dir := filepath.Join(base, "me")
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "fileshare.conf"), []byte("down = 4M\n"), 0o600)
+	common := []string{"-loopback", "-dir", dir, "-superpeer", inv}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("fileshare %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	var out string
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(out, "result 1 Kind of Blue - So What.flac") {
+		if time.Now().After(deadline) {
+			t.Fatalf("search found nothing:\n%s", out)
+		}
+		out = run(append([]string{"search"}, append(common, "kind", "blue")...)...)
+	}
+	out = run(append([]string{"get"}, append(common, "1")...)...)
+	m := regexp.MustCompile(`(?m)^done Kind of Blue - So What\.flac size=\d+ path=(.*) from=`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("get printed:\n%s", out)
+	}
+	if fileSHA(t, m[1]) != want {
+		t.Fatal("the file differs")
+	}
+	out = run(append([]string{"status"}, common...)...)
+	if !strings.Contains(out, "caps up=off down=4.0 MiB/s") {
+		t.Errorf("status printed:\n%s", out)
+	}
+	if out, err := exec.Command(binary, append([]string{"get"}, append(common, "7")...)...).CombinedOutput(); err == nil || !strings.Contains(string(out), "found 1 files") {
+		t.Errorf("get 7 of 1 result: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(binary, "frobnicate").CombinedOutput(); err == nil || !strings.Contains(string(out), "unknown command") {
+		t.Errorf("an unknown command: %v\n%s", err, out)
+	}
+	s.quit()
+}

@@ -101,7 +101,11 @@ func runPlain(ctx context.Context, n *share.Node, in io.Reader, out io.Writer) e
 func (u *plainUI) event(ev share.Event) {
 	switch e := ev.(type) {
 	case share.Indexed:
-		u.say("indexed %d/%d", e.Done, e.Total)
+		// A bar per 5% (and the last), not a line per file.
+		step := max(e.Total/20, 1)
+		if e.Done == e.Total || e.Done%step == 0 {
+			u.say("indexed %s %d/%d", bar(e.Done*100/max(e.Total, 1), 20), e.Done, e.Total)
+		}
 	case share.Published:
 		u.say("published %s id=%s%s", e.Rel, e.ID, inGroup(e.Group))
 	case share.Withdrawn:
