@@ -136,6 +136,10 @@ func run() int {
 			break
 		}
 	}
+	if err := runAtExit(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: teardown of shared fixtures: %v\n", err)
+		failed = true
+	}
 	if len(results) > 0 {
 		printTable(os.Stdout, results)
 	}

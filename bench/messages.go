@@ -45,6 +45,7 @@ type count struct {
 	msgs  int // discovery messages (in the flat DHT: of the fetch)
 	rpcs  int // kad-dht RPCs of the lookup
 	peers int // distinct peers the RPCs went to
+	dups  int // super-peers that answered the query more than once, summed over extra answers
 }
 
 // total is the messages of a count, a DHT RPC counting as two.
@@ -231,6 +232,10 @@ func countRPCs(ctx context.Context) (_ context.Context, stop func() (rpcs, peers
 // with routing.RegisterForQueryEvents).
 func countQuery(ctx context.Context, nw *jnet, asker *jnode, q discovery.Query, want lpeer.ID) (c count, err error) {
 	before := nw.sent()
+	served := make([]uint64, len(nw.sps))
+	for i, sp := range nw.sps {
+		served[i] = sp.d.Stats().QueriesServed
+	}
 	qctx, stop := countRPCs(ctx)
 	res, err := find(qctx, asker, q)
 	c.rpcs, c.peers = stop()
@@ -251,6 +256,11 @@ func countQuery(ctx context.Context, nw *jnet, asker *jnode, q discovery.Query, 
 		return still, nil
 	})
 	c.msgs = int(after - before)
+	for i, sp := range nw.sps {
+		if n := int(sp.d.Stats().QueriesServed - served[i]); n > 1 {
+			c.dups += n - 1
+		}
+	}
 	return c, err
 }
 
@@ -374,10 +384,10 @@ func hops(n int, links [][2]int, from int) []int {
 // printMessages writes the table and its notes.
 func printMessages(w io.Writer, lines []msgsLine) {
 	fmt.Fprintf(w, "## %s\n\n", msgsName)
-	fmt.Fprintln(w, "| peers | flooding | super-peer (1) | super-peers (3, forwarding) | DHT (3 super-peers) | flat DHT, not juxta (every peer a server) |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| peers | flooding | super-peer (1) | super-peers (3, forwarding) | duplicate answers among the 3 | DHT (3 super-peers) | flat DHT, not juxta (every peer a server) |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|")
 	for _, l := range lines {
-		fmt.Fprintf(w, "| %d | %v (%d links) | %v | %v | %v | %v |\n", l.n, l.flood, l.links, l.sp1, l.sp3, l.dht, l.flat)
+		fmt.Fprintf(w, "| %d | %v (%d links) | %v | %v | %d | %v | %v |\n", l.n, l.flood, l.links, l.sp1, l.sp3, l.sp3.dups, l.dht, l.flat)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Messages sent network-wide for one query that finds one advertisement, published by a peer far from the asker (median of %d queries).\n", msgsRepeat)
@@ -386,7 +396,7 @@ func printMessages(w io.Writer, lines []msgsLine) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "- flooding: every peer floods (discovery.Config.Flood); a random connected network with twice as many links as peers (average degree 4); wildcard query, TTL discovery.MaxTTL, from peer 0 to the farthest peer.")
 	fmt.Fprintln(w, "- super-peer (1): 1 super-peer and N−1 edges attached to it; wildcard query from one edge, the advertisement published by another.")
-	fmt.Fprintln(w, "- super-peers (3, forwarding): 3 super-peers that know each other, edges attached round robin; wildcard query from an edge of the first, published by an edge of the third, so the first forwards (default TTL).")
+	fmt.Fprintln(w, "- super-peers (3, forwarding): 3 super-peers that know each other, edges attached round robin; wildcard query from an edge of the first, published by an edge of the third, so the first forwards (default TTL) with a visited list (each super-peer trusts the other two: discovery TrustSuperPeers). Duplicate answers: times a super-peer served the same query more than once (Stats().QueriesServed).")
 	fmt.Fprintln(w, "- DHT: the same network; exact query (SourceDHT): FindProvidersAsync with the default limit, then the advertisement fetched from the provider. Edges are DHT clients, so the DHT holds only the 3 super-peers.")
 	fmt.Fprintln(w, "- flat DHT: not juxta: N raw go-libp2p hosts, every one a kad-dht server (k = 20), routing tables refreshed; the same lookup, then one stream round trip to the provider (2 messages).")
 }

@@ -63,7 +63,7 @@ func (s *Service) publishMany(ctx context.Context, ads []Advertisement, rebuild 
 	s.mu.Unlock()
 	for i, e := range entries {
 		if fresh[i] {
-			s.watch.Publish(cloneAd(e.ad))
+			s.watch.Publish(e.advert())
 		}
 	}
 	s.pushAll(ctx, raws)

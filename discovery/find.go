@@ -47,7 +47,7 @@ func (s *Service) Find(ctx context.Context, q Query) iter.Seq2[Result, error] {
 		f := &finder{s: s, q: q, seen: map[Key]uint64{}, yield: yield}
 		if q.Sources&SourceLocal != 0 {
 			for _, h := range page(s.store.query(&f.q, time.Now(), q.Offset+q.Limit), q.Offset, q.Limit) {
-				if !f.emit(Result{Advertisement: h.e.ad, Source: SourceLocal, From: s.host.ID(), Score: h.score, Publishers: h.pubs}) {
+				if !f.emit(Result{Advertisement: h.e.advert(), Source: SourceLocal, From: s.host.ID(), Score: h.score, Publishers: h.pubs}) {
 					return
 				}
 			}

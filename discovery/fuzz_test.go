@@ -158,8 +158,8 @@ func FuzzBatchFrame(f *testing.F) {
 		if indexed > accepted || accepted > len(req.Ads) || (err == nil && accepted != len(req.Ads)) {
 			t.Fatalf("accepted %d, indexed %d of %d, err %v", accepted, indexed, len(req.Ads), err)
 		}
-		if s.len() > 4 || len(s.byPub[lpeer.ID(from)]) > 2 {
-			t.Fatalf("bounds broken: %d cached, %d by one publisher", s.len(), len(s.byPub[lpeer.ID(from)]))
+		if s.len() > 4 || s.held(lpeer.ID(from)) > 2 {
+			t.Fatalf("bounds broken: %d cached, %d by one publisher", s.len(), s.held(lpeer.ID(from)))
 		}
 		for k, e := range s.byKey {
 			if k.Publisher != lpeer.ID(from) || e.ad.Key() != k {
@@ -250,8 +250,8 @@ func FuzzKeywordQuery(f *testing.F) {
 		found := map[string]bool{}
 		for i, h := range hits {
 			found[h.e.ad.ID] = true
-			if !q.matches(&h.e.ad) {
-				t.Fatalf("index found %q for %q, the matcher refuses it", h.e.ad.Attrs, kw)
+			if !q.matchesEntry(h.e) {
+				t.Fatalf("index found %q for %q, the matcher refuses it", h.e.attrs, kw)
 			}
 			if i > 0 && rankCmp(hits[i-1], h) > 0 {
 				t.Fatalf("results out of order at %d", i)
@@ -261,8 +261,8 @@ func FuzzKeywordQuery(f *testing.F) {
 			}
 		}
 		for _, e := range es {
-			if q.matches(&e.ad) && !found[e.ad.ID] {
-				t.Fatalf("matcher accepts %q for %q (terms %q), the index did not find it", e.ad.Attrs, kw, q.kw.terms)
+			if q.matchesEntry(e) && !found[e.ad.ID] {
+				t.Fatalf("matcher accepts %q for %q (terms %q), the index did not find it", e.attrs, kw, q.kw.terms)
 			}
 		}
 	})

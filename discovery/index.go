@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"container/heap"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -35,13 +37,18 @@ import (
 // outnumber the live.
 type index struct {
 	docs  []*entry             // by document number; nil once removed
+	dls   []uint16             // by document number: its length in tokens; 0 once removed
 	live  int                  // documents not removed
 	dead  int                  // removed documents still in postings
 	total int                  // tokens of live documents, for the average length
 	terms map[string][]posting // postings in increasing document order
 	heads map[string][]string  // "scope\x00field\x00" + first rune → term keys, for prefixes
-	pubs  map[string]int       // "scope\x00type\x00id" → live documents: publishers offering it
+	pubs  map[string]*offers   // "scope\x00type\x00id" → its publishers; shared by their entries
 }
+
+// offers counts the live documents of one scope, type and ID: the publishers
+// offering it.
+type offers struct{ n int }
 
 type posting struct {
 	doc uint32
@@ -50,8 +57,9 @@ type posting struct {
 
 // Search bounds, so that no query holds the cache for long.
 const (
-	// maxPostingsPerQuery bounds the postings one keyword query visits.
-	maxPostingsPerQuery = 400_000
+	// maxPostingsPerQuery bounds the postings one keyword query visits (a
+	// few milliseconds of work).
+	maxPostingsPerQuery = 4_000_000
 	// maxPrefixTerms bounds the terms a prefix expands to.
 	maxPrefixTerms = 512
 	// prefixWeight discounts a term matched by prefix against an exact one.
@@ -62,7 +70,7 @@ const (
 )
 
 func newIndex() *index {
-	return &index{terms: map[string][]posting{}, heads: map[string][]string{}, pubs: map[string]int{}}
+	return &index{terms: map[string][]posting{}, heads: map[string][]string{}, pubs: map[string]*offers{}}
 }
 
 func termKey(scope, field, tok string) string { return scope + "\x00" + field + "\x00" + tok }
@@ -82,10 +90,11 @@ func (ix *index) add(e *entry) {
 	}
 	doc := uint32(len(ix.docs))
 	ix.docs = append(ix.docs, e)
+	ix.dls = append(ix.dls, 0)
 	e.doc = doc
 	tf := map[string]uint16{}
 	n := 0
-	for attr, v := range e.ad.Attrs {
+	for attr, v := range e.attrSeq() {
 		tokenize(v, func(tok string) bool {
 			tf[termKey(e.ad.Scope, anyField, tok)]++
 			tf[termKey(e.ad.Scope, attrField(attr), tok)]++
@@ -105,9 +114,17 @@ func (ix *index) add(e *entry) {
 		ix.terms[k] = append(list, posting{doc: doc, tf: c})
 	}
 	e.dl = uint16(n)
+	ix.dls[doc] = e.dl
 	ix.live++
 	ix.total += n
-	ix.pubs[pubKey(&e.ad)]++
+	pk := pubKey(&e.ad)
+	o := ix.pubs[pk]
+	if o == nil {
+		o = &offers{}
+		ix.pubs[pk] = o
+	}
+	o.n++
+	e.offers = o
 }
 
 // remove forgets e; its postings go at the next compaction.
@@ -116,12 +133,12 @@ func (ix *index) remove(e *entry) {
 		return
 	}
 	ix.docs[e.doc] = nil
+	ix.dls[e.doc] = 0
 	ix.live--
 	ix.dead++
 	ix.total -= int(e.dl)
-	pk := pubKey(&e.ad)
-	if ix.pubs[pk]--; ix.pubs[pk] <= 0 {
-		delete(ix.pubs, pk)
+	if e.offers.n--; e.offers.n <= 0 {
+		delete(ix.pubs, pubKey(&e.ad))
 	}
 	if ix.dead > max(ix.live, 4096) {
 		ix.compact()
@@ -132,11 +149,13 @@ func (ix *index) remove(e *entry) {
 func (ix *index) compact() {
 	renum := make([]uint32, len(ix.docs))
 	docs := make([]*entry, 0, ix.live)
+	dls := make([]uint16, 0, ix.live)
 	for i, e := range ix.docs {
 		if e != nil {
 			renum[i] = uint32(len(docs))
 			e.doc = uint32(len(docs))
 			docs = append(docs, e)
+			dls = append(dls, e.dl)
 		}
 	}
 	for k, list := range ix.terms {
@@ -160,7 +179,7 @@ func (ix *index) compact() {
 	for _, ks := range ix.heads {
 		slices.Sort(ks)
 	}
-	ix.docs = docs
+	ix.docs, ix.dls = docs, dls
 	ix.dead = 0
 }
 
@@ -230,7 +249,7 @@ func (ix *index) search(kq *kwQuery, scope, typ string, now time.Time, want int)
 		if e == nil || (typ != "" && e.ad.Type != typ) || !e.until.After(now) {
 			return
 		}
-		top.offer(hit{e: e, until: e.until, score: score, pubs: ix.pubs[pubKey(&e.ad)]})
+		top.offer(hit{e: e, until: e.until, score: score, pubs: e.offers.n})
 	}
 	budget := maxPostingsPerQuery
 	if kq.any {
@@ -238,8 +257,8 @@ func (ix *index) search(kq *kwQuery, scope, typ string, now time.Time, want int)
 		for _, g := range groups {
 			for _, wl := range g {
 				for _, p := range wl.list[:min(len(wl.list), budget)] {
-					if e := ix.docs[p.doc]; e != nil {
-						scores[p.doc] += wl.w * norm(p.tf, e.dl)
+					if dl := ix.dls[p.doc]; dl > 0 {
+						scores[p.doc] += wl.w * norm(p.tf, dl)
 					}
 				}
 				budget -= min(len(wl.list), budget)
@@ -250,58 +269,126 @@ func (ix *index) search(kq *kwQuery, scope, typ string, now time.Time, want int)
 		}
 		return top.sorted()
 	}
-	// AND: walk the candidates of the rarest term, look the others up.
-	driver, size := -1, 0
-	for i, g := range groups {
-		n := 0
-		for _, wl := range g {
-			n += len(wl.list)
-		}
-		if n == 0 {
-			return nil
-		}
-		if driver < 0 || n < size {
-			driver, size = i, n
-		}
+	// AND: the candidates are the documents of the rarest term; each other
+	// term, rarest first, keeps those it holds.
+	cs, ok := ix.and(groups, norm, budget)
+	if !ok {
+		return nil
 	}
-	var cand []uint32
-	for _, wl := range groups[driver] {
-		for _, p := range wl.list {
-			cand = append(cand, p.doc)
-		}
-	}
-	if len(groups[driver]) > 1 {
-		slices.Sort(cand)
-		cand = slices.Compact(cand)
-	}
-	for _, doc := range cand {
-		if budget <= 0 {
-			break
-		}
-		e := ix.docs[doc]
-		if e == nil {
-			continue
-		}
-		score := 0.0
-		for _, g := range groups {
-			gs := 0.0
-			for _, wl := range g {
-				budget--
-				if tf := lookup(wl.list, doc); tf > 0 {
-					gs += wl.w * norm(tf, e.dl)
-				}
-			}
-			if gs == 0 {
-				score = -1
-				break
-			}
-			score += gs
-		}
-		if score > 0 {
-			consider(doc, score)
-		}
+	for _, c := range cs {
+		consider(c.doc, c.score)
 	}
 	return top.sorted()
+}
+
+type cand struct {
+	doc   uint32
+	score float64
+}
+
+// and intersects the groups: documents found in every group, with their
+// summed scores. Each posting list is joined with the candidates by a merge
+// or by binary searches, whichever costs less. It reports false when the
+// work would exceed budget.
+func (ix *index) and(groups [][]wlist, norm func(tf, dl uint16) float64, budget int) ([]cand, bool) {
+	sizes := make([]int, len(groups))
+	order := make([]int, len(groups))
+	for i, g := range groups {
+		for _, wl := range g {
+			sizes[i] += len(wl.list)
+		}
+		if sizes[i] == 0 {
+			return nil, true
+		}
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(sizes[a], sizes[b]) })
+	driver := groups[order[0]]
+	if budget -= sizes[order[0]]; budget < 0 {
+		return nil, false
+	}
+	var cs []cand
+	for _, wl := range driver {
+		for _, p := range wl.list {
+			if dl := ix.dls[p.doc]; dl > 0 {
+				cs = append(cs, cand{p.doc, wl.w * norm(p.tf, dl)})
+			}
+		}
+	}
+	if len(driver) > 1 {
+		slices.SortFunc(cs, func(a, b cand) int { return cmp.Compare(a.doc, b.doc) })
+		out := cs[:0]
+		for _, c := range cs {
+			if n := len(out); n > 0 && out[n-1].doc == c.doc {
+				out[n-1].score += c.score
+				continue
+			}
+			out = append(out, c)
+		}
+		cs = out
+	}
+	add := make([]float64, len(cs))
+	for _, gi := range order[1:] {
+		if len(cs) == 0 {
+			return nil, true
+		}
+		add = add[:len(cs)]
+		clear(add)
+		// pos maps a document to its candidate (index+1), so that a long
+		// list is scanned once; a short candidate set is looked up instead.
+		pos := scratch(len(ix.docs))
+		for i, c := range cs {
+			pos[c.doc] = int32(i + 1)
+		}
+		for _, wl := range groups[gi] {
+			n, m := len(wl.list), len(cs)
+			if budget -= min(n, m*bits.Len(uint(n))); budget < 0 {
+				release(pos, cs)
+				return nil, false
+			}
+			if n <= m*bits.Len(uint(n)) {
+				for _, p := range wl.list {
+					if i := pos[p.doc]; i > 0 {
+						add[i-1] += wl.w * norm(p.tf, ix.dls[p.doc])
+					}
+				}
+				continue
+			}
+			for i, c := range cs {
+				if tf := lookup(wl.list, c.doc); tf > 0 {
+					add[i] += wl.w * norm(tf, ix.dls[c.doc])
+				}
+			}
+		}
+		release(pos, cs)
+		out := cs[:0]
+		for i, c := range cs {
+			if add[i] > 0 {
+				c.score += add[i]
+				out = append(out, c)
+			}
+		}
+		cs = out
+	}
+	return cs, true
+}
+
+var scratchPool sync.Pool // *[]int32, zeroed
+
+// scratch returns a zeroed []int32 of at least n elements.
+func scratch(n int) []int32 {
+	if p, ok := scratchPool.Get().(*[]int32); ok && len(*p) >= n {
+		return *p
+	}
+	return make([]int32, n+n/4)
+}
+
+// release zeroes what cs set in pos and returns it to the pool.
+func release(pos []int32, cs []cand) {
+	for _, c := range cs {
+		pos[c.doc] = 0
+	}
+	scratchPool.Put(&pos)
 }
 
 // lookup returns doc's term frequency in list, 0 if absent.

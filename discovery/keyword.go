@@ -2,6 +2,9 @@ package discovery
 
 import (
 	"fmt"
+	"iter"
+	"maps"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -135,6 +138,14 @@ func (q *Query) parseKeywords() (*kwQuery, error) {
 	case len(kq.terms) > MaxKeywords:
 		return nil, fmt.Errorf("%w: more than %d keywords", ErrInvalid, MaxKeywords)
 	}
+	// A word given twice counts once (the last stays a prefix).
+	uniq := kq.terms[:0]
+	for i, t := range kq.terms {
+		if i == len(kq.terms)-1 || !slices.Contains(kq.terms[i+1:len(kq.terms)-1], t) {
+			uniq = append(uniq, t)
+		}
+	}
+	kq.terms = uniq
 	if len(q.KeywordAttrs) == 0 {
 		kq.fields = []string{anyField}
 	}
@@ -154,10 +165,12 @@ func (q *Query) parseKeywords() (*kwQuery, error) {
 // matches reports whether ad's attributes hold the query's terms (all of them,
 // or any with AnyKeyword), the last as a prefix. Answers from remote peers are
 // checked with it, and Watch filters with it.
-func (kq *kwQuery) matches(ad *Advertisement) bool {
+func (kq *kwQuery) matches(ad *Advertisement) bool { return kq.matchesIn(maps.All(ad.Attrs)) }
+
+func (kq *kwQuery) matchesIn(attrs iter.Seq2[string, string]) bool {
 	found := make([]bool, len(kq.terms))
 	last := len(kq.terms) - 1
-	for attr, v := range ad.Attrs {
+	for attr, v := range attrs {
 		if !kq.searches(attr) {
 			continue
 		}

@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"fmt"
+	"iter"
+	"maps"
 	"strings"
 )
 
@@ -144,20 +146,32 @@ func (q *Query) exact() bool {
 }
 
 func (q *Query) matches(a *Advertisement) bool {
-	if a.Scope != q.Scope || (q.Type != "" && a.Type != q.Type) {
+	return q.matchesIn(a.Scope, a.Type, maps.All(a.Attrs))
+}
+
+func (q *Query) matchesEntry(e *entry) bool {
+	return q.matchesIn(e.ad.Scope, e.ad.Type, e.attrSeq())
+}
+
+func (q *Query) matchesIn(scope, typ string, attrs iter.Seq2[string, string]) bool {
+	if scope != q.Scope || (q.Type != "" && typ != q.Type) {
 		return false
 	}
 	if q.kw != nil {
-		return q.kw.matches(a)
+		return q.kw.matchesIn(attrs)
 	}
 	if q.Attr != "" {
-		v, ok := a.Attrs[q.Attr]
-		return ok && glob(q.Value, v)
+		for k, v := range attrs {
+			if k == q.Attr {
+				return glob(q.Value, v)
+			}
+		}
+		return false
 	}
 	if q.Value == "" || q.Value == "*" {
 		return true
 	}
-	for _, v := range a.Attrs {
+	for _, v := range attrs {
 		if glob(q.Value, v) {
 			return true
 		}

@@ -327,7 +327,7 @@ func (c *core) acceptBatch(from lpeer.ID, ads [][]byte, lim *rate.Limiter, now t
 		accepted++
 		if fresh[i] {
 			indexed++
-			c.watch.Publish(cloneAd(entries[i].ad))
+			c.watch.Publish(entries[i].advert())
 		}
 	}
 	return accepted, indexed, firstErr

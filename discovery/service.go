@@ -345,7 +345,7 @@ func (s *Service) LocalResults(q Query) ([]Result, error) {
 	}
 	var out []Result
 	for _, h := range page(s.store.query(&q, time.Now(), q.Offset+q.Limit), q.Offset, q.Limit) {
-		out = append(out, Result{Advertisement: cloneAd(h.e.ad), Source: SourceLocal, From: s.host.ID(), Score: h.score, Publishers: h.pubs})
+		out = append(out, Result{Advertisement: h.e.advert(), Source: SourceLocal, From: s.host.ID(), Score: h.score, Publishers: h.pubs})
 	}
 	return out, nil
 }
@@ -385,7 +385,7 @@ func (c *core) insert(e *entry) (bool, error) {
 		return false, err
 	}
 	if fresh {
-		c.watch.Publish(cloneAd(e.ad))
+		c.watch.Publish(e.advert())
 	}
 	return fresh, nil
 }

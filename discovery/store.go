@@ -3,6 +3,8 @@ package discovery
 import (
 	"crypto/sha256"
 	"fmt"
+	"iter"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -14,12 +16,59 @@ import (
 
 // entry is one cached advertisement.
 type entry struct {
-	ad    Advertisement
-	raw   []byte    // the signed envelope, served as is
-	until time.Time // cached until; for own advertisements, the lifetime's end
-	local bool      // published by this peer
-	doc   uint32    // document number in the index; guarded by the store's mu
-	dl    uint16    // tokens indexed
+	ad     Advertisement
+	raw    []byte    // the signed envelope, served as is
+	until  time.Time // cached until; for own advertisements, the lifetime's end
+	local  bool      // published by this peer
+	doc    uint32    // document number in the index; guarded by the store's mu
+	dl     uint16    // tokens indexed
+	offers *offers   // publishers of the same type and ID; guarded by the store's mu
+	// attrs are the advertisement's attributes, key and value in turn, sorted
+	// by key: once stored, ad.Attrs is nil (a small map costs ~300 bytes,
+	// this ~60). Immutable once stored.
+	attrs []string
+}
+
+// compact moves ad.Attrs into attrs.
+func (e *entry) compact() {
+	if e.ad.Attrs == nil {
+		return
+	}
+	e.attrs = make([]string, 0, 2*len(e.ad.Attrs))
+	for _, k := range slices.Sorted(maps.Keys(e.ad.Attrs)) {
+		e.attrs = append(e.attrs, k, e.ad.Attrs[k])
+	}
+	e.ad.Attrs = nil
+}
+
+// attrSeq yields the attributes, stored or not.
+func (e *entry) attrSeq() iter.Seq2[string, string] {
+	if e.ad.Attrs != nil {
+		return maps.All(e.ad.Attrs)
+	}
+	return func(yield func(string, string) bool) {
+		for i := 0; i+1 < len(e.attrs); i += 2 {
+			if !yield(e.attrs[i], e.attrs[i+1]) {
+				return
+			}
+		}
+	}
+}
+
+// advert returns the advertisement, a copy the caller owns.
+func (e *entry) advert() Advertisement {
+	a := e.ad
+	if a.Attrs != nil {
+		return cloneAd(a)
+	}
+	if len(e.attrs) > 0 {
+		a.Attrs = make(map[string]string, len(e.attrs)/2)
+		for k, v := range e.attrSeq() {
+			a.Attrs[k] = v
+		}
+	}
+	a.Body = slices.Clone(a.Body)
+	return a
 }
 
 // store is the cache of advertisements: in memory, written through to bbolt
@@ -32,13 +81,13 @@ type store struct {
 	capacity, quota int
 
 	mu      sync.RWMutex
-	ix      *index                      // guarded by mu
-	byKey   map[Key]*entry              // guarded by mu
-	byHash  map[[32]byte]*entry         // guarded by mu; by sha256 of the envelope
-	byPub   map[lpeer.ID]map[Key]*entry // guarded by mu; remote entries per publisher
-	nrem    int                         // guarded by mu; remote entries in all
-	soonest time.Time                   // guarded by mu; no entry expires before it
-	db      *bolt.DB                    // nil for in-memory peers; closed by close
+	ix      *index               // guarded by mu
+	byKey   map[Key]*entry       // guarded by mu
+	byHash  map[[32]byte]*entry  // guarded by mu; by sha256 of the envelope
+	byPub   map[lpeer.ID]*pubSet // guarded by mu; remote entries per publisher
+	nrem    int                  // guarded by mu; remote entries in all
+	soonest time.Time            // guarded by mu; no entry expires before it
+	db      *bolt.DB             // nil for in-memory peers; closed by close
 }
 
 var bucketAds = []byte("ads")
@@ -47,7 +96,7 @@ var bucketAds = []byte("ads")
 const dbFile = "discovery.db"
 
 func openStore(dir string, capacity, quota int, now time.Time) (*store, int, error) {
-	s := &store{capacity: capacity, quota: quota, ix: newIndex(), byKey: make(map[Key]*entry), byHash: make(map[[32]byte]*entry), byPub: make(map[lpeer.ID]map[Key]*entry)}
+	s := &store{capacity: capacity, quota: quota, ix: newIndex(), byKey: make(map[Key]*entry), byHash: make(map[[32]byte]*entry), byPub: make(map[lpeer.ID]*pubSet)}
 	if dir == "" {
 		return s, 0, nil
 	}
@@ -167,9 +216,9 @@ func (s *store) putLocked(e *entry, now time.Time) (bool, *entry, error) {
 		}
 		s.unlinkLocked(k, old)
 	} else if !e.local {
-		if len(s.byPub[k.Publisher]) >= s.quota {
+		if s.heldLocked(k.Publisher) >= s.quota {
 			s.purgeDueLocked(now)
-			if len(s.byPub[k.Publisher]) >= s.quota {
+			if s.heldLocked(k.Publisher) >= s.quota {
 				return false, nil, fmt.Errorf("%w: publisher %s holds %d entries", ErrQuota, k.Publisher, s.quota)
 			}
 		}
@@ -192,7 +241,7 @@ func (s *store) overQuota(k Key) bool {
 	if _, ok := s.byKey[k]; ok {
 		return false
 	}
-	return len(s.byPub[k.Publisher]) >= s.quota
+	return s.heldLocked(k.Publisher) >= s.quota
 }
 
 // refresh extends the cache time of the entries whose envelopes hash to
@@ -220,7 +269,36 @@ func (s *store) refresh(pub lpeer.ID, digests [][]byte, until func(*Advertisemen
 	return missing, s.persist(dirty)
 }
 
+// pubSet is one remote publisher's entries.
+type pubSet struct {
+	id lpeer.ID // shared by its entries' advertisements
+	es map[*entry]struct{}
+}
+
+func (s *store) heldLocked(pub lpeer.ID) int {
+	if ps := s.byPub[pub]; ps != nil {
+		return len(ps.es)
+	}
+	return 0
+}
+
+// held returns how many entries pub holds.
+func (s *store) held(pub lpeer.ID) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.heldLocked(pub)
+}
+
 func (s *store) addLocked(e *entry) {
+	var ps *pubSet
+	if !e.local {
+		if ps = s.byPub[e.ad.Publisher]; ps == nil {
+			ps = &pubSet{id: e.ad.Publisher, es: map[*entry]struct{}{}}
+			s.byPub[ps.id] = ps
+		}
+		e.ad.Publisher = ps.id // one copy of the ID per publisher
+	}
+	e.compact()
 	k := e.ad.Key()
 	s.byKey[k] = e
 	s.byHash[sha256.Sum256(e.raw)] = e
@@ -231,12 +309,7 @@ func (s *store) addLocked(e *entry) {
 	if e.local {
 		return
 	}
-	m := s.byPub[k.Publisher]
-	if m == nil {
-		m = make(map[Key]*entry)
-		s.byPub[k.Publisher] = m
-	}
-	m[k] = e
+	ps.es[e] = struct{}{}
 	s.nrem++
 }
 
@@ -248,9 +321,9 @@ func (s *store) unlinkLocked(k Key, e *entry) {
 		return
 	}
 	s.nrem--
-	if m := s.byPub[k.Publisher]; m != nil {
-		delete(m, k)
-		if len(m) == 0 {
+	if ps := s.byPub[k.Publisher]; ps != nil {
+		delete(ps.es, e)
+		if len(ps.es) == 0 {
 			delete(s.byPub, k.Publisher)
 		}
 	}
@@ -263,16 +336,16 @@ func (s *store) unlinkLocked(k Key, e *entry) {
 func (s *store) evictFairLocked(newcomer lpeer.ID) bool {
 	var top lpeer.ID
 	most := 0
-	for pub, m := range s.byPub {
-		if len(m) > most || (len(m) == most && pub < top) {
-			top, most = pub, len(m)
+	for pub, ps := range s.byPub {
+		if len(ps.es) > most || (len(ps.es) == most && pub < top) {
+			top, most = pub, len(ps.es)
 		}
 	}
-	if most == 0 || top == newcomer || most <= len(s.byPub[newcomer])+1 {
+	if most == 0 || top == newcomer || most <= s.heldLocked(newcomer)+1 {
 		return false
 	}
 	var victim *entry
-	for _, e := range s.byPub[top] {
+	for e := range s.byPub[top].es {
 		if victim == nil || e.until.Before(victim.until) {
 			victim = e
 		}
@@ -379,7 +452,7 @@ func (s *store) query(q *Query, now time.Time, want int) []hit {
 		if i%256 == 255 && time.Now().After(deadline) {
 			break
 		}
-		if q.matches(&snap[i].e.ad) {
+		if q.matchesEntry(snap[i].e) {
 			top.offer(snap[i])
 		}
 	}
@@ -406,7 +479,7 @@ func (s *store) verified(raw []byte, now time.Time) (Advertisement, bool) {
 	if !ok || !e.ad.ValidUntil().After(now) {
 		return Advertisement{}, false
 	}
-	return e.ad, true
+	return e.advert(), true
 }
 
 func (s *store) get(k Key) (*entry, bool) {

@@ -54,7 +54,7 @@ func TestStoreEvictsFromTheLargestPublisher(t *testing.T) {
 	most := 0
 	for _, k := range sybils {
 		id, _ := lpeer.IDFromPrivateKey(k)
-		if n := len(s.byPub[id]); n > most {
+		if n := s.heldLocked(id); n > most {
 			top, most = k, n
 		}
 	}
