@@ -37,11 +37,11 @@ func rawChat(ctx context.Context, h host.Host, to peer.ID, f frame, handled func
 	}
 	defer str.Close()
 	defer func() {
-		for deadline := time.Now().Add(30 * time.Second); !handled() && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(patience); !handled() && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	_ = str.SetDeadline(time.Now().Add(20 * time.Second))
+	_ = str.SetDeadline(time.Now().Add(patience))
 	w, r := msgio.NewVarintWriter(str), msgio.NewVarintReaderSize(str, 1<<20)
 	hello := append([]byte{1, 0}, make([]byte, 16)...) // fHello, unreliable, sid
 	hello = binary.AppendUvarint(hello, 0)
