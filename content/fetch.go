@@ -390,6 +390,11 @@ func (d *download) wants(ss *downSession) bool {
 	return false
 }
 
+// relayStallTimeout is StallTimeout on a relayed connection: a circuit relay
+// that reaches its data limit (peer.RelayLimits.ConnData) stops forwarding,
+// and the download should reconnect soon to resume.
+const relayStallTimeout = 10 * time.Second
+
 // queueTime is how much data a download keeps requested from a provider,
 // in time at the provider's rate: enough to cover a round trip, not so much
 // that a slow provider sits on pieces others could send (Pipeline caps it).
@@ -774,7 +779,11 @@ func (ss *downSession) writeLoop(ctx context.Context, w *bufio.Writer) error {
 			d.mu.Lock()
 			waiting := len(ss.requested) > 0
 			d.mu.Unlock()
-			if idle := time.Since(time.Unix(0, ss.lastRecv.Load())); waiting && idle > s.stallTimeout {
+			limit := s.stallTimeout
+			if ss.relayed { // a relay past its data limit stalls the connection
+				limit = min(limit, relayStallTimeout)
+			}
+			if idle := time.Since(time.Unix(0, ss.lastRecv.Load())); waiting && idle > limit {
 				return fmt.Errorf("%w: nothing for %v", ErrStalled, idle.Round(time.Second))
 			}
 		}
