@@ -70,7 +70,7 @@ func (f *queryFixture) setup(ctx context.Context) (_ func() error, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if c := f.nw.edges[0].p.Host().Network().ConnsToPeer(sp.p.ID()); len(c) > 0 {
+	if c := f.nw.edges[0].p.Libp2p().Host.Network().ConnsToPeer(lp(sp.p.ID())); len(c) > 0 {
 		logf("    edges reach the super-peer over %s", c[0].RemoteMultiaddr())
 	}
 

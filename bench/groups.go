@@ -183,7 +183,7 @@ func (f *joinFixture) setup(ctx context.Context) (_ func() error, err error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("create: %w", err), f.nw.close())
 	}
-	creator.p.Host().SetStreamHandler(rrProto, rrServe)
+	creator.p.Libp2p().Host.SetStreamHandler(rrProto, rrServe)
 	return f.nw.close, nil
 }
 
@@ -196,7 +196,7 @@ func (f *joinFixture) fresh(ctx context.Context) (*pnode, error) {
 		return nil, err
 	}
 	logf("    fresh peer ready in %.0fms", ms(time.Since(start)))
-	if _, err := n.p.ConnectAddrs(ctx, f.nw.members[0].p.AddrInfo()); err != nil {
+	if _, err := n.p.Connect(ctx, f.nw.members[0].p.Addr()); err != nil {
 		return nil, errors.Join(fmt.Errorf("connect to the creator: %w", err), n.close())
 	}
 	if err := settle(ctx); err != nil {
@@ -253,7 +253,7 @@ func (f *joinFixture) baseRoundTrip(ctx context.Context) (_ float64, err error) 
 	}
 	defer func() { err = errors.Join(err, n.close()) }()
 	start := time.Now()
-	if err := roundTrip(ctx, n.p.Host(), f.nw.members[0].p.ID()); err != nil {
+	if err := roundTrip(ctx, n.p.Libp2p().Host, lp(f.nw.members[0].p.ID())); err != nil {
 		return 0, err
 	}
 	return ms(time.Since(start)), nil

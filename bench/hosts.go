@@ -17,6 +17,7 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 
 	jpeer "github.com/juxta-p2p/juxta/peer"
 )
@@ -51,10 +52,10 @@ func newJuxta(ctx context.Context, listen []string) (*node, error) {
 		return nil, err
 	}
 	return &node{
-		host:     p.Host(),
-		addrInfo: p.AddrInfo,
+		host:     p.Libp2p().Host,
+		addrInfo: func() lpeer.AddrInfo { return lpeer.AddrInfo{ID: p.Libp2p().Host.ID(), Addrs: p.Libp2p().Host.Addrs()} },
 		connect: func(ctx context.Context, ai lpeer.AddrInfo) error {
-			_, err := p.ConnectAddrs(ctx, ai)
+			_, err := p.Connect(ctx, jpeer.Addr{ID: jpeer.ID(ai.ID), Addrs: addrStrings(ai.Addrs)})
 			return err
 		},
 		close: p.Close,
@@ -162,3 +163,14 @@ func describe(s network.Stream) string {
 	}
 	return fmt.Sprintf("%s, security %s, muxer %s", c.RemoteMultiaddr(), st.Security, st.StreamMultiplexer)
 }
+
+func addrStrings(as []ma.Multiaddr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// lp is a juxta peer ID as libp2p's, for the raw-host baselines.
+func lp(id jpeer.ID) lpeer.ID { return lpeer.ID(id) }

@@ -119,7 +119,7 @@ func countFlood(ctx context.Context, n int) (c count, links int, err error) {
 	}
 	for _, l := range graph {
 		a, b := nw.edges[l[0]], nw.edges[l[1]]
-		if _, err := a.p.ConnectAddrs(ctx, b.p.AddrInfo()); err != nil {
+		if _, err := a.p.Connect(ctx, b.p.Addr()); err != nil {
 			return c, 0, fmt.Errorf("link %d-%d: %w", l[0], l[1], err)
 		}
 	}
@@ -129,7 +129,7 @@ func countFlood(ctx context.Context, n int) (c count, links int, err error) {
 		return c, 0, err
 	}
 	q := discovery.Query{Type: fileType, Attr: "name", Value: "far-*", TTL: discovery.MaxTTL, Sources: discovery.SourceFlood}
-	c, err = countRepeated(ctx, nw, nw.edges[0], q, pub.p.ID())
+	c, err = countRepeated(ctx, nw, nw.edges[0], q, lpeer.ID(pub.p.ID()))
 	return c, len(graph), err
 }
 
@@ -163,7 +163,7 @@ func countSuperPeers(ctx context.Context, nsp, n int) (sp, dht count, err error)
 		return sp, dht, err
 	}
 	q := discovery.Query{Type: fileType, Attr: "name", Value: "far-*", Sources: discovery.SourceSuperPeers}
-	if sp, err = countRepeated(ctx, nw, asker, q, pub.p.ID()); err != nil || nsp == 1 {
+	if sp, err = countRepeated(ctx, nw, asker, q, lpeer.ID(pub.p.ID())); err != nil || nsp == 1 {
 		return sp, dht, err
 	}
 
@@ -175,7 +175,7 @@ func countSuperPeers(ctx context.Context, nsp, n int) (sp, dht count, err error)
 	if err != nil {
 		return sp, dht, err
 	}
-	dht, err = countRepeated(ctx, nw, asker, q, pub.p.ID())
+	dht, err = countRepeated(ctx, nw, asker, q, lpeer.ID(pub.p.ID()))
 	return sp, dht, err
 }
 
@@ -242,7 +242,7 @@ func countQuery(ctx context.Context, nw *jnet, asker *jnode, q discovery.Query, 
 	if err != nil {
 		return c, err
 	}
-	if len(res) != 1 || res[0].Publisher != want {
+	if len(res) != 1 || lpeer.ID(res[0].Publisher) != want {
 		return c, fmt.Errorf("found %d advertisements, want the far one", len(res))
 	}
 	// Every forwarded request is answered before the answer that carries it,

@@ -68,7 +68,7 @@ func (f *pipeStreamFixture) setup(ctx context.Context) (_ func() error, err erro
 			})
 		}
 	})
-	f.a.p.Host().SetStreamHandler(sinkProto, sink)
+	f.a.p.Libp2p().Host.SetStreamHandler(sinkProto, sink)
 	return func() error {
 		err := f.l.Close()
 		f.wg.Wait()
@@ -99,7 +99,7 @@ func (f *pipeStreamFixture) juxta(ctx context.Context) (float64, error) {
 func (f *pipeStreamFixture) base(ctx context.Context) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	s, err := f.b.p.Host().NewStream(ctx, f.a.p.ID(), sinkProto)
+	s, err := f.b.p.Libp2p().Host.NewStream(ctx, lp(f.a.p.ID()), sinkProto)
 	if err != nil {
 		return 0, fmt.Errorf("new stream: %w", err)
 	}
@@ -182,12 +182,12 @@ func (f *msgRTTFixture) setup(ctx context.Context) (_ func() error, err error) {
 			})
 		}
 	})
-	f.a.p.Host().SetStreamHandler(msgEchoProto, msgEcho)
+	f.a.p.Libp2p().Host.SetStreamHandler(msgEchoProto, msgEcho)
 	cfg := pipes.MessageConfig{MaxMessage: maxMsg, Reliable: f.reliable}
 	if f.c, err = f.b.s.DialMessages(ctx, echoPipe, cfg); err != nil {
 		return nil, err
 	}
-	if f.s, err = f.b.p.Host().NewStream(ctx, f.a.p.ID(), msgEchoProto); err != nil {
+	if f.s, err = f.b.p.Libp2p().Host.NewStream(ctx, lp(f.a.p.ID()), msgEchoProto); err != nil {
 		return nil, fmt.Errorf("new stream: %w", err)
 	}
 	f.r, f.w = msgio.NewVarintReaderSize(f.s, maxMsg), msgio.NewVarintWriter(f.s)
@@ -294,7 +294,7 @@ func (f *msgBulkFixture) setup(ctx context.Context) (_ func() error, err error) 
 		return nil, errors.Join(err, f.close())
 	}
 	f.raw = make(chan bulkDone, 1)
-	f.a.p.Host().SetStreamHandler(msgSinkProto, func(s network.Stream) {
+	f.a.p.Libp2p().Host.SetStreamHandler(msgSinkProto, func(s network.Stream) {
 		defer s.Close()
 		r := msgio.NewVarintReaderSize(s, maxMsg)
 		var d bulkDone
@@ -373,7 +373,7 @@ func (f *msgBulkFixture) juxta(ctx context.Context) (_ float64, err error) {
 func (f *msgBulkFixture) base(ctx context.Context) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	s, err := f.b.p.Host().NewStream(ctx, f.a.p.ID(), msgSinkProto)
+	s, err := f.b.p.Libp2p().Host.NewStream(ctx, lp(f.a.p.ID()), msgSinkProto)
 	if err != nil {
 		return 0, fmt.Errorf("new stream: %w", err)
 	}

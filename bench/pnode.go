@@ -84,7 +84,7 @@ func pnodePair(ctx context.Context, cfg jpeer.Config) (a, b *pnode, closeBoth fu
 		return nil, nil, nil, errors.Join(err, a.close())
 	}
 	closeBoth = func() error { return errors.Join(b.close(), a.close()) }
-	if _, err := b.p.ConnectAddrs(ctx, a.p.AddrInfo()); err != nil {
+	if _, err := b.p.Connect(ctx, a.p.Addr()); err != nil {
 		return nil, nil, nil, errors.Join(fmt.Errorf("connect: %w", err), closeBoth())
 	}
 	return a, b, closeBoth, nil
@@ -147,7 +147,7 @@ func (nw *pnet) links() [][2]int {
 	var out [][2]int
 	for i, a := range nw.members {
 		for j := i + 1; j < len(nw.members); j++ {
-			if a.p.Host().Network().Connectedness(nw.members[j].p.ID()) == network.Connected {
+			if a.p.Libp2p().Host.Network().Connectedness(lp(nw.members[j].p.ID())) == network.Connected {
 				out = append(out, [2]int{i, j})
 			}
 		}

@@ -40,11 +40,11 @@ func TestAllowContent(t *testing.T) {
 	mu.Unlock()
 	b := newNode(t, nil)
 	out := t.TempDir()
-	if _, err := b.s.Fetch(ctx, pub.ID, filepath.Join(out, "public"), WithProviders(prov.p.AddrInfo()), OnlyProviders()); err != nil {
+	if _, err := b.s.Fetch(ctx, pub.ID, filepath.Join(out, "public"), WithProviders(prov.p.Addr()), OnlyProviders()); err != nil {
 		t.Fatalf("allowed content: %v", err)
 	}
 	sameFile(t, filepath.Join(dir, "public"), filepath.Join(out, "public"))
-	_, err = b.s.Fetch(ctx, sec.ID, filepath.Join(out, "secret"), WithProviders(prov.p.AddrInfo()), OnlyProviders())
+	_, err = b.s.Fetch(ctx, sec.ID, filepath.Join(out, "secret"), WithProviders(prov.p.Addr()), OnlyProviders())
 	if !errors.Is(err, ErrNoProviders) || !errors.Is(err, ErrDenied) {
 		t.Fatalf("refused content: err %v, want ErrNoProviders and ErrDenied", err)
 	}

@@ -42,7 +42,7 @@ func benchTransfer(b *testing.B, transport string) {
 		b.SetBytes(size)
 		for i := 0; i < b.N; i++ {
 			dst := filepath.Join(out, "fetch")
-			if _, err := c.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.AddrInfo()), OnlyProviders()); err != nil {
+			if _, err := c.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.Addr()), OnlyProviders()); err != nil {
 				b.Fatal(err)
 			}
 			b.StopTimer()
@@ -69,7 +69,7 @@ func benchTransfer(b *testing.B, transport string) {
 		}
 	})
 	b.Run("raw-stream", func(b *testing.B) {
-		a.p.Host().SetStreamHandler("/bench/raw", func(s network.Stream) {
+		a.p.Libp2p().Host.SetStreamHandler("/bench/raw", func(s network.Stream) {
 			defer s.Close()
 			f, err := os.Open(src)
 			if err != nil {
@@ -79,10 +79,10 @@ func benchTransfer(b *testing.B, transport string) {
 			defer f.Close()
 			io.Copy(s, f)
 		})
-		defer a.p.Host().RemoveStreamHandler("/bench/raw")
+		defer a.p.Libp2p().Host.RemoveStreamHandler("/bench/raw")
 		b.SetBytes(size)
 		for i := 0; i < b.N; i++ {
-			s, err := c.p.Host().NewStream(ctx, a.p.ID(), "/bench/raw")
+			s, err := c.p.Libp2p().Host.NewStream(ctx, lp(a.p.ID()), "/bench/raw")
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -49,7 +49,7 @@
 // # Events
 //
 // Subscribe delivers Progress events (bytes, pieces, providers with their
-// rates, ETA) under juxta's one event contract (internal/eventbus): never
+// rates, ETA) under juxta's one event contract (package event): never
 // blocking the publisher, in order, closed with the subscription.
 //
 // # JXTA, BitTorrent and libp2p

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/juxta-p2p/juxta/internal/eventbus"
+	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -67,15 +67,12 @@ func (Progress) isEvent() {}
 // operation (apart from the last).
 const ProgressInterval = 200 * time.Millisecond
 
-// Subscription delivers events; see Subscribe.
-type Subscription = eventbus.Sub[Event]
-
 // Subscribe returns the service's events under juxta's one event contract:
 // each subscriber has its own buffered channel (buffer, or a default when
 // <= 0); publishing never blocks, and a full buffer drops the event for that
 // subscriber only (Dropped counts them); events arrive in order; the channel
 // closes when ctx ends, Cancel is called or the service closes.
-func (s *Service) Subscribe(ctx context.Context, buffer int) *Subscription {
+func (s *Service) Subscribe(ctx context.Context, buffer int) *event.Subscription[Event] {
 	return s.bus.Subscribe(ctx, buffer)
 }
 

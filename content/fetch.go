@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -23,13 +24,13 @@ import (
 type FetchOption func(*fetchOpts)
 
 type fetchOpts struct {
-	providers []peer.AddrInfo
+	providers []peer.Addr
 	name      string
 	onlyHints bool
 }
 
 // WithProviders names providers to ask first; their addresses are hints.
-func WithProviders(ais ...peer.AddrInfo) FetchOption {
+func WithProviders(ais ...peer.Addr) FetchOption {
 	return func(o *fetchOpts) { o.providers = append(o.providers, ais...) }
 }
 
@@ -138,7 +139,7 @@ func (s *Service) copyLocal(info Info, dst string) (Info, error) {
 }
 
 type cand struct {
-	ai      peer.AddrInfo
+	ai      peer.Addr
 	active  bool
 	fails   int
 	retryAt time.Time
@@ -167,7 +168,7 @@ func (d *download) run(ctx context.Context, o fetchOpts) (Info, error) {
 			return Info{}, err
 		}
 	}
-	found := make(chan peer.AddrInfo)
+	found := make(chan peer.Addr)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -204,7 +205,7 @@ func (d *download) run(ctx context.Context, o fetchOpts) (Info, error) {
 			c.active = true
 			active++
 			wg.Add(1)
-			go func(ai peer.AddrInfo) {
+			go func(ai peer.Addr) {
 				defer wg.Done()
 				ss := &downSession{d: d, peer: ai.ID, wake: make(chan struct{}, 1), requested: map[int]struct{}{}}
 				err := ss.run(ctx, ai)
@@ -240,7 +241,7 @@ func (d *download) run(ctx context.Context, o fetchOpts) (Info, error) {
 				found = nil
 				continue
 			}
-			if ai.ID == s.h.ID() {
+			if ai.ID == s.p.ID() {
 				continue
 			}
 			if c := cands[ai.ID]; c != nil {
@@ -334,9 +335,9 @@ func (d *download) publish(start time.Time, meters map[peer.ID]*meter, total *me
 
 // find sends providers to out: the hints first, then discovery's and the
 // DHT's, and closes out.
-func (d *download) find(ctx context.Context, o fetchOpts, out chan<- peer.AddrInfo) {
+func (d *download) find(ctx context.Context, o fetchOpts, out chan<- peer.Addr) {
 	defer close(out)
-	send := func(ai peer.AddrInfo) bool {
+	send := func(ai peer.Addr) bool {
 		select {
 		case out <- ai:
 			return true
@@ -455,23 +456,23 @@ type pieceMsg struct {
 
 // run opens a stream to the provider and fetches until the download is done
 // or the stream fails.
-func (ss *downSession) run(ctx context.Context, ai peer.AddrInfo) error {
+func (ss *downSession) run(ctx context.Context, ai peer.Addr) error {
 	d, s := ss.d, ss.d.s
 	if !s.allowed(ai.ID) {
 		return ErrDenied
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if len(s.h.Network().ConnsToPeer(ai.ID)) == 0 {
+	if len(s.h.Network().ConnsToPeer(lpeer.ID(ai.ID))) == 0 {
 		cctx, ccancel := context.WithTimeout(ctx, time.Minute)
-		_, err := s.p.ConnectAddrs(cctx, ai)
+		_, err := s.p.Connect(cctx, ai)
 		ccancel()
 		if err != nil {
 			return err
 		}
 	}
 	ss.relayed = s.p.PathTo(ai.ID) == peer.PathRelayed
-	str, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "content"), ai.ID, ProtocolID)
+	str, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "content"), lpeer.ID(ai.ID), ProtocolID)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func TestFetchOneProvider(t *testing.T) {
 			t.Fatal(err)
 		}
 		dst := filepath.Join(t.TempDir(), "out")
-		got, err := b.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.AddrInfo()), OnlyProviders())
+		got, err := b.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.Addr()), OnlyProviders())
 		if err != nil {
 			t.Fatalf("size %d: %v", n, err)
 		}
@@ -49,7 +49,7 @@ func TestFetchRoundTrip100MiB(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "big")
-	if _, err := b.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.AddrInfo()), OnlyProviders()); err != nil {
+	if _, err := b.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.Addr()), OnlyProviders()); err != nil {
 		t.Fatal(err)
 	}
 	sameFile(t, src, dst)
@@ -74,7 +74,7 @@ func TestLiarIsBannedAndPiecesComeFromElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "out")
-	_, err = b.s.Fetch(ctx, info.ID, dst, WithProviders(liar.p.AddrInfo(), honest.p.AddrInfo()), OnlyProviders())
+	_, err = b.s.Fetch(ctx, info.ID, dst, WithProviders(liar.p.Addr(), honest.p.Addr()), OnlyProviders())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestOnlyLiarFailsNamingID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.s.Fetch(ctx, info.ID, filepath.Join(t.TempDir(), "out"), WithProviders(liar.p.AddrInfo()), OnlyProviders())
+	_, err = b.s.Fetch(ctx, info.ID, filepath.Join(t.TempDir(), "out"), WithProviders(liar.p.Addr()), OnlyProviders())
 	if err == nil {
 		t.Fatal("fetch from a liar succeeded")
 	}
@@ -114,7 +114,7 @@ func TestOnlyLiarFailsNamingID(t *testing.T) {
 func TestFetchUnknownID(t *testing.T) {
 	ctx := testCtx(t)
 	a, b := newNode(t, nil), newNode(t, nil)
-	_, err := b.s.Fetch(ctx, ID{9}, filepath.Join(t.TempDir(), "x"), WithProviders(a.p.AddrInfo()), OnlyProviders())
+	_, err := b.s.Fetch(ctx, ID{9}, filepath.Join(t.TempDir(), "x"), WithProviders(a.p.Addr()), OnlyProviders())
 	if !errors.Is(err, ErrNotFound) || !errors.Is(err, ErrNoProviders) {
 		t.Fatalf("error %v, want ErrNotFound within ErrNoProviders", err)
 	}
@@ -122,7 +122,7 @@ func TestFetchUnknownID(t *testing.T) {
 	if !errors.Is(err, ErrNoProviders) {
 		t.Fatalf("error %v, want ErrNoProviders", err)
 	}
-	_ = peer.AddrInfo{}
+	_ = peer.Addr{}
 }
 
 func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && index(s, sub) >= 0) }

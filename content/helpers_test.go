@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/juxta-p2p/juxta/internal/leaktest"
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -93,3 +97,24 @@ func sameFile(t testing.TB, a, b string) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// lpAddr is a juxta peer address as libp2p's, for tests that drive a raw host.
+func lpAddr(a peer.Addr) lpeer.AddrInfo {
+	ai := lpeer.AddrInfo{ID: lpeer.ID(a.ID)}
+	for _, s := range a.Addrs {
+		ai.Addrs = append(ai.Addrs, ma.StringCast(s))
+	}
+	return ai
+}
+
+// jAddr is a raw host's address as juxta's.
+func jAddr(h host.Host) peer.Addr {
+	a := peer.Addr{ID: peer.ID(h.ID())}
+	for _, m := range h.Addrs() {
+		a.Addrs = append(a.Addrs, m.String())
+	}
+	return a
+}
+
+// lp is a juxta peer ID as libp2p's.
+func lp(id peer.ID) lpeer.ID { return lpeer.ID(id) }

@@ -13,8 +13,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
-
-	"github.com/juxta-p2p/juxta/peer"
 )
 
 func rawHost(t *testing.T) host.Host {
@@ -30,10 +28,10 @@ func rawHost(t *testing.T) host.Host {
 func rawStream(t *testing.T, h host.Host, to *node) network.Stream {
 	t.Helper()
 	ctx := testCtx(t)
-	if err := h.Connect(ctx, to.p.AddrInfo()); err != nil {
+	if err := h.Connect(ctx, lpAddr(to.p.Addr())); err != nil {
 		t.Fatal(err)
 	}
-	s, err := h.NewStream(ctx, to.p.ID(), protocol.ID(ProtocolID))
+	s, err := h.NewStream(ctx, lp(to.p.ID()), protocol.ID(ProtocolID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +113,7 @@ func TestHostileDownloaders(t *testing.T) {
 	})
 	// The service still serves an honest peer.
 	b := newNode(t, nil)
-	if _, err := b.s.Fetch(ctx, info.ID, filepath.Join(t.TempDir(), "x"), WithProviders(a.p.AddrInfo()), OnlyProviders()); err != nil {
+	if _, err := b.s.Fetch(ctx, info.ID, filepath.Join(t.TempDir(), "x"), WithProviders(a.p.Addr()), OnlyProviders()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -188,7 +186,7 @@ func TestHostileProviders(t *testing.T) {
 			b.s.stallTimeout = time.Second
 			id, _, _ := hashContent(ctx, bytesReader(content), int64(len(content)), nil)
 			_, err := b.s.Fetch(ctx, id, filepath.Join(t.TempDir(), "x"),
-				WithProviders(peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}), OnlyProviders())
+				WithProviders(jAddr(h)), OnlyProviders())
 			if err == nil || !errors.Is(err, ErrNoProviders) {
 				t.Fatalf("fetch from a hostile provider: %v", err)
 			}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/juxta-p2p/juxta/peer"
@@ -52,7 +51,7 @@ type Link struct {
 	// Name is a suggested file name (no directories); may be empty.
 	Name string
 	// Providers are peers to ask first; their addresses are hints.
-	Providers []peer.AddrInfo
+	Providers []peer.Addr
 }
 
 // String encodes the link. Providers beyond MaxLinkProviders, addresses beyond
@@ -77,7 +76,11 @@ func (l Link) String() string {
 			addrs = addrs[:MaxLinkAddrs]
 		}
 		p = binary.AppendUvarint(p, uint64(len(addrs)))
-		for _, a := range addrs {
+		for _, s := range addrs {
+			a, err := ma.NewMultiaddr(s)
+			if err != nil {
+				continue // not an address: a hint lost, nothing else
+			}
 			b := a.Bytes()
 			p = binary.AppendUvarint(p, uint64(len(b)))
 			p = append(p, b...)
@@ -222,30 +225,30 @@ func (r *fieldReader) count(what string, limit int) (int, error) {
 	return int(n), nil
 }
 
-func (r *fieldReader) addrInfo(what string) (peer.AddrInfo, error) {
+func (r *fieldReader) addrInfo(what string) (peer.Addr, error) {
 	idb, err := r.bytes(what+" ID", 128)
 	if err != nil {
-		return peer.AddrInfo{}, err
+		return peer.Addr{}, err
 	}
-	id, err := lpeer.IDFromBytes(idb)
+	id, err := peer.IDFromBytes(idb)
 	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("%w: %s ID: %v", ErrLinkField, what, err)
+		return peer.Addr{}, fmt.Errorf("%w: %s ID: %v", ErrLinkField, what, err)
 	}
-	ai := peer.AddrInfo{ID: id}
+	ai := peer.Addr{ID: id}
 	k, err := r.count(what+" address count", MaxLinkAddrs)
 	if err != nil {
-		return peer.AddrInfo{}, err
+		return peer.Addr{}, err
 	}
 	for j := range k {
 		ab, err := r.bytes(fmt.Sprintf("%s address %d", what, j), 512)
 		if err != nil {
-			return peer.AddrInfo{}, err
+			return peer.Addr{}, err
 		}
 		a, err := ma.NewMultiaddrBytes(ab)
 		if err != nil {
-			return peer.AddrInfo{}, fmt.Errorf("%w: %s address %d: %v", ErrLinkField, what, j, err)
+			return peer.Addr{}, fmt.Errorf("%w: %s address %d: %v", ErrLinkField, what, j, err)
 		}
-		ai.Addrs = append(ai.Addrs, a)
+		ai.Addrs = append(ai.Addrs, a.String())
 	}
 	return ai, nil
 }

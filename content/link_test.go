@@ -5,21 +5,19 @@ import (
 	"strings"
 	"testing"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"lukechampine.com/blake3"
 
 	"github.com/juxta-p2p/juxta/peer"
 )
 
 func testLink(t testing.TB) Link {
-	id, err := lpeer.Decode("12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf")
+	id, err := peer.ParseID("12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return Link{
 		ID: ID(blake3.Sum256([]byte("x"))), Size: 123456789, Name: "holiday photos.tar",
-		Providers: []peer.AddrInfo{{ID: id, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/4001")}}},
+		Providers: []peer.Addr{{ID: id, Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}},
 	}
 }
 
@@ -34,7 +32,7 @@ func TestLinkRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.ID != l.ID || got.Size != l.Size || got.Name != l.Name || len(got.Providers) != 1 ||
-		got.Providers[0].ID != l.Providers[0].ID || !got.Providers[0].Addrs[0].Equal(l.Providers[0].Addrs[0]) {
+		got.Providers[0].ID != l.Providers[0].ID || got.Providers[0].Addrs[0] != l.Providers[0].Addrs[0] {
 		t.Fatalf("round trip: %+v, want %+v", got, l)
 	}
 }

@@ -23,7 +23,7 @@ func (s *Service) Provide(ctx context.Context, id ID) error {
 	if err != nil {
 		return err
 	}
-	if d := s.p.Routing(); d.RoutingTable().Size() > 0 {
+	if d := s.p.Libp2p().Routing; d.RoutingTable().Size() > 0 {
 		if err := d.Provide(ctx, id.CID(), true); err != nil {
 			return fmt.Errorf("content: provide %s: %w", id, err)
 		}
@@ -67,7 +67,7 @@ func (s *Service) startAnnounce(id ID, name string) {
 		t := s.clock.NewTicker(s.cfg.ReprovideInterval)
 		defer t.Stop()
 		for {
-			if d := s.p.Routing(); d.RoutingTable().Size() > 0 {
+			if d := s.p.Libp2p().Routing; d.RoutingTable().Size() > 0 {
 				pctx, pcancel := context.WithTimeout(ctx, time.Minute)
 				if err := d.Provide(pctx, id.CID(), true); err != nil {
 					s.log.Debug("DHT provide failed", "id", id, "err", err)
@@ -100,28 +100,32 @@ func (s *Service) unannounce(ctx context.Context, id ID) {
 
 // findProviders feeds send with providers from discovery and the DHT until
 // both are exhausted, ctx ends or send returns false.
-func (s *Service) findProviders(ctx context.Context, id ID, send func(peer.AddrInfo) bool) {
-	self := s.h.ID()
+func (s *Service) findProviders(ctx context.Context, id ID, send func(peer.Addr) bool) {
+	self := s.p.ID()
 	if disc := s.cfg.Discovery; disc != nil {
 		q := discovery.Query{Type: TypeContent, Attr: "cid", Value: id.String(), Limit: 50}
 		for r, err := range disc.Find(ctx, q) {
 			if err != nil || r.Publisher == self {
 				continue
 			}
-			if !send(peer.AddrInfo{ID: r.Publisher}) {
+			if !send(peer.Addr{ID: r.Publisher}) {
 				return
 			}
 		}
 	}
-	d := s.p.Routing()
+	d := s.p.Libp2p().Routing
 	if d.RoutingTable().Size() == 0 {
 		return
 	}
 	for ai := range d.FindProvidersAsync(ctx, id.CID(), 20) {
-		if ai.ID == self {
+		if peer.ID(ai.ID) == self {
 			continue
 		}
-		if !send(ai) {
+		a := peer.Addr{ID: peer.ID(ai.ID)}
+		for _, m := range ai.Addrs {
+			a.Addrs = append(a.Addrs, m.String())
+		}
+		if !send(a) {
 			return
 		}
 	}

@@ -31,7 +31,7 @@ func TestUploadCap(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		_, err := b.s.Fetch(ctx, info.ID, filepath.Join(t.TempDir(), "out"), WithProviders(a.p.AddrInfo()), OnlyProviders())
+		_, err := b.s.Fetch(ctx, info.ID, filepath.Join(t.TempDir(), "out"), WithProviders(a.p.Addr()), OnlyProviders())
 		errc <- err
 	}()
 	for a.s.Uploaded() < capRate { // past the start and the first burst

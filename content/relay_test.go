@@ -35,7 +35,7 @@ func relayed(t *testing.T, connData int64) (prov, dl *node) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, _, err := dl.p.ConnectInvite(ctx, prov.p.Invite()); err != nil {
+	if _, err := dl.p.Connect(ctx, prov.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	if path := dl.p.PathTo(prov.p.ID()); path != peer.PathRelayed {
@@ -59,7 +59,7 @@ func testRelayOnly(t *testing.T, connData int64, size int) {
 	}
 	dst := filepath.Join(t.TempDir(), "out")
 	start := time.Now()
-	_, err = dl.s.Fetch(ctx, info.ID, dst, WithProviders(peer.AddrInfo{ID: prov.p.ID()}), OnlyProviders())
+	_, err = dl.s.Fetch(ctx, info.ID, dst, WithProviders(peer.Addr{ID: prov.p.ID()}), OnlyProviders())
 	switch {
 	case err == nil:
 		sameFile(t, src, dst)

@@ -104,7 +104,7 @@ func TestResumeAfterKill9(t *testing.T) {
 
 	// Restart: a new peer on the same directory fetches into the same file.
 	b := newNode(t, func(c *Config) { c.Dir = dir })
-	if _, err := b.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.AddrInfo()), OnlyProviders()); err != nil {
+	if _, err := b.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.Addr()), OnlyProviders()); err != nil {
 		t.Fatal(err)
 	}
 	sameFile(t, src, dst)

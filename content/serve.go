@@ -271,7 +271,7 @@ func refuse(str network.Stream, code byte, msg string) {
 }
 
 func (s *Service) serve(str network.Stream) error {
-	remote := str.Conn().RemotePeer()
+	remote := peer.ID(str.Conn().RemotePeer())
 	if !s.allowed(remote) || s.noServe {
 		refuse(str, codeDenied, "not allowed")
 		return fmt.Errorf("%w: %w", errRefused, ErrDenied)

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/juxta-p2p/juxta/discovery"
-	"github.com/juxta-p2p/juxta/internal/eventbus"
+	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -110,7 +110,7 @@ type Service struct {
 	log   *slog.Logger
 	st    *store
 	tmp   bool // st.dir is a temporary directory, removed by Close
-	bus   *eventbus.Bus[Event]
+	bus   *event.Bus[Event]
 	clock clock
 
 	upAll, downAll *rate.Limiter // nil when uncapped
@@ -151,8 +151,8 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	}
 	cfg.defaults()
 	s := &Service{
-		cfg: cfg, p: cfg.Peer, h: cfg.Peer.Host(), log: cfg.Logger.With("svc", "content"),
-		bus: eventbus.New[Event](), clock: realClock{},
+		cfg: cfg, p: cfg.Peer, h: cfg.Peer.Libp2p().Host, log: cfg.Logger.With("svc", "content"),
+		bus: event.New[Event](), clock: realClock{},
 		swarms: map[ID]*swarm{}, downloads: map[ID]*download{}, banned: map[peer.ID]time.Time{},
 		peerUp: map[peer.ID]*rate.Limiter{}, peerDown: map[peer.ID]*rate.Limiter{},
 		announced: map[ID]context.CancelFunc{}, stallTimeout: StallTimeout,
@@ -405,7 +405,7 @@ func (s *Service) Link(id ID) (Link, error) {
 	if err != nil {
 		return Link{}, err
 	}
-	return Link{ID: id, Size: info.Size, Name: info.Name, Providers: []peer.AddrInfo{s.p.AddrInfo()}}, nil
+	return Link{ID: id, Size: info.Size, Name: info.Name, Providers: []peer.Addr{s.p.Addr()}}, nil
 }
 
 func (s *Service) allowed(id peer.ID) bool {

@@ -37,7 +37,7 @@ func TestAddRehashesChangedFile(t *testing.T) {
 	}
 	// A downloader asking for the old ID is told it is stale, not fed bad data.
 	b := newNode(t, nil)
-	_, err = b.s.Fetch(ctx, first.ID, filepath.Join(t.TempDir(), "x"), WithProviders(a.p.AddrInfo()), OnlyProviders())
+	_, err = b.s.Fetch(ctx, first.ID, filepath.Join(t.TempDir(), "x"), WithProviders(a.p.Addr()), OnlyProviders())
 	if err == nil {
 		t.Fatal("fetched content whose file changed")
 	}
@@ -91,7 +91,7 @@ func TestFetchIntoServiceAndProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := b.s.Subscribe(ctx, 1024)
-	got, err := b.s.Fetch(ctx, info.ID, "", WithProviders(a.p.AddrInfo()), OnlyProviders())
+	got, err := b.s.Fetch(ctx, info.ID, "", WithProviders(a.p.Addr()), OnlyProviders())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,10 +126,10 @@ func TestAllowScopesServingAndFetching(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := member.s.Fetch(ctx, info.ID, "", WithProviders(a.p.AddrInfo()), OnlyProviders()); err != nil {
+	if _, err := member.s.Fetch(ctx, info.ID, "", WithProviders(a.p.Addr()), OnlyProviders()); err != nil {
 		t.Fatal(err)
 	}
-	_, err = outsider.s.Fetch(ctx, info.ID, "", WithProviders(a.p.AddrInfo()), OnlyProviders())
+	_, err = outsider.s.Fetch(ctx, info.ID, "", WithProviders(a.p.Addr()), OnlyProviders())
 	if !errors.Is(err, ErrDenied) {
 		t.Fatalf("outsider fetch: %v, want ErrDenied", err)
 	}
@@ -138,7 +138,7 @@ func TestAllowScopesServingAndFetching(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := member.s.Fetch(ctx, other.ID, "", WithProviders(outsider.p.AddrInfo()), OnlyProviders()); !errors.Is(err, ErrDenied) {
+	if _, err := member.s.Fetch(ctx, other.ID, "", WithProviders(outsider.p.Addr()), OnlyProviders()); !errors.Is(err, ErrDenied) {
 		t.Fatalf("fetch from a non-member: %v, want ErrDenied", err)
 	}
 }

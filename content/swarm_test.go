@@ -30,9 +30,9 @@ func TestSwarmLeechersServeEachOther(t *testing.T) {
 	for range 4 {
 		leechers = append(leechers, newNode(t, func(c *Config) { c.NoAnnounce = false }))
 	}
-	hints := []peer.AddrInfo{seed.p.AddrInfo()}
+	hints := []peer.Addr{seed.p.Addr()}
 	for _, l := range leechers {
-		hints = append(hints, l.p.AddrInfo())
+		hints = append(hints, l.p.Addr())
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(leechers))
@@ -92,9 +92,9 @@ func TestSwarmWithFreeRider(t *testing.T) {
 		nodes = append(nodes, newNode(t, func(c *Config) { c.UploadRate, c.UploadSlots = uplink, 1 }))
 	}
 	nodes[6].s.noServe = true // the free-rider
-	hints := []peer.AddrInfo{seed.p.AddrInfo()}
+	hints := []peer.Addr{seed.p.Addr()}
 	for _, n := range nodes {
-		hints = append(hints, n.p.AddrInfo())
+		hints = append(hints, n.p.Addr())
 	}
 	start := time.Now()
 	took := make([]time.Duration, len(nodes))

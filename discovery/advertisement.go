@@ -12,6 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
+
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 // Well-known advertisement types. Applications define their own, such as
@@ -82,7 +84,7 @@ type Advertisement struct {
 	// Set by Publish, and verified on receipt.
 
 	// Publisher is the peer that signed it.
-	Publisher lpeer.ID
+	Publisher peer.ID
 	// Seq orders versions of one advertisement: a higher Seq replaces a lower.
 	Seq uint64
 	// Issued is when it was signed.
@@ -92,7 +94,7 @@ type Advertisement struct {
 // Key identifies an advertisement across versions.
 type Key struct {
 	Scope, Type, ID string
-	Publisher       lpeer.ID
+	Publisher       peer.ID
 }
 
 // Key returns the advertisement's identity across versions.
@@ -166,14 +168,14 @@ func (r *adRecord) UnmarshalRecord(b []byte) error {
 	if err != nil || !bytes.Equal(again, b) {
 		return errors.New("advertisement is not in canonical form")
 	}
-	pub, err := lpeer.IDFromBytes(w.Publisher)
+	pub, err := peer.IDFromBytes(w.Publisher)
 	if err != nil {
 		return fmt.Errorf("publisher: %w", err)
 	}
 	r.ad = Advertisement{
 		Type: w.Type, ID: w.ID, Scope: w.Scope, Attrs: w.Attrs, Body: w.Body,
 		Lifetime: time.Duration(w.Lifetime) * time.Millisecond, Expiration: time.Duration(w.Expiration) * time.Millisecond,
-		Publisher: pub, Seq: w.Seq, Issued: time.UnixMilli(w.Issued),
+		Publisher: peer.ID(pub), Seq: w.Seq, Issued: time.UnixMilli(w.Issued),
 	}
 	return nil
 }
@@ -275,7 +277,7 @@ func Verify(b []byte, now time.Time) (Advertisement, error) {
 		return Advertisement{}, reject(DropMalformed, ErrRejected, "payload type %q", env.PayloadType)
 	}
 	ad := r.ad
-	if !ad.Publisher.MatchesPublicKey(env.PublicKey) {
+	if !lpeer.ID(ad.Publisher).MatchesPublicKey(env.PublicKey) {
 		signer, _ := lpeer.IDFromPublicKey(env.PublicKey)
 		return Advertisement{}, reject(DropWrongPublisher, ErrRejected, "signed by %s, claims publisher %s", signer, ad.Publisher)
 	}

@@ -43,16 +43,16 @@ func rawHost(t *testing.T) (host.Host, crypto.PrivKey) {
 
 func rawConnect(t *testing.T, h host.Host, to *node) {
 	t.Helper()
-	if err := h.Connect(testCtx(t), to.p.AddrInfo()); err != nil {
+	if err := h.Connect(testCtx(t), lpAddr(to.p.Addr())); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // rawCall sends one request from h and returns the frames answered.
-func rawCall(ctx context.Context, h host.Host, to lpeer.ID, req request) ([]response, error) {
+func rawCall(ctx context.Context, h host.Host, to peer.ID, req request) ([]response, error) {
 	ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 	defer cancel()
-	s, err := h.NewStream(ctx, to, ProtocolID)
+	s, err := h.NewStream(ctx, lpeer.ID(to), ProtocolID)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func TestAttackHugeQueryIDs(t *testing.T) {
 		t.Errorf("seen holds %d IDs, bound %d", n, maxSeen)
 	}
 	for i := range maxLimiters + 100 {
-		sp.d.limiter(lpeer.ID(fmt.Sprint("peer-", i)))
+		sp.d.limiter(peer.ID(fmt.Sprint("peer-", i)))
 	}
 	if n := sp.d.limits.Len(); n != maxLimiters {
 		t.Errorf("%d limiters, bound %d", n, maxLimiters)
@@ -286,7 +286,7 @@ func TestAttackFakeSuperPeer(t *testing.T) {
 	fake.SetStreamHandler(protocol.ID("/libp2p/circuit/relay/0.2.0/hop"), func(s network.Stream) { s.Reset() })
 	rawConnect(t, fake, sp)
 	eventually(t, "sp to learn the fake's protocols", func() bool {
-		ok, _ := sp.p.Host().Peerstore().SupportsProtocols(fake.ID(), "/libp2p/circuit/relay/0.2.0/hop", ProtocolID)
+		ok, _ := sp.p.Libp2p().Host.Peerstore().SupportsProtocols(fake.ID(), "/libp2p/circuit/relay/0.2.0/hop", ProtocolID)
 		return len(ok) == 2
 	})
 	far := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true}, trusted)
@@ -383,7 +383,7 @@ func TestAttackMillionAdsOnePublisher(t *testing.T) {
 	h, key := rawHost(t)
 	rawConnect(t, h, sp)
 	t0 := time.Now()
-	ads := floodSign(t, key, h.ID(), 2*quota)
+	ads := floodSign(t, key, peer.ID(h.ID()), 2*quota)
 	t.Logf("signed %d advertisements in %v", len(ads), time.Since(t0).Round(time.Millisecond))
 	rssBefore := freeRSS(t)
 
@@ -430,7 +430,7 @@ func TestAttackMillionAdsOnePublisher(t *testing.T) {
 	elapsed := time.Since(start)
 	close(stop)
 	hw.Wait()
-	held := sp.d.store.held(h.ID())
+	held := sp.d.store.held(peer.ID(h.ID()))
 	growth := maxRSS.Load() - rssBefore
 	t.Logf("pushed %d in %v (%.0f/s): accepted %d, held %d (quota %d), quota drops %d; super-peer RSS peak +%.1f MiB (%.1f → %.1f MiB)",
 		pushed.Load(), elapsed.Round(time.Millisecond), float64(pushed.Load())/elapsed.Seconds(), accepted.Load(), held, quota,

@@ -8,7 +8,7 @@ import (
 	"net"
 	"time"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 // PublishBatch publishes ads as Publish does each, in one exchange per
@@ -74,7 +74,7 @@ func (s *Service) publishMany(ctx context.Context, ads []Advertisement, rebuild 
 // pushAll sends raws to every connected super-peer, in batches.
 func (c *core) pushAll(ctx context.Context, raws [][]byte) {
 	for _, sp := range c.p.ConnectedSuperPeers() {
-		if sp != c.host.ID() {
+		if sp != c.p.ID() {
 			c.pushTo(ctx, sp, raws)
 		}
 	}
@@ -101,7 +101,7 @@ func batches(raws [][]byte) [][][]byte {
 
 // pushTo publishes raws to one super-peer in batches; refusals are counted
 // and logged, and tried again at the next republish.
-func (c *core) pushTo(ctx context.Context, sp lpeer.ID, raws [][]byte) {
+func (c *core) pushTo(ctx context.Context, sp peer.ID, raws [][]byte) {
 	for _, b := range batches(raws) {
 		err := c.call(ctx, sp, request{Op: opPublish, Ads: b}, func(*response) error { return nil })
 		if err != nil {
@@ -116,7 +116,7 @@ func (c *core) pushTo(ctx context.Context, sp lpeer.ID, raws [][]byte) {
 
 // refreshTo asks one super-peer to extend its copies of raws by digest, then
 // publishes in full those it lacks.
-func (c *core) refreshTo(ctx context.Context, sp lpeer.ID, raws [][]byte) {
+func (c *core) refreshTo(ctx context.Context, sp peer.ID, raws [][]byte) {
 	var missing [][]byte
 	for len(raws) > 0 {
 		n := min(len(raws), MaxRefreshBatch)

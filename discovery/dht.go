@@ -7,8 +7,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 // MaxDHTValue bounds the attribute values announced in the DHT.
@@ -41,7 +42,7 @@ func (c *core) provideMany(ads []Advertisement) {
 	if len(keys) == 0 {
 		return
 	}
-	d := c.p.Routing()
+	d := c.p.Libp2p().Routing
 	c.mu.Lock()
 	if c.closed.Load() { // checked with the Add under mu: Close cannot slip between
 		c.mu.Unlock()
@@ -71,22 +72,22 @@ const provideTimeout = 30 * time.Second
 // dht looks the exact query up in provider records and fetches the
 // advertisement from each provider.
 func (f *finder) dht(ctx context.Context) bool {
-	d := f.s.p.Routing()
+	d := f.s.p.Libp2p().Routing
 	if d.RoutingTable().Size() == 0 {
 		return true
 	}
 	key := dhtKey(f.q.Scope, f.q.Type, f.q.Attr, f.q.Value)
 	fctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 	defer cancel()
-	var providers []lpeer.ID
+	var providers []peer.ID
 	for ai := range d.FindProvidersAsync(fctx, key, f.q.Limit) {
-		if ai.ID == f.s.host.ID() {
+		if peer.ID(ai.ID) == f.s.p.ID() {
 			continue
 		}
 		if len(ai.Addrs) > 0 {
 			f.s.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 		}
-		providers = append(providers, ai.ID)
+		providers = append(providers, peer.ID(ai.ID))
 	}
 	req := f.q.request(newQID(), false)
 	req.TTL = 0

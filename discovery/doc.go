@@ -36,7 +36,7 @@
 // Results stream as an iter.Seq2, deduplicated; a newer version of an
 // advertisement already yielded is yielded again. Watch delivers matching
 // advertisements as they enter the cache, like JXTA's DiscoveryListener, under
-// juxta's one event contract (see peer.Peer.Subscribe).
+// juxta's one event contract (package event).
 //
 // # Mapping to JXTA and libp2p
 //

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 // Result is one advertisement found by Find, with where it came from.
@@ -18,7 +18,7 @@ type Result struct {
 	// Source is where it was found: one of the Source… bits.
 	Source Source
 	// From is the peer that answered (this peer for SourceLocal).
-	From lpeer.ID
+	From peer.ID
 	// Score is the keyword query's relevance (BM25) at the answering peer;
 	// 0 for attribute queries.
 	Score float64
@@ -47,14 +47,14 @@ func (s *Service) Find(ctx context.Context, q Query) iter.Seq2[Result, error] {
 		f := &finder{s: s, q: q, seen: map[Key]uint64{}, yield: yield}
 		if q.Sources&SourceLocal != 0 {
 			for _, h := range page(s.store.query(&f.q, time.Now(), q.Offset+q.Limit), q.Offset, q.Limit) {
-				if !f.emit(Result{Advertisement: h.e.advert(), Source: SourceLocal, From: s.host.ID(), Score: h.score, Publishers: h.pubs}) {
+				if !f.emit(Result{Advertisement: h.e.advert(), Source: SourceLocal, From: s.p.ID(), Score: h.score, Publishers: h.pubs}) {
 					return
 				}
 			}
 		}
 		steps := []struct {
 			src   Source
-			peers func() []lpeer.ID
+			peers func() []peer.ID
 			flood bool
 		}{
 			{SourceLAN, s.lanNeighbours, false},
@@ -122,7 +122,7 @@ func (f *finder) emit(r Result) bool {
 
 // ask sends req to every peer at once and emits what they answer, verified,
 // as it arrives. It returns false when the consumer stopped or ctx ended.
-func (f *finder) ask(ctx context.Context, src Source, peers []lpeer.ID, req request) bool {
+func (f *finder) ask(ctx context.Context, src Source, peers []peer.ID, req request) bool {
 	if len(peers) == 0 {
 		return true
 	}
@@ -187,7 +187,7 @@ func (c *core) answer(raw []byte, q *Query, now time.Time) (Advertisement, bool)
 
 // fetch runs one query against one peer and passes each answer that verifies and
 // matches to onAd (which returns false to stop).
-func (c *core) fetch(ctx context.Context, id lpeer.ID, req request, q *Query, onAd func(Result) bool) error {
+func (c *core) fetch(ctx context.Context, id peer.ID, req request, q *Query, onAd func(Result) bool) error {
 	errStop := errors.New("stop")
 	err := c.call(ctx, id, req, func(r *response) error {
 		now := time.Now()
@@ -214,14 +214,14 @@ func (c *core) fetch(ctx context.Context, id lpeer.ID, req request, q *Query, on
 
 // lanNeighbours are peers connected directly over a private or loopback
 // address (those mDNS finds among them), super-peers excepted.
-func (c *core) lanNeighbours() []lpeer.ID {
-	sps := map[lpeer.ID]bool{}
+func (c *core) lanNeighbours() []peer.ID {
+	sps := map[peer.ID]bool{}
 	for _, sp := range c.p.SuperPeers() {
 		sps[sp.ID] = true
 	}
-	set := map[lpeer.ID]bool{}
+	set := map[peer.ID]bool{}
 	for _, cn := range c.host.Network().Conns() {
-		id := cn.RemotePeer()
+		id := peer.ID(cn.RemotePeer())
 		if sps[id] || set[id] {
 			continue
 		}
@@ -233,14 +233,14 @@ func (c *core) lanNeighbours() []lpeer.ID {
 }
 
 // neighbours are all connected peers.
-func (c *core) neighbours() []lpeer.ID {
-	set := map[lpeer.ID]bool{}
+func (c *core) neighbours() []peer.ID {
+	set := map[peer.ID]bool{}
 	for _, id := range c.host.Network().Peers() {
-		set[id] = true
+		set[peer.ID(id)] = true
 	}
 	return sortedIDs(set)
 }
 
-func sortedIDs(set map[lpeer.ID]bool) []lpeer.ID {
+func sortedIDs(set map[peer.ID]bool) []peer.ID {
 	return slices.Sorted(maps.Keys(set))
 }

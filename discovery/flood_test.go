@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -76,7 +75,7 @@ func floodRSS(t *testing.T) int64 {
 }
 
 // floodSign signs n distinct, valid advertisements of pub, on every core.
-func floodSign(t *testing.T, key crypto.PrivKey, pub lpeer.ID, n int) [][]byte {
+func floodSign(t *testing.T, key crypto.PrivKey, pub peer.ID, n int) [][]byte {
 	t.Helper()
 	out := make([][]byte, n)
 	now := time.Now()
@@ -119,7 +118,7 @@ func floodIndexed(n *node) (total, maxPerPublisher int) {
 	s := n.d.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	per := map[lpeer.ID]int{}
+	per := map[peer.ID]int{}
 	for k, e := range s.byKey {
 		if !e.local {
 			per[k.Publisher]++
@@ -185,7 +184,7 @@ func floodRun(t *testing.T, cfg Config, total, attackers int, tolerateEviction b
 	signStart := time.Now()
 	for i := range attackers {
 		h := newHostile(t, peer.TestConfig())
-		if err := h.p.Host().Connect(ctx, sp.p.AddrInfo()); err != nil {
+		if _, err := h.p.Connect(ctx, sp.p.Addr()); err != nil {
 			t.Fatal(err)
 		}
 		n := total / attackers
@@ -245,7 +244,7 @@ func floodRun(t *testing.T, cfg Config, total, attackers int, tolerateEviction b
 						return
 					}
 					batch := a.ads[i:min(i+MaxPublishBatch, len(a.ads))]
-					resp, err := secPublish(ctx, a.h.p.Host(), sp.p.ID(), batch)
+					resp, err := secPublish(ctx, a.h.p.Libp2p().Host, sp.p.ID(), batch)
 					if err != nil {
 						sendErrs.Add(1)
 						firstErr.CompareAndSwap(nil, &err)

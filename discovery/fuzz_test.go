@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
 
-	"github.com/juxta-p2p/juxta/internal/eventbus"
+	"github.com/juxta-p2p/juxta/event"
+
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 // Fuzz targets for every decoder of discovery (issue 12; issue 14, test 8).
@@ -24,14 +25,14 @@ import (
 // Plain `go test` runs the seeds.
 
 // fuzzKey is one fixed identity, so that seeds are reproducible.
-func fuzzKey(f *testing.F) (crypto.PrivKey, lpeer.ID) {
+func fuzzKey(f *testing.F) (crypto.PrivKey, peer.ID) {
 	f.Helper()
 	seed := sha256.Sum256([]byte("juxta discovery fuzz"))
 	k, _, err := crypto.GenerateEd25519Key(&fixedReader{b: seed[:]})
 	if err != nil {
 		f.Fatal(err)
 	}
-	id, _ := lpeer.IDFromPrivateKey(k)
+	id, _ := keyID(k)
 	return k, id
 }
 
@@ -44,7 +45,7 @@ func (r *fixedReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func fuzzAd(f *testing.F, key crypto.PrivKey, id lpeer.ID, name string) []byte {
+func fuzzAd(f *testing.F, key crypto.PrivKey, id peer.ID, name string) []byte {
 	f.Helper()
 	raw, err := seal(Advertisement{
 		Type: "fileshare.file", ID: name, Attrs: map[string]string{"name": name, "size": "123"},
@@ -152,17 +153,17 @@ func FuzzBatchFrame(f *testing.F) {
 			return
 		}
 		s, _, _ := openStore("", 4, 2, time.Now())
-		c := &core{store: s, watch: eventbus.New[Advertisement]()}
+		c := &core{store: s, watch: event.New[Advertisement]()}
 		defer c.watch.Close()
-		accepted, indexed, err := c.acceptBatch(lpeer.ID(from), req.Ads, rate.NewLimiter(rate.Inf, 0), time.Now())
+		accepted, indexed, err := c.acceptBatch(peer.ID(from), req.Ads, rate.NewLimiter(rate.Inf, 0), time.Now())
 		if indexed > accepted || accepted > len(req.Ads) || (err == nil && accepted != len(req.Ads)) {
 			t.Fatalf("accepted %d, indexed %d of %d, err %v", accepted, indexed, len(req.Ads), err)
 		}
-		if s.len() > 4 || s.held(lpeer.ID(from)) > 2 {
-			t.Fatalf("bounds broken: %d cached, %d by one publisher", s.len(), s.held(lpeer.ID(from)))
+		if s.len() > 4 || s.held(peer.ID(from)) > 2 {
+			t.Fatalf("bounds broken: %d cached, %d by one publisher", s.len(), s.held(peer.ID(from)))
 		}
 		for k, e := range s.byKey {
-			if k.Publisher != lpeer.ID(from) || e.ad.Key() != k {
+			if k.Publisher != peer.ID(from) || e.ad.Key() != k {
 				t.Fatalf("stored %v from %q", k, from)
 			}
 		}
@@ -237,7 +238,7 @@ func FuzzKeywordQuery(f *testing.F) {
 		s, _, _ := openStore("", 10, 10, now)
 		var es []*entry
 		for i, name := range []string{n1, n2, n1 + " " + n2} {
-			pub, _ := lpeer.IDFromPrivateKey(key)
+			pub, _ := keyID(key)
 			ad := Advertisement{Type: "f", ID: string(rune('a' + i)), Attrs: map[string]string{"name": name, "other": n2},
 				Publisher: pub, Seq: 1, Issued: now, Lifetime: time.Hour, Expiration: time.Hour}
 			if ad.validateShape() != nil {

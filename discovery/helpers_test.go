@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/juxta-p2p/juxta/internal/leaktest"
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -78,7 +82,7 @@ func edge(t *testing.T, dcfg Config, sps ...*node) *node {
 // connect links a and b directly (a LAN neighbour on loopback).
 func connect(t *testing.T, a, b *node) {
 	t.Helper()
-	if _, err := a.p.ConnectAddrs(testCtx(t), b.p.AddrInfo()); err != nil {
+	if _, err := a.p.Connect(testCtx(t), b.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -119,4 +123,29 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func writeGarbage(dir string) error {
 	return os.WriteFile(filepath.Join(dir, dbFile), []byte("this is not a bbolt database, it is just some bytes that are long enough to be read as a header page..............................................................................................................................................."), 0o600)
+}
+
+// keyID is the peer ID of a private key.
+func keyID(k crypto.PrivKey) (peer.ID, error) {
+	id, err := lpeer.IDFromPrivateKey(k)
+	return peer.ID(id), err
+}
+
+// connectInvite connects p to the peer an invite names.
+func connectInvite(ctx context.Context, p *peer.Peer, invite string) error {
+	a, err := peer.ParseAddr(invite)
+	if err != nil {
+		return err
+	}
+	_, err = p.Connect(ctx, a)
+	return err
+}
+
+// lpAddr is a juxta peer address as libp2p's, for tests that drive a raw host.
+func lpAddr(a peer.Addr) lpeer.AddrInfo {
+	ai := lpeer.AddrInfo{ID: lpeer.ID(a.ID)}
+	for _, s := range a.Addrs {
+		ai.Addrs = append(ai.Addrs, ma.StringCast(s))
+	}
+	return ai
 }

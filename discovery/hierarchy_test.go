@@ -168,7 +168,7 @@ func TestFindPeerByName(t *testing.T) {
 	if err != nil || inv.Peer.ID != ada.p.ID() {
 		t.Fatalf("body is not ada's invite: %v", err)
 	}
-	if _, _, err := b.p.ConnectInvite(testCtx(t), string(res[0].Body)); err != nil {
+	if err := connectInvite(testCtx(t), b.p, string(res[0].Body)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -107,7 +107,7 @@ func TestCachePersistsAndPurgesAtStart(t *testing.T) {
 	if _, err := d.Publish(ctx, fileAd("mine", "mine.txt")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.ConnectAddrs(ctx, a.p.AddrInfo()); err != nil {
+	if _, err := p.Connect(ctx, a.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	for _, err := range d.Find(ctx, Query{Type: "fileshare.file", Sources: SourceLAN}) {

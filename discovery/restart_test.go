@@ -7,12 +7,11 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 )
 
 func namedEntry(t *testing.T, key crypto.PrivKey, id, name string, until time.Time) *entry {
 	t.Helper()
-	pub, _ := lpeer.IDFromPrivateKey(key)
+	pub, _ := keyID(key)
 	ad := Advertisement{Type: "fileshare.file", ID: id, Attrs: map[string]string{"name": name}, Publisher: pub, Seq: 1, Issued: time.Now(), Lifetime: time.Hour, Expiration: time.Hour}
 	raw, err := seal(ad, key)
 	if err != nil {

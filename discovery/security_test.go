@@ -31,18 +31,18 @@ const secType = "fileshare.file"
 // (and, on the publish path, is the stream's peer); other is a bystander.
 type secKeys struct {
 	self    crypto.PrivKey
-	selfID  lpeer.ID
+	selfID  peer.ID
 	other   crypto.PrivKey
-	otherID lpeer.ID
+	otherID peer.ID
 }
 
-func secNewKey(t *testing.T) (crypto.PrivKey, lpeer.ID) {
+func secNewKey(t *testing.T) (crypto.PrivKey, peer.ID) {
 	t.Helper()
 	k, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := lpeer.IDFromPrivateKey(k)
+	id, err := keyID(k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func secNewKey(t *testing.T) (crypto.PrivKey, lpeer.ID) {
 
 func secKeysFor(t *testing.T, self crypto.PrivKey) secKeys {
 	t.Helper()
-	selfID, err := lpeer.IDFromPrivateKey(self)
+	selfID, err := keyID(self)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func secKeysFor(t *testing.T, self crypto.PrivKey) secKeys {
 
 // secAd is a well-formed advertisement named id whose "name" is value, as pub
 // publishes it now.
-func secAd(id, value string, pub lpeer.ID) Advertisement {
+func secAd(id, value string, pub peer.ID) Advertisement {
 	return Advertisement{
 		Type: secType, ID: id, Attrs: map[string]string{"name": value},
 		Body:     []byte("body of " + id),
@@ -236,8 +236,8 @@ func newHostile(t *testing.T, cfg peer.Config) *hostile {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	h := &hostile{p: p, key: p.Host().Peerstore().PrivKey(p.ID())}
-	p.Host().SetStreamHandler(ProtocolID, h.handle)
+	h := &hostile{p: p, key: p.Libp2p().Key}
+	p.Libp2p().Host.SetStreamHandler(ProtocolID, h.handle)
 	return h
 }
 
@@ -369,7 +369,7 @@ func TestSecurityVerifyReasons(t *testing.T) {
 func TestSecurityRejectsLANAnswer(t *testing.T) {
 	h := newHostile(t, peer.TestConfig())
 	victim := edge(t, Config{NoPeerAdvertisement: true})
-	if _, err := victim.p.ConnectAddrs(testCtx(t), h.p.AddrInfo()); err != nil {
+	if _, err := victim.p.Connect(testCtx(t), h.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	secRunAnswerPath(t, secAnswerPath{h: h, victim: victim.d.core, find: secFind(victim, SourceLAN)})
@@ -417,14 +417,14 @@ func TestSecurityRejectsDHTFetch(t *testing.T) {
 	provide := func(t *testing.T, value string) {
 		ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Second)
 		defer cancel()
-		if err := h.p.Routing().Provide(ctx, dhtKey("", secType, "name", value), true); err != nil {
+		if err := h.p.Libp2p().Routing.Provide(ctx, dhtKey("", secType, "name", value), true); err != nil {
 			t.Fatalf("provide: %v", err)
 		}
 		// ADD_PROVIDER is one-way: wait until both DHT servers hold the record.
 		key := dhtKey("", secType, "name", value).Hash()
 		eventually(t, "provider records", func() bool {
 			for _, s := range []*node{s1, s2} {
-				provs, err := s.p.Routing().ProviderStore().GetProviders(ctx, key)
+				provs, err := s.p.Libp2p().Routing.ProviderStore().GetProviders(ctx, key)
 				if err != nil || len(provs) == 0 {
 					return false
 				}
@@ -443,10 +443,10 @@ func TestSecurityRejectsDHTFetch(t *testing.T) {
 }
 
 // secPublish sends one raw publish request from h to the peer to.
-func secPublish(ctx context.Context, h host.Host, to lpeer.ID, ads [][]byte) (response, error) {
+func secPublish(ctx context.Context, h host.Host, to peer.ID, ads [][]byte) (response, error) {
 	ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 	defer cancel()
-	s, err := h.NewStream(ctx, to, ProtocolID)
+	s, err := h.NewStream(ctx, lpeer.ID(to), ProtocolID)
 	if err != nil {
 		return response{}, err
 	}
@@ -475,7 +475,7 @@ func secPublish(ctx context.Context, h host.Host, to lpeer.ID, ads [][]byte) (re
 func TestSecurityRejectsSuperPeerPublish(t *testing.T) {
 	sp := superPeer(t)
 	client := newHostile(t, peer.TestConfig())
-	if err := client.p.Host().Connect(testCtx(t), sp.p.AddrInfo()); err != nil {
+	if _, err := client.p.Connect(testCtx(t), sp.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range secPublishCases() {
@@ -487,7 +487,7 @@ func TestSecurityRejectsSuperPeerPublish(t *testing.T) {
 			good := secSeal(t, goodAd, keys.self)
 
 			before := sp.d.Stats().Dropped
-			resp, err := secPublish(testCtx(t), client.p.Host(), sp.p.ID(), [][]byte{bad, good})
+			resp, err := secPublish(testCtx(t), client.p.Libp2p().Host, sp.p.ID(), [][]byte{bad, good})
 			if err != nil {
 				t.Fatal(err)
 			}

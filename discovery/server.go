@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"golang.org/x/time/rate"
@@ -28,7 +27,7 @@ const answerBatch = 128 << 10
 func (c *core) handle(str network.Stream) {
 	defer str.Close()
 	_ = str.SetDeadline(time.Now().Add(StreamTimeout))
-	from := str.Conn().RemotePeer()
+	from := peer.ID(str.Conn().RemotePeer())
 	cn := newConn(str, c.countSent)
 	var req request
 	if err := cn.recv(&req); err != nil {
@@ -59,7 +58,7 @@ func refuse(cn *conn, err error) error {
 	return cn.send(response{Done: true, Code: codeOf(err), Err: err.Error()})
 }
 
-func (c *core) serveQuery(cn *conn, from lpeer.ID, req *request) error {
+func (c *core) serveQuery(cn *conn, from peer.ID, req *request) error {
 	// A trusted super-peer forwards the queries of all its edges: it is not
 	// held to one peer's rate.
 	if !c.trusted(from) && !c.limiter(from).query.Allow() {
@@ -162,21 +161,21 @@ type rawAd struct {
 // visited; a peer that floods forwards a flooded query to all its neighbours.
 // It returns the visited list to forward: the old one, this peer and the
 // targets, so that no super-peer is asked twice.
-func (c *core) forwardTargets(from lpeer.ID, req *request) ([]lpeer.ID, [][]byte) {
-	var cand []lpeer.ID
+func (c *core) forwardTargets(from peer.ID, req *request) ([]peer.ID, [][]byte) {
+	var cand []peer.ID
 	switch {
 	case req.Flood && c.cfg.Flood:
 		cand = c.neighbours()
 	case !req.Flood && c.p.Role() == peer.RoleSuperPeer:
 		cand = c.superPeerNeighbours()
 	}
-	visited := map[lpeer.ID]bool{from: true, c.host.ID(): true}
+	visited := map[peer.ID]bool{from: true, c.p.ID(): true}
 	for _, b := range req.Visited {
-		if id, err := lpeer.IDFromBytes(b); err == nil {
+		if id, err := peer.IDFromBytes(b); err == nil {
 			visited[id] = true
 		}
 	}
-	var out []lpeer.ID
+	var out []peer.ID
 	for _, id := range cand {
 		if !visited[id] {
 			out = append(out, id)
@@ -186,7 +185,7 @@ func (c *core) forwardTargets(from lpeer.ID, req *request) ([]lpeer.ID, [][]byte
 		return out, nil // flooding relies on query IDs, as Gnutella does
 	}
 	next := slices.Clone(req.Visited)
-	for _, id := range append([]lpeer.ID{c.host.ID()}, out...) {
+	for _, id := range append([]peer.ID{c.p.ID()}, out...) {
 		if len(next) >= MaxVisited {
 			break
 		}
@@ -199,12 +198,13 @@ func (c *core) forwardTargets(from lpeer.ID, req *request) ([]lpeer.ID, [][]byte
 // the peer's configuration and Config.TrustedSuperPeers (or TrustSuperPeers).
 // A peer that merely serves a relay and speaks discovery is not one: it could
 // be anybody (issue 12, item 10).
-func (c *core) superPeerNeighbours() []lpeer.ID {
-	set := map[lpeer.ID]bool{}
+func (c *core) superPeerNeighbours() []peer.ID {
+	set := map[peer.ID]bool{}
 	for _, id := range c.p.ConnectedSuperPeers() {
 		set[id] = true
 	}
-	for _, id := range c.host.Network().Peers() {
+	for _, lid := range c.host.Network().Peers() {
+		id := peer.ID(lid)
 		if _, ok := c.trust.Load(id); ok {
 			set[id] = true
 		}
@@ -214,7 +214,7 @@ func (c *core) superPeerNeighbours() []lpeer.ID {
 
 // trusted reports whether id is a super-peer this peer trusts: configured, or
 // in Config.TrustedSuperPeers.
-func (c *core) trusted(id lpeer.ID) bool {
+func (c *core) trusted(id peer.ID) bool {
 	if _, ok := c.trust.Load(id); ok {
 		return true
 	}
@@ -228,14 +228,14 @@ func (c *core) trusted(id lpeer.ID) bool {
 
 // TrustSuperPeers adds peers to Config.TrustedSuperPeers: a super-peer
 // forwards queries to them when they are connected.
-func (c *core) TrustSuperPeers(ids ...lpeer.ID) {
+func (c *core) TrustSuperPeers(ids ...peer.ID) {
 	for _, id := range ids {
 		c.trust.Store(id, true)
 	}
 }
 
 // forward asks targets concurrently and collects their verified answers.
-func (c *core) forward(ctx context.Context, targets []lpeer.ID, req request, q *Query) []rawAd {
+func (c *core) forward(ctx context.Context, targets []peer.ID, req request, q *Query) []rawAd {
 	type res struct{ ads []rawAd }
 	ch := make(chan res, len(targets))
 	for _, id := range targets {
@@ -267,7 +267,7 @@ func (c *core) forward(ctx context.Context, targets []lpeer.ID, req request, q *
 
 // servePublish verifies each advertisement of a batch on its own, then
 // indexes those that pass in one step (and one disk transaction).
-func (c *core) servePublish(cn *conn, from lpeer.ID, req *request) error {
+func (c *core) servePublish(cn *conn, from peer.ID, req *request) error {
 	if c.p.Role() != peer.RoleSuperPeer {
 		return refuse(cn, ErrNotSuperPeer)
 	}
@@ -288,7 +288,7 @@ func (c *core) servePublish(cn *conn, from lpeer.ID, req *request) error {
 // on its own, then indexes those that pass in one step (and one disk
 // transaction). It returns how many were accepted, how many of those were new
 // or newer, and the first refusal.
-func (c *core) acceptBatch(from lpeer.ID, ads [][]byte, lim *rate.Limiter, now time.Time) (accepted, indexed int, firstErr error) {
+func (c *core) acceptBatch(from peer.ID, ads [][]byte, lim *rate.Limiter, now time.Time) (accepted, indexed int, firstErr error) {
 	var entries []*entry
 	for _, raw := range ads {
 		if !lim.Allow() {
@@ -335,7 +335,7 @@ func (c *core) acceptBatch(from lpeer.ID, ads [][]byte, lim *rate.Limiter, now t
 
 // serveRefresh extends the super-peer's copies of a publisher's
 // advertisements by digest, and answers the indexes of those it lacks.
-func (c *core) serveRefresh(cn *conn, from lpeer.ID, req *request) error {
+func (c *core) serveRefresh(cn *conn, from peer.ID, req *request) error {
 	if c.p.Role() != peer.RoleSuperPeer {
 		return refuse(cn, ErrNotSuperPeer)
 	}
@@ -364,7 +364,7 @@ func cmpErr(first, err error) error {
 	return err
 }
 
-func (c *core) serveFlush(cn *conn, from lpeer.ID, req *request) error {
+func (c *core) serveFlush(cn *conn, from peer.ID, req *request) error {
 	if c.p.Role() != peer.RoleSuperPeer {
 		return refuse(cn, ErrNotSuperPeer)
 	}

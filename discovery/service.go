@@ -16,10 +16,9 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
-	"github.com/juxta-p2p/juxta/internal/eventbus"
+	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -35,7 +34,7 @@ type Config struct {
 	// TrustedSuperPeers are peers that a super-peer forwards queries to, besides
 	// the super-peers in the peer's own configuration. No other peer is
 	// forwarded to, whatever protocols it advertises.
-	TrustedSuperPeers []lpeer.ID
+	TrustedSuperPeers []peer.ID
 	// Flood makes this peer forward flooded queries to its neighbours
 	// (Gnutella). Off by default: flooding's cost grows with the network.
 	Flood bool
@@ -104,7 +103,7 @@ type core struct {
 	cfg   Config
 	log   *slog.Logger
 	store *store
-	watch *eventbus.Bus[Advertisement]
+	watch *event.Bus[Advertisement]
 
 	ctx    context.Context // cancelled on Close
 	cancel context.CancelFunc
@@ -112,8 +111,8 @@ type core struct {
 	closed atomic.Bool
 
 	seen   *lru.Cache[string, time.Time] // query IDs recently handled; size-bounded
-	limits *lru.Cache[lpeer.ID, *limits] // per remote peer; size-bounded
-	trust  sync.Map                      // lpeer.ID → bool: trusted super-peers
+	limits *lru.Cache[peer.ID, *limits]  // per remote peer; size-bounded
+	trust  sync.Map                      // peer.ID → bool: trusted super-peers
 	scans  chan struct{}                 // slots for remote attribute (glob) scans
 
 	mu        sync.Mutex
@@ -148,19 +147,16 @@ func New(ctx context.Context, p *peer.Peer, cfg Config) (_ *Service, err error) 
 		return nil, err
 	}
 	cfg.defaults()
-	h := p.Host()
-	key := h.Peerstore().PrivKey(h.ID())
-	if key == nil {
-		return nil, errors.New("discovery: the peer's private key is not in its peerstore")
-	}
+	lp := p.Libp2p()
+	h, key := lp.Host, lp.Key
 	c := &core{
 		p: p, host: h, key: key, cfg: cfg, log: p.Logger().With("svc", "discovery"),
-		watch:     eventbus.New[Advertisement](),
+		watch:     event.New[Advertisement](),
 		published: make(map[Key]*published),
 	}
 	c.scans = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	c.seen, _ = lru.New[string, time.Time](maxSeen)
-	c.limits, _ = lru.New[lpeer.ID, *limits](maxLimiters)
+	c.limits, _ = lru.New[peer.ID, *limits](maxLimiters)
 	for _, id := range cfg.TrustedSuperPeers {
 		c.trust.Store(id, true)
 	}
@@ -245,7 +241,7 @@ func (s *Service) publish(ctx context.Context, ad Advertisement, rebuild func() 
 func (s *Service) sign(ad Advertisement, now time.Time) (Advertisement, []byte, error) {
 	ad = cloneAd(ad)
 	ad.Scope = s.scope
-	ad.Publisher = s.host.ID()
+	ad.Publisher = s.p.ID()
 	if ad.Lifetime == 0 {
 		ad.Lifetime = DefaultLifetime
 	}
@@ -281,9 +277,9 @@ func republishAfter(ad *Advertisement) time.Duration {
 
 // followSuperPeers hands every live advertisement of ours to a super-peer as
 // soon as it connects: at start, and after it restarts with an empty index.
-func (c *core) followSuperPeers(sub *peer.Subscription) {
+func (c *core) followSuperPeers(sub *event.Subscription[peer.Event]) {
 	defer c.wg.Done()
-	sps := map[lpeer.ID]bool{}
+	sps := map[peer.ID]bool{}
 	for _, sp := range c.p.SuperPeers() {
 		sps[sp.ID] = true
 	}
@@ -308,7 +304,7 @@ func (s *Service) Flush(ctx context.Context, typ, id string) error {
 	if s.closed.Load() {
 		return fmt.Errorf("discovery: flush: %w", net.ErrClosed)
 	}
-	k := Key{Scope: s.scope, Type: typ, ID: id, Publisher: s.host.ID()}
+	k := Key{Scope: s.scope, Type: typ, ID: id, Publisher: s.p.ID()}
 	s.mu.Lock()
 	delete(s.published, k)
 	s.mu.Unlock()
@@ -345,16 +341,16 @@ func (s *Service) LocalResults(q Query) ([]Result, error) {
 	}
 	var out []Result
 	for _, h := range page(s.store.query(&q, time.Now(), q.Offset+q.Limit), q.Offset, q.Limit) {
-		out = append(out, Result{Advertisement: h.e.advert(), Source: SourceLocal, From: s.host.ID(), Score: h.score, Publishers: h.pubs})
+		out = append(out, Result{Advertisement: h.e.advert(), Source: SourceLocal, From: s.p.ID(), Score: h.score, Publishers: h.pubs})
 	}
 	return out, nil
 }
 
 // Watch delivers every advertisement matching q that enters the cache, new or
 // as a newer version, from any source: JXTA's DiscoveryListener. The delivery
-// contract is juxta's one for events (see peer.Peer.Subscribe): drain C; a
+// contract is juxta's one for events (package event): drain C; a
 // full buffer drops and counts; C closes when ctx ends or the service closes.
-func (s *Service) Watch(ctx context.Context, q Query) (*Subscription, error) {
+func (s *Service) Watch(ctx context.Context, q Query) (*event.Subscription[Advertisement], error) {
 	q.Scope = s.scope
 	if err := q.normalize(); err != nil {
 		return nil, err
@@ -371,9 +367,6 @@ func (c *core) Raw(k Key) ([]byte, bool) {
 	}
 	return slices.Clone(e.raw), true
 }
-
-// Subscription delivers watched advertisements.
-type Subscription = eventbus.Sub[Advertisement]
 
 // insert puts e into the cache and tells the watchers when it is new.
 func (c *core) insert(e *entry) (bool, error) {
@@ -496,7 +489,7 @@ func (c *core) republish(now time.Time) {
 		return
 	}
 	for _, sp := range c.p.ConnectedSuperPeers() {
-		if sp != c.host.ID() {
+		if sp != c.p.ID() {
 			c.refreshTo(c.ctx, sp, raws)
 		}
 	}
@@ -521,7 +514,7 @@ func (c *core) firstSeen(qid []byte) bool {
 // limiter returns id's rate limiters. They live in a size-bounded LRU: a
 // peer evicted by many others starts afresh, which costs it nothing it could
 // not get with a new identity anyway.
-func (c *core) limiter(id lpeer.ID) *limits {
+func (c *core) limiter(id peer.ID) *limits {
 	if l, ok := c.limits.Get(id); ok {
 		return l
 	}

@@ -10,8 +10,9 @@ import (
 	"sync"
 	"time"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 // entry is one cached advertisement.
@@ -81,13 +82,13 @@ type store struct {
 	capacity, quota int
 
 	mu      sync.RWMutex
-	ix      *index               // guarded by mu
-	byKey   map[Key]*entry       // guarded by mu
-	byHash  map[[32]byte]*entry  // guarded by mu; by sha256 of the envelope
-	byPub   map[lpeer.ID]*pubSet // guarded by mu; remote entries per publisher
-	nrem    int                  // guarded by mu; remote entries in all
-	soonest time.Time            // guarded by mu; no entry expires before it
-	db      *bolt.DB             // nil for in-memory peers; closed by close
+	ix      *index              // guarded by mu
+	byKey   map[Key]*entry      // guarded by mu
+	byHash  map[[32]byte]*entry // guarded by mu; by sha256 of the envelope
+	byPub   map[peer.ID]*pubSet // guarded by mu; remote entries per publisher
+	nrem    int                 // guarded by mu; remote entries in all
+	soonest time.Time           // guarded by mu; no entry expires before it
+	db      *bolt.DB            // nil for in-memory peers; closed by close
 }
 
 var bucketAds = []byte("ads")
@@ -96,7 +97,7 @@ var bucketAds = []byte("ads")
 const dbFile = "discovery.db"
 
 func openStore(dir string, capacity, quota int, now time.Time) (*store, int, error) {
-	s := &store{capacity: capacity, quota: quota, ix: newIndex(), byKey: make(map[Key]*entry), byHash: make(map[[32]byte]*entry), byPub: make(map[lpeer.ID]*pubSet)}
+	s := &store{capacity: capacity, quota: quota, ix: newIndex(), byKey: make(map[Key]*entry), byHash: make(map[[32]byte]*entry), byPub: make(map[peer.ID]*pubSet)}
 	if dir == "" {
 		return s, 0, nil
 	}
@@ -247,7 +248,7 @@ func (s *store) overQuota(k Key) bool {
 // refresh extends the cache time of the entries whose envelopes hash to
 // digests, to until of each; it returns the indexes of the digests it lacks
 // (or that belong to another publisher).
-func (s *store) refresh(pub lpeer.ID, digests [][]byte, until func(*Advertisement) time.Time) (missing []int, err error) {
+func (s *store) refresh(pub peer.ID, digests [][]byte, until func(*Advertisement) time.Time) (missing []int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var dirty []*entry
@@ -271,11 +272,11 @@ func (s *store) refresh(pub lpeer.ID, digests [][]byte, until func(*Advertisemen
 
 // pubSet is one remote publisher's entries.
 type pubSet struct {
-	id lpeer.ID // shared by its entries' advertisements
+	id peer.ID // shared by its entries' advertisements
 	es map[*entry]struct{}
 }
 
-func (s *store) heldLocked(pub lpeer.ID) int {
+func (s *store) heldLocked(pub peer.ID) int {
 	if ps := s.byPub[pub]; ps != nil {
 		return len(ps.es)
 	}
@@ -283,7 +284,7 @@ func (s *store) heldLocked(pub lpeer.ID) int {
 }
 
 // held returns how many entries pub holds.
-func (s *store) held(pub lpeer.ID) int {
+func (s *store) held(pub peer.ID) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.heldLocked(pub)
@@ -333,8 +334,8 @@ func (s *store) unlinkLocked(k Key, e *entry) {
 // soonest-expiring entry of the publisher that holds the most entries. If that
 // is the newcomer itself, it refuses: a publisher cannot displace others by
 // filling the index. It reports whether room was made.
-func (s *store) evictFairLocked(newcomer lpeer.ID) bool {
-	var top lpeer.ID
+func (s *store) evictFairLocked(newcomer peer.ID) bool {
+	var top peer.ID
 	most := 0
 	for pub, ps := range s.byPub {
 		if len(ps.es) > most || (len(ps.es) == most && pub < top) {

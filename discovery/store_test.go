@@ -8,12 +8,11 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 )
 
 func remoteEntry(t *testing.T, key crypto.PrivKey, id string, until time.Time) *entry {
 	t.Helper()
-	pub, _ := lpeer.IDFromPrivateKey(key)
+	pub, _ := keyID(key)
 	ad := Advertisement{Type: "t", ID: id, Publisher: pub, Seq: 1, Issued: time.Now(), Lifetime: time.Hour, Expiration: time.Hour}
 	raw, err := seal(ad, key)
 	if err != nil {
@@ -45,7 +44,7 @@ func TestStoreEvictsFromTheLargestPublisher(t *testing.T) {
 	if s.nrem != 10 {
 		t.Fatalf("index holds %d, capacity 10", s.nrem)
 	}
-	pub, _ := lpeer.IDFromPrivateKey(legit)
+	pub, _ := keyID(legit)
 	if _, ok := s.get(Key{Type: "t", ID: "legit", Publisher: pub}); !ok {
 		t.Fatal("the publisher with one entry was evicted by the flood")
 	}
@@ -53,7 +52,7 @@ func TestStoreEvictsFromTheLargestPublisher(t *testing.T) {
 	var top crypto.PrivKey
 	most := 0
 	for _, k := range sybils {
-		id, _ := lpeer.IDFromPrivateKey(k)
+		id, _ := keyID(k)
 		if n := s.heldLocked(id); n > most {
 			top, most = k, n
 		}

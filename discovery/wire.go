@@ -11,6 +11,8 @@ import (
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
+
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 // ProtocolID is the discovery protocol: one request per stream, then response
@@ -200,11 +202,11 @@ func (c *conn) recv(v any) error {
 
 // call sends req to peer to and hands every response frame to onFrame until
 // the last. It verifies nothing: callers verify advertisements.
-func (s *core) call(ctx context.Context, to lpeer.ID, req request, onFrame func(*response) error) error {
+func (s *core) call(ctx context.Context, to peer.ID, req request, onFrame func(*response) error) error {
 	ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 	defer cancel()
 	ctx = network.WithAllowLimitedConn(ctx, "juxta discovery")
-	str, err := s.host.NewStream(ctx, to, ProtocolID)
+	str, err := s.host.NewStream(ctx, lpeer.ID(to), ProtocolID)
 	if err != nil {
 		return fmt.Errorf("discovery: open stream to %s: %w", to.ShortString(), err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
 
@@ -87,10 +88,10 @@ func (s *Service) group(id string) *Group {
 }
 
 func (s *Service) openStream(ctx context.Context, id peer.ID, proto string) (network.Stream, error) {
-	if _, err := s.p.Connect(ctx, id); err != nil {
+	if _, err := s.p.Connect(ctx, peer.Addr{ID: id}); err != nil {
 		return nil, err
 	}
-	str, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, "juxta group"), id, protocol.ID(proto))
+	str, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, "juxta group"), lpeer.ID(id), protocol.ID(proto))
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +141,7 @@ func (g *Group) authorize(ctx context.Context, remote peer.ID) error {
 	}
 	switch info.Policy {
 	case PolicyPassword:
-		if !hmac.Equal(resp.Proof, proof(g.pw.auth, info.ID, nonce, remote, g.s.host.ID())) {
+		if !hmac.Equal(resp.Proof, proof(g.pw.auth, info.ID, nonce, remote, g.s.p.ID())) {
 			return fmt.Errorf("%w: %s does not know the password", ErrNotMember, remote.ShortString())
 		}
 	case PolicyInvite:
@@ -201,7 +202,7 @@ func (s *Service) handleAuth(str network.Stream) {
 	var resp authResp
 	switch info.Policy {
 	case PolicyPassword:
-		resp.Proof = proof(g.pw.auth, info.ID, req.Nonce, s.host.ID(), str.Conn().RemotePeer())
+		resp.Proof = proof(g.pw.auth, info.ID, req.Nonce, s.p.ID(), peer.ID(str.Conn().RemotePeer()))
 	case PolicyInvite:
 		g.mu.Lock()
 		resp.Cred = g.cred
@@ -216,7 +217,7 @@ func (s *Service) handleAuth(str network.Stream) {
 // presenting this peer's credential.
 func (g *Group) fetchKey(ctx context.Context, holders []peer.ID, want uint64) error {
 	var errs []error
-	tried := map[peer.ID]bool{g.s.host.ID(): true}
+	tried := map[peer.ID]bool{g.s.p.ID(): true}
 	for _, h := range holders {
 		if tried[h] {
 			continue
@@ -287,7 +288,7 @@ func (g *Group) installKey(epoch uint64, key, revRaw []byte) error {
 	if h := sha256.Sum256(key); !hmac.Equal(h[:], rev.KeyHash) {
 		return fmt.Errorf("%w: the key does not match the one its admin signed", ErrNoKey)
 	}
-	if slices.Contains(rev.revoked, g.s.host.ID()) {
+	if slices.Contains(rev.revoked, g.s.p.ID()) {
 		return ErrRevoked
 	}
 	g.mu.Lock()
@@ -308,7 +309,7 @@ func (g *Group) installKey(epoch uint64, key, revRaw []byte) error {
 func (s *Service) handleKey(str network.Stream) {
 	defer str.Close()
 	_ = str.SetDeadline(time.Now().Add(protoTimeout))
-	remote := str.Conn().RemotePeer()
+	remote := peer.ID(str.Conn().RemotePeer())
 	var req keyMsg
 	if err := recv(str, &req); err != nil {
 		str.Reset()
@@ -358,7 +359,7 @@ func (g *Group) Revoke(ctx context.Context, member peer.ID) error {
 	if info.Policy != PolicyInvite {
 		return fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
 	}
-	if !info.isAdmin(g.s.host.ID()) {
+	if !info.isAdmin(g.s.p.ID()) {
 		return ErrNotAdmin
 	}
 	g.mu.Lock()
@@ -381,7 +382,7 @@ func (g *Group) Revoke(ctx context.Context, member peer.ID) error {
 	}
 	var errs []error
 	for _, m := range g.Members() {
-		if m.ID == g.s.host.ID() || slices.Contains(revoked, m.ID) || m.State == Offline {
+		if m.ID == g.s.p.ID() || slices.Contains(revoked, m.ID) || m.State == Offline {
 			continue
 		}
 		if err := g.pushKey(ctx, m.ID, epoch, key, revRaw); err != nil {
@@ -421,7 +422,7 @@ func (g *Group) propagateHooks() pipes.PropagateHooks {
 	switch g.info.Policy {
 	case PolicyPassword:
 		return pipes.PropagateHooks{
-			Seal: func(p []byte) ([]byte, error) { return encrypt(g.pw.msg, g.info.ID, 0, g.s.host.ID(), nil, p) },
+			Seal: func(p []byte) ([]byte, error) { return encrypt(g.pw.msg, g.info.ID, 0, g.s.p.ID(), nil, p) },
 			Validate: func(from peer.ID, data []byte) bool {
 				var s sealed
 				if decMode.Unmarshal(data, &s) != nil {
@@ -451,7 +452,7 @@ func (g *Group) sealInvite(p []byte) ([]byte, error) {
 	if key == nil {
 		return nil, ErrNoKey
 	}
-	return encrypt(key, g.info.ID, epoch, g.s.host.ID(), cred, p)
+	return encrypt(key, g.info.ID, epoch, g.s.p.ID(), cred, p)
 }
 
 // validateInvite runs inside GossipSub: a message must carry a valid,

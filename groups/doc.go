@@ -55,5 +55,5 @@
 // A member silent for Config.OfflineAfter (15 s) is shown offline; Leave
 // announces offline at once. Invisible shows a member offline to others while
 // its pipes keep working. Group.Members lists members and Group.SubscribeMembers
-// delivers changes under juxta's one event contract (see peer.Peer.Subscribe).
+// delivers changes under juxta's one event contract (package event).
 package groups

@@ -102,7 +102,7 @@ func FuzzCredentialString(f *testing.F) {
 // fetch a key over the network.
 func FuzzSealedPayload(f *testing.F) {
 	fx := fuzzSetup(f)
-	me := fx.inv.s.host.ID()
+	me := fx.inv.s.p.ID()
 	ph, ih := fx.pw.propagateHooks(), fx.inv.propagateHooks()
 	for _, p := range [][]byte{[]byte("hello"), nil} {
 		if b, err := ph.Seal(p); err == nil {
@@ -151,7 +151,7 @@ func FuzzAuthKeyMessages(f *testing.F) {
 		_ = decMode.Unmarshal(b, &ar)
 		var as authResp
 		if decMode.Unmarshal(b, &as) == nil && len(as.Cred) > 0 {
-			_ = fx.inv.checkMember(fx.inv.s.host.ID(), as.Cred)
+			_ = fx.inv.checkMember(fx.inv.s.p.ID(), as.Cred)
 		}
 		var km keyMsg
 		if decMode.Unmarshal(b, &km) == nil && km.Op == keyPush {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/juxta-p2p/juxta/discovery"
 	"github.com/juxta-p2p/juxta/peer"
@@ -98,7 +97,7 @@ func infoFromAd(ad discovery.Advertisement, raw []byte) (*Info, error) {
 		salt: w.Salt, verifier: w.Verifier, kdf: w.KDF, raw: raw, seq: ad.Seq,
 	}
 	for _, b := range w.Admins {
-		id, err := lpeer.IDFromBytes(b)
+		id, err := peer.IDFromBytes(b)
 		if err != nil {
 			return nil, fmt.Errorf("%w: admin: %v", ErrBadGroup, err)
 		}
@@ -183,11 +182,8 @@ func New(ctx context.Context, p *peer.Peer, d *discovery.Service, ps *pipes.Serv
 		return nil, err
 	}
 	cfg.defaults()
-	h := p.Host()
-	key := h.Peerstore().PrivKey(h.ID())
-	if key == nil {
-		return nil, errors.New("groups: the peer's private key is not in its peerstore")
-	}
+	lp := p.Libp2p()
+	h, key := lp.Host, lp.Key
 	s := &Service{p: p, host: h, key: key, disc: d, pipes: ps, cfg: cfg, log: p.Logger().With("svc", "groups"), groups: map[string]*Group{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(authProtocol, s.handleAuth)
@@ -296,7 +292,7 @@ func (s *Service) Create(ctx context.Context, spec Spec) (*Group, error) {
 		return nil, fmt.Errorf("%w: a group needs a name", ErrBadGroup)
 	}
 	nonce := randomBytes(16)
-	id := groupID(s.host.ID(), nonce)
+	id := groupID(s.p.ID(), nonce)
 	w := wireInfo{Name: spec.Name, Description: spec.Description, Policy: string(spec.Policy), Nonce: nonce}
 	for _, a := range spec.Admins {
 		w.Admins = append(w.Admins, []byte(a))
@@ -336,7 +332,7 @@ func (s *Service) Create(ctx context.Context, spec Spec) (*Group, error) {
 	g := s.newGroup(info)
 	g.pw = pw
 	if info.Policy == PolicyInvite {
-		if g.cred, err = issueCredential(s.key, id, s.host.ID(), s.cfg.CredentialTTL); err != nil {
+		if g.cred, err = issueCredential(s.key, id, s.p.ID(), s.cfg.CredentialTTL); err != nil {
 			return nil, err
 		}
 		key := randomBytes(32)
@@ -485,7 +481,7 @@ func (s *Service) JoinInvite(ctx context.Context, credential string) (*Group, er
 	if err != nil {
 		return nil, err
 	}
-	if c.member != s.host.ID() {
+	if c.member != s.p.ID() {
 		return nil, fmt.Errorf("%w: issued to %s, not to this peer", ErrCredential, c.member)
 	}
 	if !time.Now().Before(c.expires) {
@@ -545,7 +541,7 @@ func (g *Group) Invite(member peer.ID, ttl time.Duration) (string, error) {
 	if info.Policy != PolicyInvite {
 		return "", fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
 	}
-	if !info.isAdmin(g.s.host.ID()) {
+	if !info.isAdmin(g.s.p.ID()) {
 		return "", ErrNotAdmin
 	}
 	if ttl == 0 {

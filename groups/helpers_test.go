@@ -111,7 +111,7 @@ func meshed(t testing.TB, groups ...*Group) {
 	eventually(t, "every member to see every other online", func() bool {
 		for _, g := range groups {
 			for _, o := range groups {
-				if o != g && stateOf(g, o.s.host.ID()) != Online {
+				if o != g && stateOf(g, o.s.p.ID()) != Online {
 					return false
 				}
 			}

@@ -86,7 +86,7 @@ func TestHostileFutureEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tm.Close()
-	mallory.p.Host().SetStreamHandler(keyProtocol, func(s network.Stream) {
+	mallory.p.Libp2p().Host.SetStreamHandler(keyProtocol, func(s network.Stream) {
 		<-ctx.Done()
 		s.Reset()
 	})
@@ -155,7 +155,7 @@ func TestHostilePresenceFlood(t *testing.T) {
 			t.Fatal(err)
 		}
 		topics = append(topics, tp)
-		if err := attack.Connect(ctx, h, victim.p.Host()); err != nil {
+		if err := attack.Connect(ctx, h, victim.p.Libp2p().Host); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -141,8 +141,8 @@ type credential struct {
 	Issuer   []byte    `cbor:"3,keyasint"`
 	Expires  int64     `cbor:"4,keyasint"` // unix milliseconds
 	Issued   int64     `cbor:"5,keyasint"`
-	member   lpeer.ID  // decoded
-	issuer   lpeer.ID  // decoded
+	member   peer.ID   // decoded
+	issuer   peer.ID   // decoded
 	expires  time.Time // decoded
 	rawBytes []byte    // the signed envelope it came from
 }
@@ -159,10 +159,10 @@ func (c *credential) UnmarshalRecord(b []byte) error {
 		return err
 	}
 	var err error
-	if c.member, err = lpeer.IDFromBytes(c.Member); err != nil {
+	if c.member, err = peer.IDFromBytes(c.Member); err != nil {
 		return err
 	}
-	if c.issuer, err = lpeer.IDFromBytes(c.Issuer); err != nil {
+	if c.issuer, err = peer.IDFromBytes(c.Issuer); err != nil {
 		return err
 	}
 	c.expires = time.UnixMilli(c.Expires)
@@ -195,7 +195,7 @@ func verifyCredential(raw []byte, info *Info) (*credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCredential, err)
 	}
-	if !c.issuer.MatchesPublicKey(env.PublicKey) {
+	if !lpeer.ID(c.issuer).MatchesPublicKey(env.PublicKey) {
 		return nil, fmt.Errorf("%w: signed by someone other than its issuer", ErrCredential)
 	}
 	if c.Group != info.ID {
@@ -217,8 +217,8 @@ type revocations struct {
 	// KeyHash is SHA-256 of the epoch's group key: a member handing the key
 	// on cannot substitute another.
 	KeyHash []byte `cbor:"5,keyasint"`
-	issuer  lpeer.ID
-	revoked []lpeer.ID
+	issuer  peer.ID
+	revoked []peer.ID
 }
 
 func (*revocations) Domain() string { return "juxta-group-revocations" }
@@ -231,12 +231,12 @@ func (r *revocations) UnmarshalRecord(b []byte) error {
 		return err
 	}
 	var err error
-	if r.issuer, err = lpeer.IDFromBytes(r.Issuer); err != nil {
+	if r.issuer, err = peer.IDFromBytes(r.Issuer); err != nil {
 		return err
 	}
 	r.revoked = r.revoked[:0]
 	for _, b := range r.Revoked {
-		id, err := lpeer.IDFromBytes(b)
+		id, err := peer.IDFromBytes(b)
 		if err != nil {
 			return err
 		}
@@ -268,7 +268,7 @@ func verifyRevocations(raw []byte, info *Info) (*revocations, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: revocation list: %v", ErrCredential, err)
 	}
-	if !r.issuer.MatchesPublicKey(env.PublicKey) || !info.isAdmin(r.issuer) || r.Group != info.ID {
+	if !lpeer.ID(r.issuer).MatchesPublicKey(env.PublicKey) || !info.isAdmin(r.issuer) || r.Group != info.ID {
 		return nil, fmt.Errorf("%w: revocation list not signed by an admin of this group", ErrCredential)
 	}
 	return &r, nil

@@ -259,11 +259,11 @@ func TestRawPubsubAttacker(t *testing.T) {
 			asub, _ := at.Subscribe()
 			defer asub.Cancel()
 			for _, n := range []*node{alice, bob} {
-				h.Connect(ctx, lpeer.AddrInfo{ID: n.p.ID(), Addrs: n.p.Addrs()})
+				h.Connect(ctx, lpeer.AddrInfo{ID: lpeer.ID(n.p.ID()), Addrs: n.p.Libp2p().Host.Addrs()})
 			}
 			eventually(t, "mesh with the attacker", func() bool {
 				return len(at.ListPeers()) == 2 && len(tb.Peers()) > 0 &&
-					slices.Contains(ta.Peers(), bob.p.ID()) && slices.Contains(ta.Peers(), lpeer.ID(h.ID()))
+					slices.Contains(ta.Peers(), bob.p.ID()) && slices.Contains(ta.Peers(), peer.ID(h.ID()))
 			})
 
 			// It sees only ciphertext.

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/juxta-p2p/juxta/internal/eventbus"
+	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
@@ -50,9 +50,6 @@ type MemberEvent struct {
 	Previous State // "" when the member is new
 }
 
-// MemberSubscription delivers member events.
-type MemberSubscription = eventbus.Sub[MemberEvent]
-
 // presenceTopic is the propagate pipe, in the group's scope, that carries
 // presence. In password and invite groups it is encrypted like any other.
 const presenceTopic = "juxta.presence"
@@ -74,7 +71,7 @@ type presence struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	bus    *eventbus.Bus[MemberEvent]
+	bus    *event.Bus[MemberEvent]
 	kick   chan struct{} // publish now
 
 	mu      sync.Mutex
@@ -90,14 +87,14 @@ type presence struct {
 func newPresence(g *Group) *presence {
 	pr := &presence{
 		g:       g,
-		bus:     eventbus.New[MemberEvent](),
+		bus:     event.New[MemberEvent](),
 		kick:    make(chan struct{}, 1),
 		members: map[peer.ID]*Member{},
 		seqs:    map[peer.ID]uint64{},
 		// Starting from the clock keeps a restarted peer's announcements
 		// newer than those of its previous run.
 		seq:  uint64(time.Now().UnixNano()),
-		self: Member{ID: g.s.host.ID(), Name: g.s.p.Name(), State: Online, LastSeen: time.Now()},
+		self: Member{ID: g.s.p.ID(), Name: g.s.p.Name(), State: Online, LastSeen: time.Now()},
 	}
 	pr.ctx, pr.cancel = context.WithCancel(g.s.ctx)
 	pr.wg.Add(1)
@@ -201,7 +198,7 @@ func (pr *presence) listen(topic *pipes.Topic) {
 		if err != nil {
 			return
 		}
-		if m.From == pr.g.s.host.ID() {
+		if m.From == pr.g.s.p.ID() {
 			continue
 		}
 		pr.receive(m.From, m.Data, time.Now())
@@ -385,9 +382,9 @@ func (g *Group) Members() []Member {
 }
 
 // SubscribeMembers delivers member list changes under juxta's one event
-// contract (see peer.Peer.Subscribe): drain C; a full buffer drops and counts;
+// contract (package event): drain C; a full buffer drops and counts;
 // C closes when ctx ends or the group is left.
-func (g *Group) SubscribeMembers(ctx context.Context, buffer int) *MemberSubscription {
+func (g *Group) SubscribeMembers(ctx context.Context, buffer int) *event.Subscription[MemberEvent] {
 	return g.presence.bus.Subscribe(ctx, buffer)
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -42,7 +43,7 @@ func TestPresenceTwentyMembers(t *testing.T) {
 
 	// One member changes state; everyone sees it. The latency is logged; the
 	// presence bench row measures it against raw GossipSub.
-	subs := make([]*MemberSubscription, n)
+	subs := make([]*event.Subscription[MemberEvent], n)
 	for i := 1; i < n; i++ {
 		subs[i] = groups[i].SubscribeMembers(ctx, 0)
 	}

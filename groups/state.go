@@ -68,7 +68,7 @@ func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 	if info.Policy != PolicyInvite {
 		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
 	}
-	self := s.host.ID()
+	self := s.p.ID()
 	if !info.isAdmin(self) {
 		c, err := verifyCredential(st.Cred, info)
 		if err != nil {

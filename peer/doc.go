@@ -7,8 +7,9 @@
 // A Peer has an ID derived from its Ed25519 key (JXTA's PeerID). The key lives in
 // Config.Dir as identity.key, mode 0600, created on first start, so the ID
 // survives restarts; an empty Dir gives an in-memory peer with a fresh key. Others
-// reach a peer by ID: addresses are hints, and when none are known Connect asks
-// the DHT through the super-peers.
+// reach a peer by ID: an Addr holds the ID, required, with addresses and relays
+// as hints, and when none are known Connect asks the DHT through the
+// super-peers. ParseID and ParseAddr read what ID.String and invites print.
 //
 // An invite (Peer.Invite, ParseInvite) is how a peer is handed to someone else: a
 // short, checksummed string holding the ID, addresses and super-peers, fit to
@@ -24,9 +25,10 @@
 // # Mapping to libp2p
 //
 //	juxta              libp2p
-//	ID                 peer.ID
-//	Peer               host.Host (Peer.Host is the escape hatch)
-//	invite             peer.AddrInfo + super-peer AddrInfos, encoded
+//	ID                 peer.ID (same bytes and text form; a type of juxta's own)
+//	Addr               peer.AddrInfo + relay hints
+//	Peer               host.Host (Peer.Libp2p is the one escape hatch)
+//	invite             Addr, and optionally a pipe name, encoded
 //	super-peer         relay v2 service, kad-dht server, AutoNAT service
 //	Path               direct connection vs /p2p-circuit ("limited") connection
 //
@@ -40,9 +42,16 @@
 // # Events
 //
 // Peer.Subscribe delivers typed events (ReachabilityChanged, PeerConnected,
-// PeerDisconnected, PathChanged, RelaysChanged, HolePunch) under one contract: the
-// subscriber drains a buffered channel; the peer never blocks on it; events that
-// do not fit are dropped and counted; Peer.Status always tells the current state.
+// PeerDisconnected, PathChanged, RelaysChanged, HolePunch) on an
+// *event.Subscription under package event's one contract: the subscriber drains
+// a buffered channel; the peer never blocks on it; events that do not fit are
+// dropped and counted; Peer.Status always tells the current state.
+//
+// # The escape hatch
+//
+// No exported identifier of this package has a libp2p type in its signature,
+// except Libp2p, which returns the host, the DHT and the key under a peer for
+// the rare program that needs libp2p itself.
 //
 // # Closing
 //

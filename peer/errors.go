@@ -11,4 +11,7 @@ var (
 	ErrBadConfig = errors.New("peer: bad config")
 	// ErrNoAddrs: no address is known for a peer and peer routing found none.
 	ErrNoAddrs = errors.New("peer: no address known for peer")
+	// ErrNoPublicSuperPeer: no connected super-peer has a public address, so
+	// this peer cannot learn its own public address and cannot hole-punch.
+	ErrNoPublicSuperPeer = errors.New("peer: no connected super-peer with a public address")
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/juxta-p2p/juxta/internal/eventbus"
+	"github.com/juxta-p2p/juxta/event"
 )
 
 // Path is how this peer is connected to another.
@@ -71,19 +71,15 @@ func (PathChanged) isEvent()         {}
 func (RelaysChanged) isEvent()       {}
 func (HolePunch) isEvent()           {}
 
-// Subscription delivers a peer's events. See Peer.Subscribe for the contract.
-type Subscription = eventbus.Sub[Event]
-
-// Subscribe returns a subscription to this peer's events.
+// Subscribe returns a subscription to this peer's events, with room for
+// buffer events (event.DefaultBuffer if buffer <= 0).
 //
-// The delivery contract, the same for every juxta event stream:
-//   - The subscriber drains Subscription.C. Events arrive in the order they
-//     happened. The peer never blocks on a subscriber: when the buffer (buffer
-//     events; 256 if buffer <= 0) is full, further events are dropped for this
-//     subscriber and counted by Subscription.Dropped. Peer.Status always gives
-//     the current state, so a consumer that dropped events resynchronises there.
-//   - The channel is closed when ctx is done, when Subscription.Cancel is
-//     called, or when the peer closes.
-func (p *Peer) Subscribe(ctx context.Context, buffer int) *Subscription {
+// The delivery contract is package event's, the same for every juxta event
+// stream: the subscriber drains C; events arrive in the order they happened;
+// the peer never blocks on a subscriber, so when the buffer is full further
+// events are dropped for it and counted by Dropped, and Peer.Status gives the
+// current state to resynchronise from. C is closed when ctx is done, when
+// Cancel is called, or when the peer closes.
+func (p *Peer) Subscribe(ctx context.Context, buffer int) *event.Subscription[Event] {
 	return p.events.Subscribe(ctx, buffer)
 }

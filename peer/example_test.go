@@ -3,16 +3,13 @@ package peer_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log"
-
-	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/juxta-p2p/juxta/peer"
 )
 
 // Two peers on one machine: one hands the other its invite, the other connects
-// by it and they exchange bytes on a stream.
+// by it, and the first sees it arrive.
 func Example() {
 	ctx := context.Background()
 	alice, err := peer.New(ctx, peer.TestConfig())
@@ -20,27 +17,42 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer alice.Close()
-	alice.Host().SetStreamHandler("/example/greet/1", func(s network.Stream) {
-		defer s.Close()
-		fmt.Fprint(s, "hello from alice")
-	})
+	events := alice.Subscribe(ctx, 0)
 
 	bob, err := peer.New(ctx, peer.TestConfig())
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer bob.Close()
-	id, path, err := bob.ConnectInvite(ctx, alice.Invite())
+	to, err := peer.ParseAddr(alice.Invite())
 	if err != nil {
 		log.Fatal(err)
 	}
-	s, err := bob.Host().NewStream(ctx, id, "/example/greet/1")
+	path, err := bob.Connect(ctx, to)
 	if err != nil {
 		log.Fatal(err)
 	}
-	msg, _ := io.ReadAll(s)
-	fmt.Println(path, string(msg))
-	// Output: direct hello from alice
+	fmt.Println("bob reached alice:", to.ID == alice.ID(), path)
+	for ev := range events.C {
+		if c, ok := ev.(peer.PeerConnected); ok {
+			fmt.Println("alice sees bob:", c.Peer == bob.ID(), c.Path)
+			break
+		}
+	}
+	// Output:
+	// bob reached alice: true direct
+	// alice sees bob: true direct
+}
+
+// ParseID reads the text form a peer ID prints as.
+func ExampleParseID() {
+	id, err := peer.ParseID("12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA")
+	fmt.Println(id, err)
+	_, err = peer.ParseID("12D3KooW")
+	fmt.Println(err != nil)
+	// Output:
+	// 12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA <nil>
+	// true
 }
 
 // ParseInvite tells exactly what is wrong with a damaged invite.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
@@ -21,12 +22,12 @@ import (
 // distinct such addresses per peer per lanAddrWindow. Configured super-peers
 // are exempt: the user chose their addresses.
 type dialGater struct {
-	trusted func(ID) bool
+	trusted func(lpeer.ID) bool
 
 	mu      sync.Mutex
 	nets    []*net.IPNet // this host's subnets; guarded by mu
 	netsAt  time.Time
-	dialled map[ID]*lanDials // guarded by mu
+	dialled map[lpeer.ID]*lanDials // guarded by mu
 }
 
 type lanDials struct {
@@ -37,13 +38,13 @@ type lanDials struct {
 // lanAddrWindow is the window of the per-peer bound on private addresses.
 const lanAddrWindow = 10 * time.Minute
 
-func newDialGater(trusted func(ID) bool) *dialGater {
-	return &dialGater{trusted: trusted, dialled: map[ID]*lanDials{}}
+func newDialGater(trusted func(lpeer.ID) bool) *dialGater {
+	return &dialGater{trusted: trusted, dialled: map[lpeer.ID]*lanDials{}}
 }
 
-func (g *dialGater) InterceptPeerDial(ID) bool { return true }
+func (g *dialGater) InterceptPeerDial(lpeer.ID) bool { return true }
 
-func (g *dialGater) InterceptAddrDial(id ID, a ma.Multiaddr) bool {
+func (g *dialGater) InterceptAddrDial(id lpeer.ID, a ma.Multiaddr) bool {
 	if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
 		return true
 	}
@@ -98,7 +99,7 @@ func (g *dialGater) pruneLocked(now time.Time) {
 
 func (g *dialGater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 
-func (g *dialGater) InterceptSecured(network.Direction, ID, network.ConnMultiaddrs) bool {
+func (g *dialGater) InterceptSecured(network.Direction, lpeer.ID, network.ConnMultiaddrs) bool {
 	return true
 }
 

@@ -41,7 +41,7 @@ func TestHostileIdleConnections(t *testing.T) {
 	cfg := TestSuperPeerConfig()
 	cfg.Conns = ConnLimits{LimitLoopback: true, PerIP: 8, Inbound: 128, LowWater: 16, HighWater: 32, GracePeriod: time.Second}
 	sp := newTestPeer(t, cfg)
-	target := lpeer.AddrInfo{ID: sp.ID(), Addrs: sp.Addrs()}
+	target := lpeer.AddrInfo{ID: toLP(sp.ID()), Addrs: sp.host.Addrs()}
 
 	// One address, forty identities.
 	accepted := 0
@@ -52,7 +52,7 @@ func TestHostileIdleConnections(t *testing.T) {
 		}
 	}
 	fromOne := 0
-	for _, c := range sp.Host().Network().Conns() {
+	for _, c := range sp.Libp2p().Host.Network().Conns() {
 		if ip, _ := c.RemoteMultiaddr().ValueForProtocol(ma.P_IP4); ip == "127.0.0.2" {
 			fromOne++
 		}
@@ -81,7 +81,7 @@ func TestHostileIdleConnections(t *testing.T) {
 				if err := h.Connect(ctx, target); err != nil {
 					return err
 				}
-				s, err := h.NewStream(ctx, sp.ID(), echoProto)
+				s, err := h.NewStream(ctx, toLP(sp.ID()), echoProto)
 				if err != nil {
 					return err
 				}
@@ -100,14 +100,14 @@ func TestHostileIdleConnections(t *testing.T) {
 		t.Fatalf("honest peers refused: %s", lat.String())
 	}
 	deadline := time.Now().Add(2 * time.Minute)
-	for len(sp.Host().Network().Conns()) > cfg.Conns.HighWater {
+	for len(sp.Libp2p().Host.Network().Conns()) > cfg.Conns.HighWater {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d connections, high water %d: no trimming", len(sp.Host().Network().Conns()), cfg.Conns.HighWater)
+			t.Fatalf("%d connections, high water %d: no trimming", len(sp.Libp2p().Host.Network().Conns()), cfg.Conns.HighWater)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("40 identities from one address: %d connected (%d dial successes); trimmed to %d; %s",
-		fromOne, accepted, len(sp.Host().Network().Conns()), lat.String())
+		fromOne, accepted, len(sp.Libp2p().Host.Network().Conns()), lat.String())
 }
 
 // TestHostileRelayedAddrs: a peer reached through a relay advertises bait
@@ -157,13 +157,13 @@ func TestHostileRelayedAddrs(t *testing.T) {
 	h := rawHostOn(t, "127.0.0.1", libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return bait }))
 	circuit, _ := ma.NewMultiaddr(fmt.Sprintf("/p2p/%s/p2p-circuit", s.ID()))
 	var relayAddrs []ma.Multiaddr
-	for _, a := range s.Addrs() {
+	for _, a := range s.host.Addrs() {
 		relayAddrs = append(relayAddrs, a.Encapsulate(circuit))
 	}
-	if err := h.Connect(ctx, lpeer.AddrInfo{ID: s.ID(), Addrs: s.Addrs()}); err != nil {
+	if err := h.Connect(ctx, lpeer.AddrInfo{ID: toLP(s.ID()), Addrs: s.host.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Connect(network.WithAllowLimitedConn(ctx, "test"), lpeer.AddrInfo{ID: v.ID(), Addrs: relayAddrs}); err != nil {
+	if err := h.Connect(network.WithAllowLimitedConn(ctx, "test"), lpeer.AddrInfo{ID: toLP(v.ID()), Addrs: relayAddrs}); err != nil {
 		t.Fatal(err)
 	}
 	// tryLANDirect makes its attempts over 3 + 5 + 15 s; watch them all.
@@ -171,7 +171,7 @@ func TestHostileRelayedAddrs(t *testing.T) {
 	if n := dials.Load(); n > int32(maxLANAddrs*len(lanDirectTimeouts)) {
 		t.Fatalf("the edge dialled bait addresses %d times, bound %d", n, maxLANAddrs*len(lanDirectTimeouts))
 	}
-	t.Logf("bait dials: %d (of 40 loopback and 20 off-subnet addresses advertised); path %v; victim knows %d addresses", dials.Load(), v.PathTo(h.ID()), len(v.Host().Peerstore().Addrs(h.ID())))
+	t.Logf("bait dials: %d (of 40 loopback and 20 off-subnet addresses advertised); path %v; victim knows %d addresses", dials.Load(), v.PathTo(ID(h.ID())), len(v.Libp2p().Host.Peerstore().Addrs(h.ID())))
 }
 
 func TestOnLinkAddrs(t *testing.T) {

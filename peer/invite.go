@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strings"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -19,18 +18,26 @@ import (
 //
 // Layout of the string:
 //
-//	"juxta" | version (one character, "1") | base32(payload | checksum)
+//	"juxta" | version (one character, "1" or "2") | base32(payload | checksum)
 //
 // base32 is RFC 4648 without padding, written in lower case; parsing ignores case
 // and surrounding white space, so an upper-case QR code round-trips. The checksum
 // is the first 4 bytes of SHA-256 over the version character and the payload. The
 // payload is a sequence of uvarint-prefixed fields:
 //
-//	id | n | addr*n | m | (id | k | addr*k)*m
+//	id | n | addr*n | m | (id | k | addr*k)*m             version 1
+//	id | n | addr*n | m | (id | k | addr*k)*m | pipe      version 2
+//
+// Version 2 adds a pipe name (uvarint length, UTF-8). An invite without a
+// pipe is written as version 1, so that older builds still read it.
 const (
-	invitePrefix  = "juxta"
-	inviteVersion = '1'
-	checksumLen   = 4
+	invitePrefix = "juxta"
+	inviteV1     = '1'
+	inviteV2     = '2'
+	checksumLen  = 4
+
+	// MaxInvitePipe bounds the pipe name inside an invite, in bytes.
+	MaxInvitePipe = 256
 
 	// MaxInviteLen bounds the invite string; longer input is refused unparsed.
 	MaxInviteLen = 4096
@@ -44,31 +51,44 @@ var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // Invite is a parsed invite.
 type Invite struct {
-	// Peer is the invited peer; its ID is required, its addresses are hints.
-	Peer AddrInfo
-	// SuperPeers are super-peers the invited peer uses; a receiver may use them
-	// to find or relay to the peer when its own addresses do not work.
-	SuperPeers []AddrInfo
+	// Peer is the invited peer: its ID is required, its addresses are hints,
+	// and its Relays are the super-peers it uses, through which a receiver can
+	// find or relay to it when its own addresses do not work.
+	Peer Addr
+	// Pipe optionally names a pipe the invited peer listens on, so that one
+	// string is enough to dial it (juxta.Node.Dial).
+	Pipe string
 }
 
-// String encodes the invite. It panics only if the invite holds more addresses or
-// super-peers than an invite may carry; use Peer.Invite, which trims them.
+// String encodes the invite. Addresses that are not valid multiaddrs are left
+// out. It panics only if the invite holds more addresses or super-peers than an
+// invite may carry, or a longer pipe name; use Peer.Invite, which trims them.
 func (inv Invite) String() string {
+	if len(inv.Pipe) > MaxInvitePipe {
+		panic("peer: invite pipe name too long")
+	}
 	var p []byte
 	p = appendInfo(p, inv.Peer)
-	p = binary.AppendUvarint(p, uint64(len(inv.SuperPeers)))
-	for _, sp := range inv.SuperPeers {
+	p = binary.AppendUvarint(p, uint64(len(inv.Peer.Relays)))
+	for _, sp := range inv.Peer.Relays {
 		p = appendInfo(p, sp)
 	}
-	sum := inviteChecksum(p)
+	version := byte(inviteV1)
+	if inv.Pipe != "" {
+		version = inviteV2
+		p = binary.AppendUvarint(p, uint64(len(inv.Pipe)))
+		p = append(p, inv.Pipe...)
+	}
+	sum := inviteChecksum(version, p)
 	p = append(p, sum[:]...)
-	return invitePrefix + string(inviteVersion) + strings.ToLower(b32.EncodeToString(p))
+	return invitePrefix + string(version) + strings.ToLower(b32.EncodeToString(p))
 }
 
-func appendInfo(p []byte, ai AddrInfo) []byte {
-	id := []byte(ai.ID)
+func appendInfo(p []byte, a Addr) []byte {
+	id := []byte(a.ID)
 	p = binary.AppendUvarint(p, uint64(len(id)))
 	p = append(p, id...)
+	ai := a.addrInfo()
 	p = binary.AppendUvarint(p, uint64(len(ai.Addrs)))
 	for _, a := range ai.Addrs {
 		b := a.Bytes()
@@ -78,9 +98,9 @@ func appendInfo(p []byte, ai AddrInfo) []byte {
 	return p
 }
 
-func inviteChecksum(payload []byte) [checksumLen]byte {
+func inviteChecksum(version byte, payload []byte) [checksumLen]byte {
 	h := sha256.New()
-	h.Write([]byte{inviteVersion})
+	h.Write([]byte{version})
 	h.Write(payload)
 	var out [checksumLen]byte
 	copy(out[:], h.Sum(nil))
@@ -105,8 +125,9 @@ func ParseInvite(s string) (Invite, error) {
 	if rest == "" {
 		return Invite{}, fmt.Errorf("%w: nothing after the prefix", ErrInviteTruncated)
 	}
-	if rest[0] != inviteVersion {
-		return Invite{}, fmt.Errorf("%w: version %q, this build reads %q", ErrInviteVersion, rest[0], inviteVersion)
+	version := rest[0]
+	if version != inviteV1 && version != inviteV2 {
+		return Invite{}, fmt.Errorf("%w: version %q, this build reads %q and %q", ErrInviteVersion, version, inviteV1, inviteV2)
 	}
 	raw, err := b32.DecodeString(strings.ToUpper(rest[1:]))
 	if err != nil {
@@ -116,7 +137,7 @@ func ParseInvite(s string) (Invite, error) {
 		return Invite{}, fmt.Errorf("%w: %d bytes", ErrInviteTruncated, len(raw))
 	}
 	payload, sum := raw[:len(raw)-checksumLen], raw[len(raw)-checksumLen:]
-	want := inviteChecksum(payload)
+	want := inviteChecksum(version, payload)
 	if !bytes.Equal(sum, want[:]) {
 		return Invite{}, fmt.Errorf("%w: the invite was damaged in copying", ErrInviteChecksum)
 	}
@@ -134,12 +155,22 @@ func ParseInvite(s string) (Invite, error) {
 		if err != nil {
 			return Invite{}, err
 		}
-		inv.SuperPeers = append(inv.SuperPeers, sp)
+		inv.Peer.Relays = append(inv.Peer.Relays, sp)
+	}
+	if version == inviteV2 {
+		pipe, err := r.bytes("pipe name")
+		if err != nil {
+			return Invite{}, err
+		}
+		if len(pipe) > MaxInvitePipe || len(pipe) == 0 {
+			return Invite{}, fmt.Errorf("%w: pipe name of %d bytes, limit %d", ErrInviteTooMany, len(pipe), MaxInvitePipe)
+		}
+		inv.Pipe = string(pipe)
 	}
 	if len(r.b) != 0 {
 		return Invite{}, fmt.Errorf("%w: %d bytes after the last field", ErrInviteTrailing, len(r.b))
 	}
-	if len(inv.Peer.Addrs) == 0 && len(inv.SuperPeers) == 0 {
+	if len(inv.Peer.Addrs) == 0 && len(inv.Peer.Relays) == 0 {
 		return Invite{}, ErrInviteUnreachable
 	}
 	return inv, nil
@@ -180,54 +211,32 @@ func (r *inviteReader) count(what string, limit int) (int, error) {
 	return int(n), nil
 }
 
-func (r *inviteReader) info(what string) (AddrInfo, error) {
+func (r *inviteReader) info(what string) (Addr, error) {
 	idb, err := r.bytes(what + " ID")
 	if err != nil {
-		return AddrInfo{}, err
+		return Addr{}, err
 	}
-	id, err := lpeer.IDFromBytes(idb)
+	id, err := IDFromBytes(idb)
 	if err != nil {
-		return AddrInfo{}, fmt.Errorf("%w: %s: %v", ErrInvitePeerID, what, err)
+		return Addr{}, fmt.Errorf("%w: %s: %v", ErrInvitePeerID, what, err)
 	}
 	n, err := r.count(what+" address count", MaxInviteAddrs)
 	if err != nil {
-		return AddrInfo{}, err
+		return Addr{}, err
 	}
-	ai := AddrInfo{ID: id}
+	a := Addr{ID: id}
 	for i := range n {
 		b, err := r.bytes(fmt.Sprintf("%s address %d", what, i))
 		if err != nil {
-			return AddrInfo{}, err
+			return Addr{}, err
 		}
-		a, err := ma.NewMultiaddrBytes(b)
+		m, err := ma.NewMultiaddrBytes(b)
 		if err != nil {
-			return AddrInfo{}, fmt.Errorf("%w: %s address %d: %v", ErrInviteAddr, what, i, err)
+			return Addr{}, fmt.Errorf("%w: %s address %d: %v", ErrInviteAddr, what, i, err)
 		}
-		ai.Addrs = append(ai.Addrs, a)
+		a.Addrs = append(a.Addrs, m.String())
 	}
-	return ai, nil
-}
-
-// ParseAddrInfo reads a peer given either as an invite string or as a multiaddr
-// ending in /p2p/<id>. It is how Config.SuperPeers entries are read.
-func ParseAddrInfo(s string) (AddrInfo, error) {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "/") {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return AddrInfo{}, fmt.Errorf("%w: %q: %v", ErrInviteAddr, s, err)
-		}
-		ai, err := lpeer.AddrInfoFromP2pAddr(a)
-		if err != nil {
-			return AddrInfo{}, fmt.Errorf("%w: %q needs a /p2p/<id> part: %v", ErrInvitePeerID, s, err)
-		}
-		return *ai, nil
-	}
-	inv, err := ParseInvite(s)
-	if err != nil {
-		return AddrInfo{}, err
-	}
-	return inv.Peer, nil
+	return a, nil
 }
 
 // errors returned by ParseInvite; each names one kind of damage.

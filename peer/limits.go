@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 )
@@ -113,8 +114,8 @@ func (p *Peer) limitOptions() ([]libp2p.Option, error) {
 		return nil, fmt.Errorf("peer: connection manager: %w", err)
 	}
 	p.rm = rm
-	gater := newDialGater(func(id ID) bool {
-		return slices.ContainsFunc(p.superPeers, func(ai AddrInfo) bool { return ai.ID == id })
+	gater := newDialGater(func(id lpeer.ID) bool {
+		return slices.ContainsFunc(p.superPeers, func(ai lpeer.AddrInfo) bool { return ai.ID == id })
 	})
 	return []libp2p.Option{libp2p.ResourceManager(rm), libp2p.ConnectionManager(cm), libp2p.ConnectionGater(gater)}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
@@ -43,7 +44,7 @@ func (p *Peer) tryLANDirect(id ID) {
 		if p.PathTo(id) != PathRelayed {
 			return // direct already, or gone
 		}
-		addrs := onLinkAddrs(p.host.Peerstore().Addrs(id), localNets())
+		addrs := onLinkAddrs(p.host.Peerstore().Addrs(toLP(id)), localNets())
 		if len(addrs) == 0 {
 			continue // identify may not have told us its addresses yet
 		}
@@ -52,7 +53,7 @@ func (p *Peer) tryLANDirect(id ID) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, timeout)
-		err := p.host.Connect(network.WithForceDirectDial(ctx, "juxta LAN"), AddrInfo{ID: id, Addrs: addrs})
+		err := p.host.Connect(network.WithForceDirectDial(ctx, "juxta LAN"), lpeer.AddrInfo{ID: toLP(id), Addrs: addrs})
 		cancel()
 		if err == nil {
 			return
@@ -181,14 +182,28 @@ func (p *Peer) awaitPunchable(ctx context.Context) {
 	}
 }
 
-// AwaitHolePunching waits, for at most 3 s or until ctx ends, until this peer
-// can take part in hole punching: it has learnt a public address of its own
-// from a super-peer. Connect does this by itself; call it to time a connection
-// apart from the peer's own start-up. It returns at once when no connected
-// super-peer has a public address (nothing will ever be learnt).
-func (p *Peer) AwaitHolePunching(ctx context.Context) bool {
-	p.awaitPunchable(ctx)
-	return p.punchable()
+// AwaitHolePunching waits until this peer can take part in hole punching: it
+// has learnt a public address of its own from a super-peer. Connect waits a
+// little for this by itself; call it to time a connection apart from the
+// peer's own start-up. It returns ErrNoPublicSuperPeer at once when no
+// connected super-peer has a public address (nothing will ever be learnt),
+// and ctx's error, wrapped, when ctx ends first.
+func (p *Peer) AwaitHolePunching(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !p.punchable() {
+		if !p.publicSuperPeer() {
+			return ErrNoPublicSuperPeer
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("peer: await hole punching: %w", ctx.Err())
+		case <-p.ctx.Done():
+			return fmt.Errorf("peer: await hole punching: %w", net.ErrClosed)
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 func (p *Peer) publicSuperPeer() bool {
@@ -219,14 +234,14 @@ func (p *Peer) superviseRelayed(id ID) {
 			return
 		}
 		p.log.Debug("retrying hole punch", "peer", id, "retry", i+1)
-		if err := p.hp.DirectConnect(id); err == nil {
+		if err := p.hp.DirectConnect(toLP(id)); err == nil {
 			return
 		}
 	}
 }
 
 func (p *Peer) hasInboundRelayed(id ID) bool {
-	for _, c := range p.host.Network().ConnsToPeer(id) {
+	for _, c := range p.host.Network().ConnsToPeer(toLP(id)) {
 		if isRelayed(c) && c.Stat().Direction == network.DirInbound {
 			return true
 		}

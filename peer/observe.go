@@ -33,12 +33,12 @@ func (p *Peer) handleObserve(s network.Stream) {
 
 // Observe asks the super-peer sp which address it sees this peer's connection
 // come from. The connection must exist (Connect first).
-func (p *Peer) Observe(ctx context.Context, sp ID) (ma.Multiaddr, error) {
+func (p *Peer) Observe(ctx context.Context, sp ID) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := p.host.NewStream(network.WithAllowLimitedConn(ctx, "observe"), sp, ObserveProtocol)
+	s, err := p.host.NewStream(network.WithAllowLimitedConn(ctx, "observe"), toLP(sp), ObserveProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("peer: observe via %s: %w", sp.ShortString(), err)
+		return "", fmt.Errorf("peer: observe via %s: %w", sp.ShortString(), err)
 	}
 	defer s.Close()
 	if d, ok := ctx.Deadline(); ok {
@@ -46,9 +46,9 @@ func (p *Peer) Observe(ctx context.Context, sp ID) (ma.Multiaddr, error) {
 	}
 	a, err := readObserveReply(s)
 	if err != nil {
-		return nil, fmt.Errorf("peer: observe via %s: %w", sp.ShortString(), err)
+		return "", fmt.Errorf("peer: observe via %s: %w", sp.ShortString(), err)
 	}
-	return a, nil
+	return a.String(), nil
 }
 
 // readObserveReply reads the answer: a length byte, then a binary multiaddr.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/event"
+	lpevent "github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -35,14 +36,8 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"go.uber.org/fx"
 
-	"github.com/juxta-p2p/juxta/internal/eventbus"
+	"github.com/juxta-p2p/juxta/event"
 )
-
-// ID is a peer's identity: the hash of its public key. It is libp2p's peer.ID.
-type ID = lpeer.ID
-
-// AddrInfo is a peer ID with the addresses it may be reached at.
-type AddrInfo = lpeer.AddrInfo
 
 // DHTProtocolPrefix keeps juxta's DHT apart from the public IPFS DHT.
 const DHTProtocolPrefix = "/juxta"
@@ -56,10 +51,10 @@ type Peer struct {
 	cfg        Config
 	log        *slog.Logger
 	key        crypto.PrivKey
-	host       host.Host    // never nil after New
-	dht        *dht.IpfsDHT // never nil after New
-	superPeers []AddrInfo   // parsed Config.SuperPeers; read-only
-	events     *eventbus.Bus[Event]
+	host       host.Host        // never nil after New
+	dht        *dht.IpfsDHT     // never nil after New
+	superPeers []lpeer.AddrInfo // parsed Config.SuperPeers; read-only
+	events     *event.Bus[Event]
 	mdns       io.Closer               // nil when mDNS is off
 	rm         network.ResourceManager // closed after the host
 	lanDials   *rate.Limiter           // direct LAN dials to relayed peers' addresses
@@ -74,7 +69,7 @@ type Peer struct {
 	oam basichost.ObservedAddrsManager // filled by go-libp2p's constructor
 	// reachEmitter announced "unknown" at start (see startRelayFinder);
 	// closed on Close; nil when not needed.
-	reachEmitter event.Emitter
+	reachEmitter lpevent.Emitter
 
 	// early is the host as go-libp2p hands it to the routing constructor, for
 	// callbacks that run while libp2p.New has not yet returned.
@@ -96,7 +91,7 @@ func New(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	p := &Peer{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		events:  eventbus.New[Event](),
+		events:  event.New[Event](),
 		kick:    make(chan struct{}, 1),
 		paths:   make(map[ID]Path),
 		punches: make(map[ID]int),
@@ -113,11 +108,17 @@ func New(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	}()
 
 	for _, s := range cfg.SuperPeers {
-		ai, err := ParseAddrInfo(s)
+		if strings.TrimSpace(s) == "" {
+			continue // an unset flag or an empty list entry
+		}
+		a, err := ParseAddr(s)
+		if err == nil && len(a.Addrs) == 0 {
+			err = fmt.Errorf("%w: no address", ErrNoAddrs)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: super-peer %q: %w", ErrBadConfig, s, err)
 		}
-		p.superPeers = append(p.superPeers, ai)
+		p.superPeers = append(p.superPeers, a.addrInfo())
 	}
 	if p.key, err = loadOrCreateKey(cfg.Dir); err != nil {
 		return nil, err
@@ -305,24 +306,24 @@ func (p *Peer) startRelayFinder() error {
 	if p.cfg.Role != RoleEdge || len(p.superPeers) == 0 || p.cfg.Reachability != ReachabilityUnknown {
 		return nil
 	}
-	em, err := p.host.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), lpbus.Stateful)
+	em, err := p.host.EventBus().Emitter(new(lpevent.EvtLocalReachabilityChanged), lpbus.Stateful)
 	if err != nil {
 		return fmt.Errorf("peer: reachability emitter: %w", err)
 	}
 	p.reachEmitter = em
-	return em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityUnknown})
+	return em.Emit(lpevent.EvtLocalReachabilityChanged{Reachability: network.ReachabilityUnknown})
 }
 
 // ID is this peer's ID.
-func (p *Peer) ID() ID { return p.host.ID() }
+func (p *Peer) ID() ID { return ID(p.host.ID()) }
 
 // ObservedAddrs are the addresses others have seen this peer's connections come
 // from (identify), public ones included even if seen by a single peer.
-func (p *Peer) ObservedAddrs() []ma.Multiaddr {
+func (p *Peer) ObservedAddrs() []string {
 	if p.oam == nil {
 		return nil
 	}
-	return p.oam.Addrs(1)
+	return addrStrings(p.oam.Addrs(1))
 }
 
 // Name is the configured display name, "anonymous" if none.
@@ -343,15 +344,31 @@ func (p *Peer) Dir() string { return p.cfg.Dir }
 // Logger is the peer's logger; never nil.
 func (p *Peer) Logger() *slog.Logger { return p.log }
 
-// Host is the escape hatch to the underlying libp2p host.
-func (p *Peer) Host() host.Host { return p.host }
+// Libp2p is the escape hatch to the libp2p objects under a peer. juxta's own
+// packages build on it; an application needs it only to reach libp2p
+// directly (a protocol of its own, a metric juxta does not expose). The
+// objects belong to the peer: do not close them.
+type Libp2p struct {
+	// Host is the libp2p host.
+	Host host.Host
+	// Routing is the Kademlia DHT: client mode on edges, server mode on
+	// super-peers, protocol prefix DHTProtocolPrefix.
+	Routing *dht.IpfsDHT
+	// Key is the peer's private identity key.
+	Key crypto.PrivKey
+}
 
-// Routing is the peer's Kademlia DHT: client mode on edges, server mode on
-// super-peers. Discovery uses it for provider records.
-func (p *Peer) Routing() *dht.IpfsDHT { return p.dht }
+// Libp2p returns the escape hatch to the libp2p objects under this peer.
+func (p *Peer) Libp2p() Libp2p { return Libp2p{Host: p.host, Routing: p.dht, Key: p.key} }
 
 // SuperPeers returns the configured super-peers.
-func (p *Peer) SuperPeers() []AddrInfo { return slices.Clone(p.superPeers) }
+func (p *Peer) SuperPeers() []Addr {
+	out := make([]Addr, len(p.superPeers))
+	for i, sp := range p.superPeers {
+		out[i] = fromAddrInfo(sp)
+	}
+	return out
+}
 
 // ConnectedSuperPeers returns the configured super-peers this peer is connected
 // to now. Discovery publishes to these.
@@ -359,7 +376,7 @@ func (p *Peer) ConnectedSuperPeers() []ID {
 	var out []ID
 	for _, sp := range p.superPeers {
 		if p.host.Network().Connectedness(sp.ID) == network.Connected {
-			out = append(out, sp.ID)
+			out = append(out, ID(sp.ID))
 		}
 	}
 	return out
@@ -367,95 +384,95 @@ func (p *Peer) ConnectedSuperPeers() []ID {
 
 // Addrs returns the addresses others can use to reach this peer: its listen
 // addresses and, when private, its relay addresses.
-func (p *Peer) Addrs() []ma.Multiaddr { return p.host.Addrs() }
+func (p *Peer) Addrs() []string { return addrStrings(p.host.Addrs()) }
 
-// AddrInfo returns this peer's ID with Addrs.
-func (p *Peer) AddrInfo() AddrInfo { return AddrInfo{ID: p.ID(), Addrs: p.Addrs()} }
-
-// Invite returns this peer's invite: its ID, up to MaxInviteAddrs addresses and
-// up to MaxInviteSuperPeers super-peers.
-func (p *Peer) Invite() string {
-	ai := p.AddrInfo()
-	if len(ai.Addrs) > MaxInviteAddrs {
-		ai.Addrs = ai.Addrs[:MaxInviteAddrs]
+// Addr returns how to reach this peer: its ID, its addresses and its
+// super-peers as relays, at most MaxInviteAddrs addresses each and
+// MaxInviteSuperPeers relays, as an invite carries them.
+func (p *Peer) Addr() Addr {
+	a := Addr{ID: p.ID(), Addrs: p.Addrs()}
+	if len(a.Addrs) > MaxInviteAddrs {
+		a.Addrs = a.Addrs[:MaxInviteAddrs]
 	}
-	inv := Invite{Peer: ai}
-	for _, sp := range p.superPeers {
-		if len(inv.SuperPeers) == MaxInviteSuperPeers {
+	for _, sp := range p.SuperPeers() {
+		if len(a.Relays) == MaxInviteSuperPeers {
 			break
 		}
 		if len(sp.Addrs) > MaxInviteAddrs {
 			sp.Addrs = sp.Addrs[:MaxInviteAddrs]
 		}
-		inv.SuperPeers = append(inv.SuperPeers, sp)
+		a.Relays = append(a.Relays, sp)
 	}
-	return inv.String()
+	return a
 }
 
-// Connect connects to the peer id. Addresses already known (from an invite, the
-// LAN, or earlier contact) are tried first; when there are none, the DHT is asked
-// through the super-peers. libp2p picks the path: direct, hole-punched or relayed.
-// Connect returns the path it ended on.
-func (p *Peer) Connect(ctx context.Context, id ID) (Path, error) {
-	return p.ConnectAddrs(ctx, AddrInfo{ID: id})
+// Invite returns this peer's invite: Addr as a string to copy or put in a QR
+// code.
+func (p *Peer) Invite() string { return Invite{Peer: p.Addr()}.String() }
+
+// PipeInvite is Invite naming a pipe this peer listens on, so that the
+// receiver can dial it with the invite alone.
+func (p *Peer) PipeInvite(pipe string) (string, error) {
+	if len(pipe) > MaxInvitePipe {
+		return "", fmt.Errorf("%w: pipe name of %d bytes, limit %d", ErrBadConfig, len(pipe), MaxInvitePipe)
+	}
+	return Invite{Peer: p.Addr(), Pipe: pipe}.String(), nil
 }
 
-// ConnectAddrs is Connect with address hints.
-func (p *Peer) ConnectAddrs(ctx context.Context, ai AddrInfo) (Path, error) {
+// Connect connects to the peer a names. Its ID is required; its addresses and
+// relays are hints, tried together with addresses already known (from the LAN
+// or earlier contact). With no address at all, the DHT is asked through the
+// super-peers. libp2p picks the path: direct, hole-punched or relayed. Connect
+// returns the path it ended on. Use ParseAddr to read an invite, a /p2p
+// multiaddr or an ID string.
+func (p *Peer) Connect(ctx context.Context, a Addr) (Path, error) {
 	if p.closed.Load() {
 		return PathNone, fmt.Errorf("peer: connect: %w", net.ErrClosed)
 	}
-	if ai.ID == p.ID() {
+	if err := a.check(); err != nil {
+		return PathNone, fmt.Errorf("peer: connect: %w", err)
+	}
+	if a.ID == p.ID() {
 		return PathNone, fmt.Errorf("%w: cannot connect to self", ErrBadConfig)
+	}
+	ai := a.addrInfo()
+	// The relay addresses through the given relays are hints as good as any
+	// other: a private peer is reachable only there.
+	for _, r := range a.Relays {
+		rai := r.addrInfo()
+		if rai.ID == p.host.ID() {
+			continue
+		}
+		p.host.Peerstore().AddAddrs(rai.ID, rai.Addrs, time.Hour)
+		c, err := ma.NewMultiaddr("/p2p/" + rai.ID.String() + "/p2p-circuit")
+		if err != nil {
+			continue
+		}
+		for _, ra := range rai.Addrs {
+			ai.Addrs = append(ai.Addrs, ra.Encapsulate(c))
+		}
 	}
 	if len(ai.Addrs) == 0 && len(p.host.Peerstore().Addrs(ai.ID)) == 0 {
 		// Peer routing needs the super-peers; make sure we hold one.
 		if err := p.Ready(ctx); err != nil && len(p.superPeers) > 0 {
-			return PathNone, fmt.Errorf("peer: connect %s: %w", ai.ID.ShortString(), err)
+			return PathNone, fmt.Errorf("peer: connect %s: %w", a.ID.ShortString(), err)
 		}
 	}
 	p.awaitPunchable(ctx)
 	ctx = network.WithAllowLimitedConn(ctx, "juxta connect")
 	if err := p.host.Connect(ctx, ai); err != nil {
 		if errors.Is(err, routing.ErrNotFound) {
-			return PathNone, fmt.Errorf("%w %s: %w", ErrNoAddrs, ai.ID.ShortString(), err)
+			return PathNone, fmt.Errorf("%w %s: %w", ErrNoAddrs, a.ID.ShortString(), err)
 		}
-		return PathNone, fmt.Errorf("peer: connect %s: %w", ai.ID.ShortString(), err)
+		return PathNone, fmt.Errorf("peer: connect %s: %w", a.ID.ShortString(), err)
 	}
-	return p.PathTo(ai.ID), nil
-}
-
-// ConnectInvite parses an invite and connects to the peer it names, using its
-// super-peers as relays and routers when its own addresses fail.
-func (p *Peer) ConnectInvite(ctx context.Context, invite string) (ID, Path, error) {
-	inv, err := ParseInvite(invite)
-	if err != nil {
-		return "", PathNone, err
-	}
-	for _, sp := range inv.SuperPeers {
-		if sp.ID != p.ID() {
-			p.host.Peerstore().AddAddrs(sp.ID, sp.Addrs, time.Hour)
-		}
-	}
-	ai := inv.Peer
-	// The relay addresses through the invite's super-peers are hints as good as
-	// any other: a private peer is reachable only there.
-	for _, sp := range inv.SuperPeers {
-		for _, a := range sp.Addrs {
-			c, err := ma.NewMultiaddr(fmt.Sprintf("/p2p/%s/p2p-circuit", sp.ID))
-			if err == nil {
-				ai.Addrs = append(ai.Addrs, a.Encapsulate(c))
-			}
-		}
-	}
-	path, err := p.ConnectAddrs(ctx, ai)
-	return ai.ID, path, err
+	return p.PathTo(a.ID), nil
 }
 
 // PathTo reports the best current path to id.
 func (p *Peer) PathTo(id ID) Path {
 	best := PathNone
-	for _, c := range p.host.Network().ConnsToPeer(id) {
+	for _, c := range p.host.Network().ConnsToPeer(toLP(id)) {
 		if !isRelayed(c) {
 			return PathDirect
 		}
@@ -486,7 +503,7 @@ func (p *Peer) addrsFactory(addrs []ma.Multiaddr) []ma.Multiaddr {
 	}
 	have := relaysIn(addrs)
 	for _, sp := range p.superPeers {
-		if slices.Contains(have, sp.ID) || !(*h).ConnManager().IsProtected(sp.ID, "autorelay") {
+		if slices.Contains(have, ID(sp.ID)) || !(*h).ConnManager().IsProtected(sp.ID, "autorelay") {
 			continue
 		}
 		circuit, err := ma.NewMultiaddr("/p2p/" + sp.ID.String() + "/p2p-circuit")
@@ -545,8 +562,8 @@ func (p *Peer) keepSuperPeers() {
 	if len(p.superPeers) == 0 {
 		return
 	}
-	backoff := make(map[ID]time.Time)
-	fail := make(map[ID]int)
+	backoff := make(map[lpeer.ID]time.Time)
+	fail := make(map[lpeer.ID]int)
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -618,7 +635,7 @@ type mdnsNotifee struct{ p *Peer }
 // HandlePeerFound connects to a peer found on the LAN.
 func (n mdnsNotifee) HandlePeerFound(ai lpeer.AddrInfo) {
 	p := n.p
-	if ai.ID == p.ID() || p.closed.Load() {
+	if ai.ID == p.host.ID() || p.closed.Load() {
 		return
 	}
 	p.wg.Add(1)
@@ -635,12 +652,12 @@ func (n mdnsNotifee) HandlePeerFound(ai lpeer.AddrInfo) {
 // watch wires libp2p's notifications into juxta's events and state.
 func (p *Peer) watch() error {
 	p.host.Network().Notify(&network.NotifyBundle{
-		ConnectedF:    func(_ network.Network, c network.Conn) { p.updatePath(c.RemotePeer()) },
-		DisconnectedF: func(_ network.Network, c network.Conn) { p.updatePath(c.RemotePeer()) },
+		ConnectedF:    func(_ network.Network, c network.Conn) { p.updatePath(ID(c.RemotePeer())) },
+		DisconnectedF: func(_ network.Network, c network.Conn) { p.updatePath(ID(c.RemotePeer())) },
 	})
 	sub, err := p.host.EventBus().Subscribe([]any{
-		new(event.EvtLocalReachabilityChanged),
-		new(event.EvtLocalAddressesUpdated),
+		new(lpevent.EvtLocalReachabilityChanged),
+		new(lpevent.EvtLocalAddressesUpdated),
 	})
 	if err != nil {
 		return fmt.Errorf("peer: subscribe to host events: %w", err)
@@ -658,9 +675,9 @@ func (p *Peer) watch() error {
 					return
 				}
 				switch e := ev.(type) {
-				case event.EvtLocalReachabilityChanged:
+				case lpevent.EvtLocalReachabilityChanged:
 					p.setReachability(fromNetworkReachability(e.Reachability))
-				case event.EvtLocalAddressesUpdated:
+				case lpevent.EvtLocalAddressesUpdated:
 					p.updateRelays()
 				}
 			}
@@ -736,8 +753,8 @@ func relaysIn(addrs []ma.Multiaddr) []ID {
 		if len(relayPart) == len(a) {
 			continue // no circuit component
 		}
-		if ai, err := lpeer.AddrInfoFromP2pAddr(relayPart); err == nil && !slices.Contains(out, ai.ID) {
-			out = append(out, ai.ID)
+		if ai, err := lpeer.AddrInfoFromP2pAddr(relayPart); err == nil && !slices.Contains(out, ID(ai.ID)) {
+			out = append(out, ID(ai.ID))
 		}
 	}
 	slices.Sort(out)
@@ -766,9 +783,9 @@ func (t punchTracer) Trace(ev *holepunch.Event) {
 	}
 	p := t.p
 	p.mu.Lock()
-	p.punches[ev.Remote]++
-	attempt := p.punches[ev.Remote]
+	p.punches[ID(ev.Remote)]++
+	attempt := p.punches[ID(ev.Remote)]
 	p.mu.Unlock()
-	p.events.Publish(HolePunch{Peer: ev.Remote, Success: end.Success, Elapsed: end.EllapsedTime, Attempt: attempt, Err: end.Error})
+	p.events.Publish(HolePunch{Peer: ID(ev.Remote), Success: end.Success, Elapsed: end.EllapsedTime, Attempt: attempt, Err: end.Error})
 	p.log.Info("hole punch", "peer", ev.Remote, "success", end.Success, "elapsed", end.EllapsedTime, "attempt", attempt, "err", end.Error)
 }

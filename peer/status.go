@@ -4,8 +4,6 @@ import (
 	"slices"
 
 	"github.com/libp2p/go-libp2p/core/network"
-
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Status is a snapshot of a peer's state.
@@ -13,7 +11,7 @@ type Status struct {
 	ID           ID
 	Name         string
 	Role         Role
-	Addrs        []ma.Multiaddr // what others can dial, relay addresses included
+	Addrs        []string // what others can dial, relay addresses included
 	Reachability Reachability
 	Relays       []ID         // relays holding a reservation for this peer
 	Conns        []ConnStatus // one per open connection
@@ -22,8 +20,8 @@ type Status struct {
 // ConnStatus describes one open connection.
 type ConnStatus struct {
 	Peer    ID
-	Path    Path // PathDirect or PathRelayed
-	Addr    ma.Multiaddr
+	Path    Path   // PathDirect or PathRelayed
+	Addr    string // the remote multiaddr
 	Inbound bool
 }
 
@@ -34,16 +32,16 @@ func (p *Peer) Status() Status {
 	p.mu.Lock()
 	st.Reachability = p.reach
 	p.mu.Unlock()
-	st.Relays = relaysIn(st.Addrs)
+	st.Relays = relaysIn(p.host.Addrs())
 	for _, c := range p.host.Network().Conns() {
 		path := PathDirect
 		if isRelayed(c) {
 			path = PathRelayed
 		}
 		st.Conns = append(st.Conns, ConnStatus{
-			Peer:    c.RemotePeer(),
+			Peer:    ID(c.RemotePeer()),
 			Path:    path,
-			Addr:    c.RemoteMultiaddr(),
+			Addr:    c.RemoteMultiaddr().String(),
 			Inbound: c.Stat().Direction == network.DirInbound,
 		})
 	}

@@ -98,7 +98,7 @@ func TestAuthorizeRefusesStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	b.p.ConnectAddrs(ctx, a.p.AddrInfo())
+	b.p.Connect(ctx, a.p.Addr())
 	_, err = b.s.Scoped("club", Hooks{}).Dial(ctx, "door")
 	if !errors.Is(err, ErrDenied) {
 		t.Fatalf("dial by a non-member: %v", err)

@@ -22,7 +22,7 @@ func TestStreamPipeConformancePerTransport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := b.p.ConnectAddrs(ctx, a.p.AddrInfo()); err != nil {
+			if _, err := b.p.Connect(ctx, a.p.Addr()); err != nil {
 				t.Fatal(err)
 			}
 			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {

@@ -38,7 +38,7 @@ func Example_stream() {
 	defer stopA()
 	bob, bs, stopB := start(ctx, peer.TestConfig())
 	defer stopB()
-	if _, err := bob.ConnectAddrs(ctx, alice.AddrInfo()); err != nil { // LAN neighbours
+	if _, err := bob.Connect(ctx, alice.Addr()); err != nil { // LAN neighbours
 		log.Fatal(err)
 	}
 
@@ -71,7 +71,7 @@ func Example_reliableMessages() {
 	defer stopA()
 	bob, bs, stopB := start(ctx, peer.TestConfig())
 	defer stopB()
-	bob.ConnectAddrs(ctx, alice.AddrInfo())
+	bob.Connect(ctx, alice.Addr())
 
 	cfg := pipes.MessageConfig{Reliable: true}
 	l, err := as.ListenMessages(ctx, "inbox", cfg)

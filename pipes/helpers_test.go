@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/juxta-p2p/juxta/discovery"
 	"github.com/juxta-p2p/juxta/internal/leaktest"
 	"github.com/juxta-p2p/juxta/peer"
@@ -87,10 +89,23 @@ func edge(t testing.TB, sp *node) *node {
 
 // dropConns closes every connection between a and b.
 func dropConns(a, b *node) {
-	for _, c := range a.p.Host().Network().ConnsToPeer(b.p.ID()) {
+	for _, c := range a.p.Libp2p().Host.Network().ConnsToPeer(lp(b.p.ID())) {
 		c.Close()
 	}
 }
 
 type ctxT = context.Context
 type ID = peer.ID
+
+// lp is a juxta peer ID as libp2p's, for tests that drive a raw libp2p host.
+func lp(id peer.ID) lpeer.ID { return lpeer.ID(id) }
+
+// connectInvite connects p to the peer an invite names.
+func connectInvite(ctx context.Context, p *peer.Peer, invite string) error {
+	a, err := peer.ParseAddr(invite)
+	if err != nil {
+		return err
+	}
+	_, err = p.Connect(ctx, a)
+	return err
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-msgio"
 
 	"github.com/juxta-p2p/juxta/internal/attack"
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 // helloFlood opens n reliable sessions on the victim's message pipe from h,
@@ -21,7 +22,7 @@ import (
 func helloFlood(ctx context.Context, h host.Host, victim *node, pipe string, n int) (refused int) {
 	proto := victim.s.protocolFor(KindMessage, pipe)
 	for range n {
-		str, err := h.NewStream(ctx, victim.p.ID(), proto)
+		str, err := h.NewStream(ctx, lp(victim.p.ID()), proto)
 		if err != nil {
 			return refused
 		}
@@ -86,7 +87,7 @@ func TestHostileSessionFlood(t *testing.T) {
 	var awg sync.WaitGroup
 	refused := make([]int, len(attackers))
 	for i, h := range attackers {
-		if err := attack.Connect(ctx, h, victim.p.Host()); err != nil {
+		if err := attack.Connect(ctx, h, victim.p.Libp2p().Host); err != nil {
 			t.Fatal(err)
 		}
 		awg.Add(1)
@@ -98,7 +99,7 @@ func TestHostileSessionFlood(t *testing.T) {
 
 	// The honest peer's reliable pipe, timed while the flood runs.
 	var lat attack.Latencies
-	if _, err := honest.p.ConnectAddrs(ctx, victim.p.AddrInfo()); err != nil {
+	if _, err := honest.p.Connect(ctx, victim.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	hc, err := honest.s.DialMessages(ctx, "inbox", MessageConfig{Reliable: true}, ToPeer(victim.p.ID()))
@@ -129,7 +130,7 @@ func TestHostileSessionFlood(t *testing.T) {
 	_, peakG := peak.Stop()
 	total, _ := victim.s.Sessions("")
 	for i, h := range attackers {
-		_, mine := victim.s.Sessions(h.ID())
+		_, mine := victim.s.Sessions(peer.ID(h.ID()))
 		if mine > MaxSessionsPerPeer {
 			t.Fatalf("attacker %d holds %d sessions, bound %d", i, mine, MaxSessionsPerPeer)
 		}
@@ -184,7 +185,7 @@ func TestDialerChecksListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	member.p.ConnectAddrs(ctx, outsider.p.AddrInfo())
+	member.p.Connect(ctx, outsider.p.Addr())
 	_, err = member.s.Scoped("club", hooks).Dial(ctx, "secrets", ToPeer(outsider.p.ID()))
 	if !errors.Is(err, ErrDenied) || !errors.Is(err, errNotMember) {
 		t.Fatalf("member dialled a non-member's listener: %v", err)

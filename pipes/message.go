@@ -218,7 +218,7 @@ func (l *MsgListener) handle(str network.Stream) {
 	}
 	flags, sid, peerRecv := h.flags, h.sid, h.recv
 	_ = str.SetDeadline(time.Time{})
-	remote := str.Conn().RemotePeer()
+	remote := peer.ID(str.Conn().RemotePeer())
 	key := sessionKey(l.s.scope, l.id, remote, sid)
 	if flags&helloResume != 0 {
 		l.s.mu.Lock()
@@ -609,7 +609,7 @@ func (c *MsgConn) stateErrLocked() error {
 }
 
 func (c *MsgConn) opErr(op string, err error) error {
-	return &net.OpError{Op: op, Net: "juxta", Source: Addr{Peer: c.s.host.ID(), Pipe: c.id}, Addr: Addr{Peer: c.remote, Pipe: c.id}, Err: err}
+	return &net.OpError{Op: op, Net: "juxta", Source: Addr{Peer: c.s.p.ID(), Pipe: c.id}, Addr: Addr{Peer: c.remote, Pipe: c.id}, Err: err}
 }
 
 // fail ends the connection with err.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-msgio"
 
 	"github.com/juxta-p2p/juxta/peer"
@@ -28,7 +29,7 @@ func msgPair(t *testing.T, a, b *node, cfg MessageConfig) (d, l *MsgConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	if _, err := b.p.ConnectAddrs(ctx, a.p.AddrInfo()); err != nil {
+	if _, err := b.p.Connect(ctx, a.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	d, err = b.s.DialMessages(ctx, id, cfg)
@@ -162,7 +163,7 @@ func TestHostileOversizedFrame(t *testing.T) {
 	}
 	defer ln.Close()
 	for _, n := range []*node{b, evil} {
-		if _, err := n.p.ConnectAddrs(ctx, a.p.AddrInfo()); err != nil {
+		if _, err := n.p.Connect(ctx, a.p.Addr()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -177,7 +178,7 @@ func TestHostileOversizedFrame(t *testing.T) {
 	}
 	// The hostile peer speaks the protocol by hand: a valid hello, then a frame
 	// far over the limit.
-	str, err := evil.p.Host().NewStream(ctx, a.p.ID(), a.s.protocolFor(KindMessage, id))
+	str, err := evil.p.Libp2p().Host.NewStream(ctx, lp(a.p.ID()), a.s.protocolFor(KindMessage, id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func TestReliableMovesFromRelayToDirect(t *testing.T) {
 	defer ln.Close()
 	// Wait until a's only advertised addresses are relay addresses.
 	waitFor(t, "a relay reservation", func() bool { return len(a.p.Status().Relays) > 0 })
-	if _, _, err := b.p.ConnectInvite(ctx, a.p.Invite()); err != nil {
+	if err := connectInvite(ctx, b.p, a.p.Invite()); err != nil {
 		t.Fatal(err)
 	}
 	if b.p.PathTo(a.p.ID()) != peer.PathRelayed {
@@ -316,8 +317,8 @@ func TestReliableMovesFromRelayToDirect(t *testing.T) {
 	for i := range total {
 		if i == total/2 {
 			// A direct connection appears (on a home network: a hole punch).
-			direct := peer.AddrInfo{ID: a.p.ID(), Addrs: a.p.Host().Network().ListenAddresses()}
-			if err := b.p.Host().Connect(network.WithForceDirectDial(ctx, "test"), direct); err != nil {
+			direct := lpeer.AddrInfo{ID: lp(a.p.ID()), Addrs: a.p.Libp2p().Host.Network().ListenAddresses()}
+			if err := b.p.Libp2p().Host.Connect(network.WithForceDirectDial(ctx, "test"), direct); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -111,7 +111,7 @@ func New(ctx context.Context, p *peer.Peer, d *discovery.Service) (*Service, err
 		return nil, err
 	}
 	c := &core{
-		p: p, host: p.Host(), disc: d, log: p.Logger().With("svc", "pipes"),
+		p: p, host: p.Libp2p().Host, disc: d, log: p.Logger().With("svc", "pipes"),
 		closers:  make(map[any]func()),
 		sessions: make(map[string]*MsgConn),
 		perPeer:  make(map[peer.ID]int),
@@ -197,7 +197,7 @@ func (s *Service) unbind(id string) {
 type DialOption func(*dialOpts)
 
 type dialOpts struct {
-	peer lpeer.ID
+	peer peer.ID
 }
 
 // ToPeer makes Dial use the binding on one peer only.
@@ -286,7 +286,7 @@ func (s *Service) authorize(str network.Stream) error {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	if err := s.hooks.Authorize(ctx, str.Conn().RemotePeer()); err != nil {
+	if err := s.hooks.Authorize(ctx, peer.ID(str.Conn().RemotePeer())); err != nil {
 		return fmt.Errorf("%w: %w", ErrDenied, err)
 	}
 	return nil
@@ -295,8 +295,8 @@ func (s *Service) authorize(str network.Stream) error {
 // openStream opens a stream for a pipe to pid. Pipes work over relayed
 // (limited) connections too.
 func (s *Service) openStream(ctx context.Context, pid peer.ID, proto protocol.ID) (network.Stream, error) {
-	if _, err := s.p.Connect(ctx, pid); err != nil {
+	if _, err := s.p.Connect(ctx, peer.Addr{ID: pid}); err != nil {
 		return nil, err
 	}
-	return s.host.NewStream(network.WithAllowLimitedConn(ctx, "juxta pipe"), pid, proto)
+	return s.host.NewStream(network.WithAllowLimitedConn(ctx, "juxta pipe"), lpeer.ID(pid), proto)
 }

@@ -118,7 +118,7 @@ func (s *Service) Join(ctx context.Context, id string) (*Topic, error) {
 		// Inline: the hooks are cheap (a decrypt, a cached credential check),
 		// and a goroutine hand-off per hop costs more than they do.
 		err := ps.RegisterTopicValidator(name, func(_ context.Context, _ lpeer.ID, m *pubsub.Message) bool {
-			return v(m.GetFrom(), m.Data)
+			return v(peer.ID(m.GetFrom()), m.Data)
 		}, pubsub.WithValidatorInline(true))
 		if err != nil {
 			return nil, fmt.Errorf("pipes: join %s: %w", id, err)
@@ -175,7 +175,7 @@ func (t *Topic) meet() {
 		for _, src := range []discovery.Source{discovery.DefaultSources &^ discovery.SourceDHT, discovery.SourceDHT} {
 			q.Sources = src
 			for r, err := range t.s.disc.Scoped(t.s.scope).Find(t.ctx, q) {
-				if err != nil || r.Attrs["kind"] != string(KindPropagate) || r.Publisher == t.s.host.ID() {
+				if err != nil || r.Attrs["kind"] != string(KindPropagate) || r.Publisher == t.s.p.ID() {
 					continue
 				}
 				if t.s.p.PathTo(r.Publisher) == peer.PathNone && !slices.Contains(cands, r.Publisher) {
@@ -195,7 +195,7 @@ func (t *Topic) meet() {
 				break
 			}
 			ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
-			if _, err := t.s.p.Connect(ctx, id); err == nil {
+			if _, err := t.s.p.Connect(ctx, peer.Addr{ID: id}); err == nil {
 				dialled++
 			}
 			cancel()
@@ -231,7 +231,7 @@ func (t *Topic) Next(ctx context.Context) (Message, error) {
 			}
 			return Message{}, err
 		}
-		from := m.GetFrom()
+		from := peer.ID(m.GetFrom())
 		data := m.Data
 		if open := t.s.hooks.Propagate.Open; open != nil {
 			if data, err = open(from, data); err != nil {
@@ -244,7 +244,14 @@ func (t *Topic) Next(ctx context.Context) (Message, error) {
 }
 
 // Peers are the members this peer exchanges messages with directly.
-func (t *Topic) Peers() []peer.ID { return t.topic.ListPeers() }
+func (t *Topic) Peers() []peer.ID {
+	lps := t.topic.ListPeers()
+	out := make([]peer.ID, len(lps))
+	for i, id := range lps {
+		out[i] = peer.ID(id)
+	}
+	return out
+}
 
 // Dropped counts received messages the Open hook rejected.
 func (t *Topic) Dropped() uint64 { return t.drops.Load() }

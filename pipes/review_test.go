@@ -22,10 +22,10 @@ func TestDuplicateFramesDoNotPileUpGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if _, err := evil.p.ConnectAddrs(ctx, a.p.AddrInfo()); err != nil {
+	if _, err := evil.p.Connect(ctx, a.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	str, err := evil.p.Host().NewStream(ctx, a.p.ID(), a.s.protocolFor(KindMessage, id))
+	str, err := evil.p.Libp2p().Host.NewStream(ctx, lp(a.p.ID()), a.s.protocolFor(KindMessage, id))
 	if err != nil {
 		t.Fatal(err)
 	}

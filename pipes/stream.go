@@ -140,7 +140,7 @@ func (l *Listener) Close() error {
 }
 
 // Addr is this peer and the pipe.
-func (l *Listener) Addr() net.Addr { return Addr{Peer: l.s.host.ID(), Pipe: l.id} }
+func (l *Listener) Addr() net.Addr { return Addr{Peer: l.s.p.ID(), Pipe: l.id} }
 
 // Dial connects to the stream pipe id: it resolves the pipe's bindings through
 // discovery and connects to the first bound peer that answers, trying the
@@ -197,8 +197,8 @@ var _ net.Conn = (*Conn)(nil)
 func newConn(s network.Stream, pipe string) *Conn {
 	return &Conn{
 		s:      s,
-		local:  Addr{Peer: s.Conn().LocalPeer(), Pipe: pipe},
-		remote: Addr{Peer: s.Conn().RemotePeer(), Pipe: pipe},
+		local:  Addr{Peer: peer.ID(s.Conn().LocalPeer()), Pipe: pipe},
+		remote: Addr{Peer: peer.ID(s.Conn().RemotePeer()), Pipe: pipe},
 	}
 }
 

@@ -31,7 +31,7 @@ func TestStreamPipeErrorsAndHalfClose(t *testing.T) {
 		io.Copy(c, c) // echo until the other side half-closes
 		c.Close()
 	}()
-	if _, err := b.p.ConnectAddrs(ctx, a.p.AddrInfo()); err != nil {
+	if _, err := b.p.Connect(ctx, a.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	c, err := b.s.Dial(ctx, "echo")
@@ -74,7 +74,7 @@ func TestDeadlineErrorWraps(t *testing.T) {
 	ctx := testCtx(t)
 	l, _ := a.s.Listen(ctx, "quiet")
 	defer l.Close()
-	b.p.ConnectAddrs(ctx, a.p.AddrInfo())
+	b.p.Connect(ctx, a.p.Addr())
 	c, err := b.s.Dial(ctx, "quiet")
 	if err != nil {
 		t.Fatal(err)

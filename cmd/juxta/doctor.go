@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -98,7 +100,7 @@ func diagnose(ctx context.Context, cfg peer.Config, target string, wait time.Dur
 	sub := p.Subscribe(ctx, 0)
 	defer sub.Cancel()
 	rep := &Report{ID: p.ID().String(), Reachability: "unknown", Mapping: "unknown", PortMapping: "off"}
-	for _, a := range p.Host().Network().ListenAddresses() {
+	for _, a := range p.Libp2p().Host.Network().ListenAddresses() {
 		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err != nil {
 			rep.LocalAddrs = append(rep.LocalAddrs, a.String())
 		}
@@ -109,18 +111,21 @@ func diagnose(ctx context.Context, cfg peer.Config, target string, wait time.Dur
 	var obs []ma.Multiaddr
 	for _, sp := range p.SuperPeers() {
 		ai := sp
-		ai.Addrs = slices.DeleteFunc(slices.Clone(sp.Addrs), func(a ma.Multiaddr) bool {
-			_, err := a.ValueForProtocol(ma.P_QUIC_V1)
-			return err != nil
+		ai.Addrs = slices.DeleteFunc(slices.Clone(sp.Addrs), func(a string) bool {
+			return !strings.Contains(a, "/quic-v1")
 		})
 		if len(ai.Addrs) == 0 {
 			ai.Addrs = sp.Addrs
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := p.ConnectAddrs(cctx, ai)
+		_, err := p.Connect(cctx, ai)
 		if err == nil {
+			var s string
 			var o ma.Multiaddr
-			if o, err = p.Observe(cctx, sp.ID); err == nil {
+			if s, err = p.Observe(cctx, sp.ID); err == nil {
+				o, err = ma.NewMultiaddr(s)
+			}
+			if err == nil {
 				obs = append(obs, o)
 				rep.Observed = append(rep.Observed, Observation{SuperPeer: sp.ID.String(), Addr: o.String(), Transport: transportOf(o)})
 			}
@@ -144,7 +149,7 @@ func diagnose(ctx context.Context, cfg peer.Config, target string, wait time.Dur
 	}
 	if portMap {
 		rep.PortMapping = "no mapping appeared (no UPnP/NAT-PMP gateway answered)"
-		for _, a := range p.Addrs() {
+		for _, a := range p.Libp2p().Host.Addrs() {
 			if manet.IsPublicAddr(a) && !slices.ContainsFunc(obs, a.Equal) {
 				rep.PortMapping = "mapped " + a.String()
 				break
@@ -230,13 +235,20 @@ func classify(rep *Report, p *peer.Peer, obs []ma.Multiaddr) {
 	}
 }
 
-func checkPath(ctx context.Context, p *peer.Peer, sub *peer.Subscription, invite string, wait time.Duration) (*PathReport, error) {
+func checkPath(ctx context.Context, p *peer.Peer, sub *event.Subscription[peer.Event], invite string, wait time.Duration) (*PathReport, error) {
 	// Time the connection, not this peer's own start-up.
-	p.AwaitHolePunching(ctx)
+	to, err := peer.ParseAddr(invite)
+	if err != nil {
+		return nil, err
+	}
+	hctx, hcancel := context.WithTimeout(ctx, 5*time.Second)
+	_ = p.AwaitHolePunching(hctx) // best effort: a relayed path is measured too
+	hcancel()
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	id, path, err := p.ConnectInvite(cctx, invite)
+	id := to.ID
+	path, err := p.Connect(cctx, to)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +288,7 @@ func pingOnce(ctx context.Context, p *peer.Peer, id peer.ID) (time.Duration, err
 	defer cancel()
 	var best time.Duration
 	n := 0
-	for r := range ping.Ping(ctx, p.Host(), id) {
+	for r := range ping.Ping(ctx, p.Libp2p().Host, lpeer.ID(id)) {
 		if r.Error != nil {
 			return 0, r.Error
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -39,7 +40,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer alice.Close()
-	alice.Host().SetStreamHandler(proto, func(s network.Stream) {
+	alice.Libp2p().Host.SetStreamHandler(proto, func(s network.Stream) {
 		defer s.Close()
 		r := bufio.NewScanner(s)
 		for r.Scan() {
@@ -54,13 +55,17 @@ func run(ctx context.Context, out io.Writer) error {
 
 	invite := alice.Invite()
 	fmt.Fprintf(out, "alice is %s\nalice's invite: %s\n\n", alice.ID(), invite)
-	id, path, err := bob.ConnectInvite(ctx, invite)
+	to, err := peer.ParseAddr(invite)
+	if err != nil {
+		return err
+	}
+	path, err := bob.Connect(ctx, to)
 	if err != nil {
 		return fmt.Errorf("bob connects to alice: %w", err)
 	}
 	fmt.Fprintf(out, "bob connected to alice by invite alone, path: %s\n", path)
 
-	s, err := bob.Host().NewStream(ctx, id, proto)
+	s, err := bob.Libp2p().Host.NewStream(ctx, lpeer.ID(to.ID), proto)
 	if err != nil {
 		return err
 	}

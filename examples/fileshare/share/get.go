@@ -10,8 +10,6 @@ import (
 	"slices"
 	"time"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/juxta-p2p/juxta/content"
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -110,18 +108,18 @@ func (n *Node) downloading(id string) bool {
 }
 
 // providers are the result's sources with the addresses this peer knows.
-func (n *Node) providers(r Result) []peer.AddrInfo {
-	var out []peer.AddrInfo
+func (n *Node) providers(r Result) []peer.Addr {
+	var out []peer.Addr
 	if l, err := content.ParseLink(r.Link); err == nil {
 		out = append(out, l.Providers...)
 	}
 	for _, id := range r.Sources {
-		if id == n.ID() || slices.ContainsFunc(out, func(ai peer.AddrInfo) bool { return ai.ID == id }) {
+		if id == n.ID() || slices.ContainsFunc(out, func(ai peer.Addr) bool { return ai.ID == id }) {
 			continue
 		}
-		out = append(out, lpeer.AddrInfo{ID: id, Addrs: n.p.Host().Peerstore().Addrs(id)})
+		out = append(out, peer.Addr{ID: id}) // the peerstore's addresses are used too
 	}
-	return slices.DeleteFunc(out, func(ai peer.AddrInfo) bool { return ai.ID == n.ID() })
+	return slices.DeleteFunc(out, func(ai peer.Addr) bool { return ai.ID == n.ID() })
 }
 
 func (n *Node) partialDir() string { return filepath.Join(n.cfg.Dir, "partial") }
@@ -262,7 +260,7 @@ func (n *Node) resumeDownloads(group string) {
 		}
 		r := Result{ID: rec.ID, Name: SafeName(rec.Name), Link: rec.Link, Size: rec.Size, Kind: KindOf(rec.Name), Group: group}
 		for _, s := range rec.Sources {
-			if id, err := lpeer.Decode(s); err == nil {
+			if id, err := peer.ParseID(s); err == nil {
 				r.Sources = append(r.Sources, id)
 			}
 		}

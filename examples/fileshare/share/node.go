@@ -14,8 +14,8 @@ import (
 
 	"github.com/juxta-p2p/juxta/content"
 	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/groups"
-	"github.com/juxta-p2p/juxta/internal/eventbus"
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
@@ -41,7 +41,7 @@ type Node struct {
 	gs   *groups.Service
 	cs   *content.Service
 	w    *Watcher
-	bus  *eventbus.Bus[Event]
+	bus  *event.Bus[Event]
 
 	ctx    context.Context // ends on Close
 	cancel context.CancelFunc
@@ -91,7 +91,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("share: %w", err)
 	}
 	n := &Node{
-		cfg: cfg, log: cfg.Logger, bus: eventbus.New[Event](),
+		cfg: cfg, log: cfg.Logger, bus: event.New[Event](),
 		folders: map[string]string{}, files: map[string]*sharedFile{}, refs: map[refKey]int{}, groups: map[string]*joined{},
 		downloads: map[string]*download{}, rates: map[peer.ID]peerRate{},
 	}
@@ -228,14 +228,18 @@ func (n *Node) Peer() *peer.Peer { return n.p }
 
 // Connect connects to a peer by its invite.
 func (n *Node) Connect(ctx context.Context, invite string) error {
-	_, _, err := n.p.ConnectInvite(ctx, invite)
+	a, err := peer.ParseAddr(invite)
+	if err != nil {
+		return err
+	}
+	_, err = n.p.Connect(ctx, a)
 	return err
 }
 
 // Subscribe delivers the node's events under juxta's one event contract: each
 // subscriber has its own buffer, a full buffer drops events for that
 // subscriber only, and the channel closes when ctx ends or the node closes.
-func (n *Node) Subscribe(ctx context.Context) *eventbus.Sub[Event] {
+func (n *Node) Subscribe(ctx context.Context) *event.Subscription[Event] {
 	return n.bus.Subscribe(ctx, 1024)
 }
 

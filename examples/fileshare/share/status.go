@@ -187,7 +187,8 @@ func (n *Node) Status() Status {
 	slices.SortFunc(st.Shares, func(a, b ShareInfo) int { return strings.Compare(a.Folder, b.Folder) })
 	slices.SortFunc(st.Downloads, func(a, b DownloadInfo) int { return strings.Compare(a.Name, b.Name) })
 	sps := n.p.ConnectedSuperPeers()
-	for _, id := range n.p.Host().Network().Peers() {
+	for _, lid := range n.p.Libp2p().Host.Network().Peers() {
+		id := peer.ID(lid)
 		pi := PeerInfo{ID: id, Relayed: n.p.PathTo(id) == peer.PathRelayed, Down: rates[id], SuperPeer: slices.Contains(sps, id)}
 		st.Peers = append(st.Peers, pi)
 	}

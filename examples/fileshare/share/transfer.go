@@ -47,7 +47,7 @@ func (n *Node) fetchInto(ctx context.Context, id content.ID, dst string, r Resul
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := n.p.ConnectAddrs(cctx, ai); err != nil {
+			if _, err := n.p.Connect(cctx, ai); err != nil {
 				n.log.Debug("connect to a source", "peer", ai.ID, "err", err)
 			}
 		}()
@@ -119,7 +119,7 @@ const punchWait = 10 * time.Second
 
 // awaitDirect waits, up to punchWait, until at least one source is connected
 // directly when all of them are relayed.
-func (n *Node) awaitDirect(ctx context.Context, provs []peer.AddrInfo) {
+func (n *Node) awaitDirect(ctx context.Context, provs []peer.Addr) {
 	deadline := time.Now().Add(punchWait)
 	for {
 		relayed := 0

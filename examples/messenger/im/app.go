@@ -22,8 +22,8 @@ import (
 	"golang.org/x/crypto/nacl/box"
 
 	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/groups"
-	"github.com/juxta-p2p/juxta/internal/eventbus"
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
@@ -76,7 +76,7 @@ type Messenger struct {
 	log    *slog.Logger
 	boxPub *[32]byte
 	boxKey *[32]byte
-	bus    *eventbus.Bus[Event]
+	bus    *event.Bus[Event]
 
 	// Events emitted before anyone subscribed (messages fetched from the
 	// mailbox at start, a room that could not be rejoined) wait here for the
@@ -119,7 +119,7 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
 	m := &Messenger{
-		cfg: cfg, log: cfg.Logger, bus: eventbus.New[Event](), kick: make(chan struct{}, 1),
+		cfg: cfg, log: cfg.Logger, bus: event.New[Event](), kick: make(chan struct{}, 1),
 		conns: map[peer.ID]*pipes.MsgConn{}, lastHeard: map[peer.ID]time.Time{}, presence: map[peer.ID][2]string{},
 		state: string(groups.Online), active: time.Now(), rooms: map[string]*room{}, transfers: map[string]*Transfer{},
 	}
@@ -187,7 +187,7 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 	}
 	closers = append(closers, m.gs.Close)
 	if cfg.SuperPeer {
-		if m.mbox, err = NewMailboxServer(m.p.Host(), filepath.Join(cfg.Dir, "superpeer"), cfg.Mailbox); err != nil {
+		if m.mbox, err = NewMailboxServer(m.p.Libp2p().Host, filepath.Join(cfg.Dir, "superpeer"), cfg.Mailbox); err != nil {
 			return nil, err
 		}
 		return m, nil
@@ -276,7 +276,7 @@ const maxEarlyEvents = 1024
 // Subscribe delivers the messenger's events under juxta's event contract. The
 // first subscriber gets first the events emitted before it subscribed (up to
 // maxEarlyEvents), so that nothing that happened at start goes unseen.
-func (m *Messenger) Subscribe(ctx context.Context) *eventbus.Sub[Event] {
+func (m *Messenger) Subscribe(ctx context.Context) *event.Subscription[Event] {
 	m.emitMu.Lock()
 	defer m.emitMu.Unlock()
 	early := m.early

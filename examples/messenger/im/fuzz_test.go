@@ -17,7 +17,7 @@ import (
 // peer sends: the invite it names, the times it claims, the lengths kept.
 func FuzzChatFrame(f *testing.F) {
 	me := attack.Host(f)
-	inv := peer.Invite{Peer: peer.AddrInfo{ID: me.ID(), Addrs: me.Addrs()}}.String()
+	inv := peer.Invite{Peer: peer.Addr{ID: peer.ID(me.ID()), Addrs: []string{me.Addrs()[0].String()}}}.String()
 	for _, fr := range []frame{
 		{T: "hello", Name: "ann", BoxKey: make([]byte, 32), Invite: inv, Want: true},
 		{T: "msg", ID: "0123", Text: "hi", Time: time.Now().UnixMilli(), Seq: 3},
@@ -31,7 +31,7 @@ func FuzzChatFrame(f *testing.F) {
 		if dec.Unmarshal(b, &fr) != nil {
 			return
 		}
-		if got := inviteOf(me.ID(), fr.Invite); got != "" && got != fr.Invite {
+		if got := inviteOf(peer.ID(me.ID()), fr.Invite); got != "" && got != fr.Invite {
 			t.Fatal("inviteOf changed an invite")
 		}
 		now := time.Now()
@@ -67,19 +67,19 @@ func FuzzMailboxRequest(f *testing.F) {
 		}
 		switch req.Op {
 		case mbDeposit:
-			_, _ = s.deposit(h.ID(), req)
+			_, _ = s.deposit(peer.ID(h.ID()), req)
 		case mbFetch:
-			items, _, _ := s.fetch(h.ID())
-			_ = s.ack(h.ID(), func() (ids []string) {
+			items, _, _ := s.fetch(peer.ID(h.ID()))
+			_ = s.ack(peer.ID(h.ID()), func() (ids []string) {
 				for _, it := range items {
 					ids = append(ids, it.ID)
 				}
 				return
 			}())
 		case mbAck:
-			_ = s.ack(h.ID(), req.IDs)
+			_ = s.ack(peer.ID(h.ID()), req.IDs)
 		}
-		if total, own := s.Usage(h.ID()); total < 0 || own < 0 || total > 8<<20 {
+		if total, own := s.Usage(peer.ID(h.ID())); total < 0 || own < 0 || total > 8<<20 {
 			t.Fatalf("usage %d %d", total, own)
 		}
 	})

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/juxta-p2p/juxta/internal/attack"
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 func superPeer(t *testing.T, lim MailboxLimits) *Messenger {
@@ -21,7 +23,7 @@ func superPeer(t *testing.T, lim MailboxLimits) *Messenger {
 // pin opens a mailbox stream from h, announces a frame of size bytes, sends
 // half of it and stalls, holding the stream until ctx ends.
 func pin(ctx context.Context, h host.Host, sp *Messenger, size int) {
-	str, err := h.NewStream(ctx, sp.ID(), mailboxProtocol)
+	str, err := h.NewStream(ctx, lpeer.ID(sp.ID()), mailboxProtocol)
 	if err != nil {
 		return
 	}
@@ -41,7 +43,7 @@ func TestHostileMailboxFramePinning(t *testing.T) {
 	honest := open(t, "alice")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := honest.Peer().ConnectAddrs(ctx, sp.Peer().AddrInfo()); err != nil {
+	if _, err := honest.Peer().Connect(ctx, sp.Peer().Addr()); err != nil {
 		t.Fatal(err)
 	}
 	base := attack.RSS()
@@ -51,7 +53,7 @@ func TestHostileMailboxFramePinning(t *testing.T) {
 	defer stop()
 	var wg sync.WaitGroup
 	for _, h := range attackers {
-		if err := attack.Connect(ctx, h, sp.Peer().Host()); err != nil {
+		if err := attack.Connect(ctx, h, sp.Peer().Libp2p().Host); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 40 {
@@ -71,14 +73,14 @@ func TestHostileMailboxFramePinning(t *testing.T) {
 	for i := 0; actx.Err() == nil; i++ {
 		err := lat.Time(func() error {
 			item := mbItem{ID: fmt.Sprintf("m%d", i), Blob: make([]byte, 1024)}
-			if _, err := mailboxCall(ctx, honest.Peer().Host(), sp.ID(), mbReq{Op: mbDeposit, To: to, Items: []mbItem{item}}); err != nil {
+			if _, err := mailboxCall(ctx, honest.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbDeposit, To: to, Items: []mbItem{item}}); err != nil {
 				return err
 			}
-			r, err := mailboxCall(ctx, honest.Peer().Host(), sp.ID(), mbReq{Op: mbFetch})
+			r, err := mailboxCall(ctx, honest.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbFetch})
 			if err != nil {
 				return err
 			}
-			_, err = mailboxCall(ctx, honest.Peer().Host(), sp.ID(), mbReq{Op: mbAck, IDs: []string{r.Items[0].ID}})
+			_, err = mailboxCall(ctx, honest.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbAck, IDs: []string{r.Items[0].ID}})
 			return err
 		})
 		if err != nil {
@@ -107,13 +109,13 @@ func TestHostileMailboxQuota(t *testing.T) {
 	honest := open(t, "alice")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := honest.Peer().ConnectAddrs(ctx, sp.Peer().AddrInfo()); err != nil {
+	if _, err := honest.Peer().Connect(ctx, sp.Peer().Addr()); err != nil {
 		t.Fatal(err)
 	}
 	attackers := attack.Hosts(t, 8)
 	blob := make([]byte, 32<<10)
 	for i, h := range attackers {
-		if err := attack.Connect(ctx, h, sp.Peer().Host()); err != nil {
+		if err := attack.Connect(ctx, h, sp.Peer().Libp2p().Host); err != nil {
 			t.Fatal(err)
 		}
 		// Spread over many recipients: the other attackers.
@@ -121,7 +123,7 @@ func TestHostileMailboxQuota(t *testing.T) {
 			to := attackers[(i+1+j)%len(attackers)].ID()
 			_, _ = mailboxCall(ctx, h, sp.ID(), mbReq{Op: mbDeposit, To: []byte(to), Items: []mbItem{{ID: fmt.Sprintf("%d-%d", i, j), Blob: blob}}})
 		}
-		if _, own := sp.Mailbox().Usage(h.ID()); own > lim.MaxOwn {
+		if _, own := sp.Mailbox().Usage(peer.ID(h.ID())); own > lim.MaxOwn {
 			t.Fatalf("attacker %d keeps %d bytes, bound %d", i, own, lim.MaxOwn)
 		}
 	}
@@ -130,7 +132,7 @@ func TestHostileMailboxQuota(t *testing.T) {
 		t.Fatalf("store holds %d live bytes, bound %d", total, lim.MaxTotal)
 	}
 	item := mbItem{ID: "hello", Blob: make([]byte, 40<<10)} // more than any gap left
-	if _, err := mailboxCall(ctx, honest.Peer().Host(), sp.ID(), mbReq{Op: mbDeposit, To: []byte(honest.ID()), Items: []mbItem{item}}); err == nil {
+	if _, err := mailboxCall(ctx, honest.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbDeposit, To: []byte(honest.ID()), Items: []mbItem{item}}); err == nil {
 		t.Fatal("a full store took a deposit")
 	}
 	// The recipients fetch and acknowledge: the live bytes fall and honest
@@ -156,7 +158,7 @@ func TestHostileMailboxQuota(t *testing.T) {
 	if total, _ := sp.Mailbox().Usage(""); total != 0 {
 		t.Fatalf("%d live bytes after every item was acknowledged", total)
 	}
-	if _, err := mailboxCall(ctx, honest.Peer().Host(), sp.ID(), mbReq{Op: mbDeposit, To: []byte(honest.ID()), Items: []mbItem{item}}); err != nil {
+	if _, err := mailboxCall(ctx, honest.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbDeposit, To: []byte(honest.ID()), Items: []mbItem{item}}); err != nil {
 		t.Fatalf("deposit after the store emptied: %v", err)
 	}
 }
@@ -173,7 +175,7 @@ func TestHostileMailboxStranger(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := attack.Host(t)
-	if err := attack.Connect(ctx, h, sp.Peer().Host()); err != nil {
+	if err := attack.Connect(ctx, h, sp.Peer().Libp2p().Host); err != nil {
 		t.Fatal(err)
 	}
 	var items []mbItem

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
 	ma "github.com/multiformats/go-multiaddr"
@@ -31,7 +32,7 @@ import (
 // framing by hand (hello, then data frames), and sends f; it holds the
 // stream open until handled returns true.
 func rawChat(ctx context.Context, h host.Host, to peer.ID, f frame, handled func() bool) error {
-	str, err := h.NewStream(ctx, to, protocol.ID("/juxta/pipe/1/message/-/"+chatPipe))
+	str, err := h.NewStream(ctx, lpeer.ID(to), protocol.ID("/juxta/pipe/1/message/-/"+chatPipe))
 	if err != nil {
 		return err
 	}
@@ -93,10 +94,10 @@ func TestHostileContactRequests(t *testing.T) {
 	const strangers = 100
 	for i := range strangers {
 		h := attack.Host(t)
-		if err := attack.Connect(ctx, h, victim.Peer().Host()); err != nil {
+		if err := attack.Connect(ctx, h, victim.Peer().Libp2p().Host); err != nil {
 			t.Fatal(err)
 		}
-		inv := peer.Invite{Peer: peer.AddrInfo{ID: h.ID(), Addrs: []ma.Multiaddr{baitAddr}}}.String()
+		inv := peer.Invite{Peer: peer.Addr{ID: peer.ID(h.ID()), Addrs: []string{baitAddr.String()}}}.String()
 		if i%2 == 1 {
 			inv = strings.Repeat("x", 40<<10) // as long as the chat frame allows
 		}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestMain(m *testing.M) {
@@ -108,7 +110,7 @@ func TestFileTransferResumesAfterDrop(t *testing.T) {
 			}
 			if !dropped && last.Done > size/3 {
 				dropped = true
-				for _, c := range a.Peer().Host().Network().ConnsToPeer(b.ID()) {
+				for _, c := range a.Peer().Libp2p().Host.Network().ConnsToPeer(lpeer.ID(b.ID())) {
 					c.Close()
 				}
 			}
@@ -154,27 +156,27 @@ func TestMailboxBounds(t *testing.T) {
 	sp := open(t, "sp", func(c *Config) { c.SuperPeer = true })
 	p := open(t, "alice")
 	ctx := context.Background()
-	if _, err := p.Peer().ConnectAddrs(ctx, sp.Peer().AddrInfo()); err != nil {
+	if _, err := p.Peer().Connect(ctx, sp.Peer().Addr()); err != nil {
 		t.Fatal(err)
 	}
 	to := []byte(p.ID())
 	big := mbItem{ID: "big", Blob: make([]byte, MailboxMaxItem+1)}
-	if _, err := mailboxCall(ctx, p.Peer().Host(), sp.ID(), mbReq{Op: mbDeposit, To: to, Items: []mbItem{big}}); err == nil {
+	if _, err := mailboxCall(ctx, p.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbDeposit, To: to, Items: []mbItem{big}}); err == nil {
 		t.Fatal("oversized item stored")
 	}
-	if _, err := mailboxCall(ctx, p.Peer().Host(), sp.ID(), mbReq{Op: mbDeposit, To: []byte("nonsense"), Items: []mbItem{{ID: "x", Blob: []byte("y")}}}); err == nil {
+	if _, err := mailboxCall(ctx, p.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbDeposit, To: []byte("nonsense"), Items: []mbItem{{ID: "x", Blob: []byte("y")}}}); err == nil {
 		t.Fatal("bad recipient accepted")
 	}
 	item := mbItem{ID: "one", Blob: make([]byte, 1024)}
-	if r, err := mailboxCall(ctx, p.Peer().Host(), sp.ID(), mbReq{Op: mbDeposit, To: to, Items: []mbItem{item}}); err != nil || r.Stored != 1 {
+	if r, err := mailboxCall(ctx, p.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbDeposit, To: to, Items: []mbItem{item}}); err != nil || r.Stored != 1 {
 		t.Fatalf("deposit: %v %+v", err, r)
 	}
 	// Only the recipient fetches: here alice deposited to herself.
-	r, err := mailboxCall(ctx, p.Peer().Host(), sp.ID(), mbReq{Op: mbFetch})
+	r, err := mailboxCall(ctx, p.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbFetch})
 	if err != nil || len(r.Items) != 1 || string(r.Items[0].From) != string(p.ID()) {
 		t.Fatalf("fetch: %v %+v", err, r)
 	}
-	if _, err := mailboxCall(ctx, p.Peer().Host(), sp.ID(), mbReq{Op: mbAck, IDs: []string{"one"}}); err != nil {
+	if _, err := mailboxCall(ctx, p.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbAck, IDs: []string{"one"}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := sp.Mailbox().Count(p.ID()); n != 0 {
@@ -185,7 +187,7 @@ func TestMailboxBounds(t *testing.T) {
 	for i := range 80 {
 		items = append(items, mbItem{ID: string(rune('a'+i%26)) + time.Now().String()[:0] + string(rune('A'+i/26)), Blob: make([]byte, MailboxMaxItem)})
 	}
-	_, err = mailboxCall(ctx, p.Peer().Host(), sp.ID(), mbReq{Op: mbDeposit, To: to, Items: items})
+	_, err = mailboxCall(ctx, p.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbDeposit, To: to, Items: items})
 	if err == nil {
 		t.Fatal("a mailbox over its byte bound accepted everything")
 	}

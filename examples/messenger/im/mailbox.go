@@ -228,7 +228,7 @@ func (s *MailboxServer) leave(from peer.ID) {
 
 func (s *MailboxServer) handle(str network.Stream) {
 	defer str.Close()
-	from := str.Conn().RemotePeer()
+	from := peer.ID(str.Conn().RemotePeer())
 	if !s.enter(from) {
 		str.Reset()
 		return
@@ -326,7 +326,7 @@ func readFrame(str network.Stream, v any, max int) error {
 func mailboxCall(ctx context.Context, h host.Host, sp peer.ID, req mbReq) (mbResp, error) {
 	ctx, cancel := context.WithTimeout(ctx, mailboxStreamTimeout)
 	defer cancel()
-	str, err := h.NewStream(network.WithAllowLimitedConn(ctx, "mailbox"), sp, mailboxProtocol)
+	str, err := h.NewStream(network.WithAllowLimitedConn(ctx, "mailbox"), lpeer.ID(sp), mailboxProtocol)
 	if err != nil {
 		return mbResp{}, err
 	}
@@ -351,7 +351,7 @@ func mailboxCall(ctx context.Context, h host.Host, sp peer.ID, req mbReq) (mbRes
 
 // validRecipient checks a deposit's recipient.
 func validRecipient(to []byte) (peer.ID, error) {
-	id, err := lpeer.IDFromBytes(to)
+	id, err := peer.IDFromBytes(to)
 	if err != nil {
 		return "", fmt.Errorf("bad recipient: %w", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/nacl/box"
 
@@ -369,7 +368,7 @@ func (m *Messenger) depositFrames(ctx context.Context, id peer.ID, frames []fram
 	for _, sp := range m.p.ConnectedSuperPeers() {
 		ok := true
 		for _, batch := range depositBatches(items) {
-			if _, err := mailboxCall(ctx, m.p.Host(), sp, mbReq{Op: mbDeposit, To: []byte(id), Items: batch}); err != nil {
+			if _, err := mailboxCall(ctx, m.p.Libp2p().Host, sp, mbReq{Op: mbDeposit, To: []byte(id), Items: batch}); err != nil {
 				m.log.Debug("mailbox deposit failed", "super-peer", sp, "err", err)
 				ok = false
 				break
@@ -427,7 +426,7 @@ type openedItem struct {
 // fetchMailboxOnce runs one fetch and ack round against sp; it reports
 // whether more items wait and whether this round acknowledged any.
 func (m *Messenger) fetchMailboxOnce(ctx context.Context, sp peer.ID) (more, progress bool) {
-	resp, err := mailboxCall(ctx, m.p.Host(), sp, mbReq{Op: mbFetch})
+	resp, err := mailboxCall(ctx, m.p.Libp2p().Host, sp, mbReq{Op: mbFetch})
 	if err != nil {
 		m.log.Debug("mailbox fetch failed", "super-peer", sp, "err", err)
 		return false, false
@@ -462,7 +461,7 @@ func (m *Messenger) fetchMailboxOnce(ctx context.Context, sp peer.ID) (more, pro
 		m.handle(ctx, o.from, m.conn(o.from), o.f, true)
 	}
 	if len(ids) > 0 {
-		if _, err := mailboxCall(ctx, m.p.Host(), sp, mbReq{Op: mbAck, IDs: ids}); err != nil {
+		if _, err := mailboxCall(ctx, m.p.Libp2p().Host, sp, mbReq{Op: mbAck, IDs: ids}); err != nil {
 			m.log.Debug("mailbox ack failed", "super-peer", sp, "err", err)
 			return false, false
 		}
@@ -473,7 +472,7 @@ func (m *Messenger) fetchMailboxOnce(ctx context.Context, sp peer.ID) (more, pro
 // openItem opens one mailbox item. It returns the frame (nil when the item is
 // to be dropped) and whether the item must stay at the super-peer unopened.
 func (m *Messenger) openItem(it mbItem) (*openedItem, bool) {
-	from, err := lpeer.IDFromBytes(it.From)
+	from, err := peer.IDFromBytes(it.From)
 	if err != nil {
 		return nil, false // unusable: drop it
 	}
@@ -591,8 +590,12 @@ func (m *Messenger) dial(c Contact) error {
 	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
 	defer cancel()
 	if c.Invite != "" {
-		if _, _, err := m.p.ConnectInvite(ctx, c.Invite); err != nil {
-			if _, err := m.p.Connect(ctx, c.ID); err != nil {
+		a, err := peer.ParseAddr(c.Invite)
+		if err == nil {
+			_, err = m.p.Connect(ctx, a)
+		}
+		if err != nil {
+			if _, err := m.p.Connect(ctx, peer.Addr{ID: c.ID}); err != nil {
 				return err
 			}
 		}
@@ -649,7 +652,7 @@ func (m *Messenger) watchPeers() {
 	sub := m.p.Subscribe(m.ctx, 0)
 	for ev := range sub.C {
 		if pc, ok := ev.(peer.PeerConnected); ok {
-			if slices.ContainsFunc(m.p.SuperPeers(), func(ai peer.AddrInfo) bool { return ai.ID == pc.Peer }) {
+			if slices.ContainsFunc(m.p.SuperPeers(), func(a peer.Addr) bool { return a.ID == pc.Peer }) {
 				m.fetchMailbox(m.ctx)
 			}
 			if _, ok := m.st.contact(pc.Peer); ok {

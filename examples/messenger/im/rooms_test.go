@@ -32,7 +32,7 @@ func TestRooms(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			t.Logf("a->b path %s, a peers %d, b peers %d, a members %v, b members %v", a.Peer().PathTo(b.ID()),
-				len(a.Peer().Host().Network().Peers()), len(b.Peer().Host().Network().Peers()), a.RoomMembers("lobby"), b.RoomMembers("lobby"))
+				len(a.Peer().Libp2p().Host.Network().Peers()), len(b.Peer().Libp2p().Host.Network().Peers()), a.RoomMembers("lobby"), b.RoomMembers("lobby"))
 		}
 	}()
 	eventually(t, patience, "bob in alice's member list", func() bool {

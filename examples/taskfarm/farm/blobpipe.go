@@ -9,8 +9,6 @@ import (
 	"net"
 	"time"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/juxta-p2p/juxta/groups"
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
@@ -103,7 +101,7 @@ func (b *pipeBlobs) Get(ctx context.Context, r Ref, max int64, hints []string) (
 	}
 	var errs []error
 	for _, h := range hints {
-		id, err := lpeer.Decode(h)
+		id, err := peer.ParseID(h)
 		if err != nil || b.n == nil || id == b.n.p.ID() {
 			continue
 		}

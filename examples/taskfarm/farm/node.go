@@ -187,7 +187,11 @@ func (n *Node) join(ctx context.Context, invite string) (inviteBody, error) {
 	if err != nil {
 		return inv, err
 	}
-	if _, _, err := n.p.ConnectInvite(ctx, inv.Scheduler); err != nil {
+	sched, err := peer.ParseAddr(inv.Scheduler)
+	if err == nil {
+		_, err = n.p.Connect(ctx, sched)
+	}
+	if err != nil {
 		return inv, fmt.Errorf("farm: reach the scheduler: %w", err)
 	}
 	info, err := groups.ParseInfo(inv.Group)

@@ -1,16 +1,4 @@
-// Package eventbus is the one event delivery mechanism juxta uses for every typed
-// event stream (peer events, group member events).
-//
-// The contract, which the public packages repeat in their docs:
-//
-//   - Each subscriber has its own buffered channel. Publishing never blocks: when a
-//     subscriber's buffer is full, the event is dropped for that subscriber only and
-//     counted in its Dropped counter. A lagging consumer resynchronises from the
-//     state accessor of the publishing object (for example peer.Status).
-//   - Events reach one subscriber in the order they were published.
-//   - The channel is closed when the subscription's ctx is done, when Cancel is
-//     called, or when the bus is closed. After that no more events arrive.
-package eventbus
+package event
 
 import (
 	"context"
@@ -24,13 +12,13 @@ const DefaultBuffer = 256
 // Bus fans typed events out to subscribers without ever blocking the publisher.
 type Bus[T any] struct {
 	mu     sync.Mutex
-	subs   map[*Sub[T]]struct{} // guarded by mu
-	closed bool                 // guarded by mu
-	wg     sync.WaitGroup       // one per live subscription watcher goroutine
+	subs   map[*Subscription[T]]struct{} // guarded by mu
+	closed bool                          // guarded by mu
+	wg     sync.WaitGroup                // one per live subscription watcher goroutine
 }
 
-// Sub is one subscription. C is closed when the subscription ends.
-type Sub[T any] struct {
+// Subscription is one subscription. C is closed when the subscription ends.
+type Subscription[T any] struct {
 	C <-chan T
 
 	c       chan T // guarded by bus.mu for send and close
@@ -43,20 +31,20 @@ type Sub[T any] struct {
 
 // New returns an empty bus.
 func New[T any]() *Bus[T] {
-	return &Bus[T]{subs: make(map[*Sub[T]]struct{})}
+	return &Bus[T]{subs: make(map[*Subscription[T]]struct{})}
 }
 
 // Subscribe registers a subscriber with the given buffer (DefaultBuffer if <= 0).
 // The subscription ends when ctx is done, when Cancel is called, or when the bus
 // closes. Subscribing to a closed bus returns a subscription whose channel is
 // already closed.
-func (b *Bus[T]) Subscribe(ctx context.Context, buffer int) *Sub[T] {
+func (b *Bus[T]) Subscribe(ctx context.Context, buffer int) *Subscription[T] {
 	return b.SubscribeFunc(ctx, buffer, nil)
 }
 
 // SubscribeFunc is Subscribe for the events that filter accepts; a nil filter
 // accepts all. The filter runs on the publisher's goroutine and must be quick.
-func (b *Bus[T]) SubscribeFunc(ctx context.Context, buffer int, filter func(T) bool) *Sub[T] {
+func (b *Bus[T]) SubscribeFunc(ctx context.Context, buffer int, filter func(T) bool) *Subscription[T] {
 	return b.subscribe(ctx, buffer, filter, nil)
 }
 
@@ -64,16 +52,16 @@ func (b *Bus[T]) SubscribeFunc(ctx context.Context, buffer int, filter func(T) b
 // published after it: a publisher that kept what happened before anyone
 // listened hands it over without a gap or a reordering. The buffer holds
 // first on top of buffer.
-func (b *Bus[T]) SubscribeReplay(ctx context.Context, buffer int, first []T) *Sub[T] {
+func (b *Bus[T]) SubscribeReplay(ctx context.Context, buffer int, first []T) *Subscription[T] {
 	return b.subscribe(ctx, buffer, nil, first)
 }
 
-func (b *Bus[T]) subscribe(ctx context.Context, buffer int, filter func(T) bool, first []T) *Sub[T] {
+func (b *Bus[T]) subscribe(ctx context.Context, buffer int, filter func(T) bool, first []T) *Subscription[T] {
 	if buffer <= 0 {
 		buffer = DefaultBuffer
 	}
 	c := make(chan T, buffer+len(first))
-	s := &Sub[T]{C: c, c: c, bus: b, done: make(chan struct{}), filter: filter}
+	s := &Subscription[T]{C: c, c: c, bus: b, done: make(chan struct{}), filter: filter}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -96,7 +84,7 @@ func (b *Bus[T]) subscribe(ctx context.Context, buffer int, filter func(T) bool,
 	return s
 }
 
-func (b *Bus[T]) remove(s *Sub[T]) {
+func (b *Bus[T]) remove(s *Subscription[T]) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.subs[s]; ok {
@@ -139,12 +127,12 @@ func (b *Bus[T]) Close() {
 }
 
 // Cancel ends the subscription; its channel is closed. Safe to call more than once.
-func (s *Sub[T]) Cancel() {
+func (s *Subscription[T]) Cancel() {
 	s.cancel()
 	s.bus.remove(s)
 }
 
-func (s *Sub[T]) cancel() { s.once.Do(func() { close(s.done) }) }
+func (s *Subscription[T]) cancel() { s.once.Do(func() { close(s.done) }) }
 
 // Dropped reports how many events were dropped because the buffer was full.
-func (s *Sub[T]) Dropped() uint64 { return s.dropped.Load() }
+func (s *Subscription[T]) Dropped() uint64 { return s.dropped.Load() }
