@@ -347,7 +347,7 @@ func (u *plainUI) status() {
 		if p.Relayed {
 			path = "relayed"
 		}
-		u.say("peer %s %s up=%s down=%s", p.ID, path, share.FormatRate(int64(p.Up)), share.FormatRate(int64(p.Down)))
+		u.say("peer %s %s down=%s/s", p.ID, path, share.FormatBytes(int64(p.Down)))
 	}
 	u.say("status done")
 }

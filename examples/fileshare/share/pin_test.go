@@ -3,8 +3,10 @@ package share
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -166,8 +168,16 @@ func TestPinsSurviveRestart(t *testing.T) {
 	if err := a.Pin(ctx, "club", Result{ID: "x"}, MaxK+1); err == nil {
 		t.Error("pinning with K above MaxK succeeded")
 	}
-	a.Close()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Close: %v, want net.ErrClosed", err)
+	}
 	b := testNode(t, Config{Dir: dir, SuperPeers: sps})
+	if _, err := Open(ctx, Config{Dir: dir, Loopback: true, NoMDNS: true}); !errors.Is(err, ErrLocked) {
+		t.Errorf("a second node on the same directory: %v, want ErrLocked", err)
+	}
 	_, offered, _ := b.Pins()
 	if offered["club"] != 12345 {
 		t.Fatalf("offers after restart: %v", offered)

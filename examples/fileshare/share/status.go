@@ -56,7 +56,7 @@ type PeerInfo struct {
 	ID        peer.ID
 	Name      string
 	Relayed   bool
-	Up, Down  float64 // bytes per second
+	Down      float64 // what it sends us, bytes per second (recent)
 	SuperPeer bool
 }
 
