@@ -38,6 +38,7 @@ const (
 	VolunteerType = "fileshare.volunteer"
 	attrK         = "k"
 	attrFree      = "free"
+	attrOwn       = "own" // "1": the holder shares the file itself and never drops it
 	// MaxK bounds the copies a pin asks for.
 	MaxK = 16
 	// pinTick is how often a volunteer looks at the pins.
@@ -198,13 +199,17 @@ func (p *pinner) advertiseHeld(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: %q", ErrNoGroup, h.group)
 	}
 	d, k := g.g.Discovery(), g.keys
+	own := "0"
+	if h.own {
+		own = "1"
+	}
 	f := File{Name: h.name, Rel: h.name, Size: h.size, ID: id, Link: p.n.link(id)}
 	body, err := k.sealBody(f)
 	if err != nil {
 		return err
 	}
 	ad := discovery.Advertisement{Type: PinType, ID: k.blindID(id), Body: body, Expiration: 5 * time.Minute,
-		Attrs: map[string]string{AttrID: k.blindID(id), attrK: strconv.Itoa(h.k)}}
+		Attrs: map[string]string{AttrID: k.blindID(id), attrK: strconv.Itoa(h.k), attrOwn: own}}
 	if _, err := d.Publish(ctx, ad); err != nil {
 		return err
 	}
@@ -242,6 +247,7 @@ type pinState struct {
 	size           int64
 	k              int
 	holders        []peer.ID
+	own            map[peer.ID]bool // holders whose copy is their own share
 }
 
 // round looks at a group's pins and takes the copies this volunteer should.
@@ -270,6 +276,10 @@ func (p *pinner) round(group string) {
 			if online[h] {
 				up = append(up, h)
 			}
+		}
+		if len(up) >= ps.k+2 {
+			p.trim(group, ps, up)
+			continue
 		}
 		need := ps.k - len(up)
 		if need <= 0 || slices.Contains(up, p.n.ID()) || p.holds(ps.id) {
@@ -302,6 +312,49 @@ func (p *pinner) round(group string) {
 	}
 }
 
+// trim drops this volunteer's copy when at least K+2 members hold the file
+// online: the volunteer copies ranked last go until K+1 remain (one spare, so
+// that a member's blink does not start a fetch). Sharers' own copies never
+// go.
+func (p *pinner) trim(group string, ps *pinState, up []peer.ID) {
+	var droppable []peer.ID
+	for _, h := range up {
+		if !ps.own[h] {
+			droppable = append(droppable, h)
+		}
+	}
+	slices.SortFunc(droppable, func(a, b peer.ID) int { return cmp.Compare(rank(b, ps.id), rank(a, ps.id)) })
+	excess := len(up) - (ps.k + 1)
+	if i := slices.Index(droppable, p.n.ID()); i < 0 || i >= excess {
+		return
+	}
+	p.mu.Lock()
+	h := p.held[ps.id]
+	if h == nil || h.own {
+		p.mu.Unlock()
+		return
+	}
+	delete(p.held, ps.id)
+	p.used[group] -= h.size
+	p.mu.Unlock()
+	p.save()
+	ctx, cancel := context.WithTimeout(p.n.ctx, publishTimeout)
+	defer cancel()
+	if g, ok := p.n.group(group); ok {
+		for _, typ := range []string{PinType, AdType} {
+			if err := g.g.Discovery().Flush(ctx, typ, g.keys.blindID(ps.id)); err != nil {
+				p.n.log.Debug("flush dropped pin", "id", ps.id, "err", err)
+			}
+		}
+	}
+	if id, err := content.ParseID(ps.id); err == nil && len(p.n.scopesOf(ps.id)) == 0 {
+		p.n.cs.Remove(ctx, id)
+		os.Remove(filepath.Join(p.n.cfg.Dir, "pinned", id.Hex()))
+	}
+	p.advertiseVolunteer(ctx, group)
+	p.n.emit(Pinned{Group: group, ID: ps.id, Name: h.name, Dropped: true})
+}
+
 func rank(id peer.ID, cid string) string {
 	h := sha256.Sum256([]byte(string(id) + "\x00" + cid))
 	return string(h[:])
@@ -323,13 +376,16 @@ func (p *pinner) readPins(ctx context.Context, d *discovery.Service, keys *group
 		}
 		ps := byID[f.ID]
 		if ps == nil {
-			ps = &pinState{id: f.ID, name: SafeName(f.Name), size: f.Size, link: f.Link}
+			ps = &pinState{id: f.ID, name: SafeName(f.Name), size: f.Size, link: f.Link, own: map[peer.ID]bool{}}
 			byID[f.ID] = ps
 			order = append(order, ps)
 		}
 		ps.k = max(ps.k, min(k, MaxK))
 		if !slices.Contains(ps.holders, ad.Publisher) {
 			ps.holders = append(ps.holders, ad.Publisher)
+		}
+		if ad.Attrs[attrOwn] == "1" {
+			ps.own[ad.Publisher] = true
 		}
 	}
 	return order

@@ -126,6 +126,36 @@ func TestPinning(t *testing.T) {
 		t.Fatalf("newcomer's copy differs (%v)", err)
 	}
 	t.Logf("newcomer downloaded it from %d holders: %v", len(info.Peers), info.Peers)
+
+	// The sharer and the holder come back: five online copies are two more
+	// than K, so the volunteer copy ranked last goes, leaving K+1.
+	back := []*Node{
+		testNode(t, Config{Name: "sharer", SuperPeers: sps, Dir: sharer.cfg.Dir}),
+		testNode(t, Config{Name: "back", SuperPeers: sps, Dir: gone.cfg.Dir}),
+	}
+	for _, n := range back {
+		joinRetry(t, n, group, pass)
+	}
+	if !back[0].pins.holds(id) || !back[1].pins.holds(id) {
+		t.Fatal("the pins were not kept across the restart")
+	}
+	everyone := append(back, online...)
+	deadline := time.Now().Add(90 * time.Second)
+	for holders(everyone, id) != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d holders with the sharer and the holder back, want K+1 = 4", holders(everyone, id))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !back[0].pins.holds(id) {
+		t.Error("the sharer dropped its own file")
+	}
+	for _, v := range everyone[1:] {
+		_, offered, used := v.Pins()
+		if used[group] > offered[group] || used[group] < 0 {
+			t.Errorf("%s uses %d of %d", v.p.Name(), used[group], offered[group])
+		}
+	}
 }
 
 func joinRetry(t *testing.T, n *Node, group, pass string) {
