@@ -57,11 +57,10 @@ func TestSwarmLeechersServeEachOther(t *testing.T) {
 		fromLeechers += l.s.Uploaded()
 	}
 	t.Logf("seed sent %.2f copies, leechers %.2f copies", float64(seed.s.Uploaded())/size, float64(fromLeechers)/size)
-	if seed.s.Uploaded() >= 3*size {
-		t.Fatalf("the seed sent %d bytes: leechers did not trade", seed.s.Uploaded())
-	}
-	if fromLeechers == 0 {
-		t.Fatal("no leecher uploaded anything")
+	// Client-server would have the seed send 4 copies.
+	if seed.s.Uploaded() >= 7*size/2 || fromLeechers < size/2 {
+		t.Fatalf("the seed sent %.2f copies and the leechers %.2f: they did not trade",
+			float64(seed.s.Uploaded())/size, float64(fromLeechers)/size)
 	}
 }
 
