@@ -127,7 +127,7 @@ func TestSwarmWithFreeRider(t *testing.T) {
 	last := slices.Max(took)
 	t.Logf("leechers took %v; the free-rider %v (rank %d of 7); all done in %v = %.2f × the lower bound %.2fs",
 		took[:6], took[6], rank, last, last.Seconds()/bound, bound)
-	if last.Seconds() > 2.5*bound {
+	if last.Seconds() > 2.5*bound && !raceEnabled {
 		t.Fatalf("the swarm took %.1f× the lower bound", last.Seconds()/bound)
 	}
 }
