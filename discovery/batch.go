@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/juxta-p2p/juxta/peer"
@@ -37,18 +40,19 @@ func (s *Service) publishMany(ctx context.Context, ads []Advertisement, rebuild 
 	entries := make([]*entry, len(ads))
 	raws := make([][]byte, len(ads))
 	seen := make(map[Key]bool, len(ads))
-	for i, a := range ads {
-		ad, raw, err := s.sign(a, now)
-		if err != nil {
-			return nil, fmt.Errorf("discovery: publish %d of %d (%s %q): %w", i+1, len(ads), a.Type, a.ID, err)
+	signed := make([]Advertisement, len(ads))
+	errs := make([]error, len(ads))
+	parallel(len(ads), func(i int) { signed[i], raws[i], errs[i] = s.sign(ads[i], now) })
+	for i, ad := range signed {
+		if err := errs[i]; err != nil {
+			return nil, fmt.Errorf("discovery: publish %d of %d (%s %q): %w", i+1, len(ads), ads[i].Type, ads[i].ID, err)
 		}
 		if seen[ad.Key()] {
 			return nil, fmt.Errorf("%w: %s %q twice in one batch", ErrInvalid, ad.Type, ad.ID)
 		}
 		seen[ad.Key()] = true
-		pubs[i] = &published{ad: ad, raw: raw, rebuild: rebuild, next: now.Add(republishAfter(&ad))}
-		entries[i] = &entry{ad: ad, raw: raw, until: ad.ValidUntil(), local: true}
-		raws[i] = raw
+		pubs[i] = &published{ad: ad, raw: raws[i], rebuild: rebuild, next: now.Add(republishAfter(&ad))}
+		entries[i] = &entry{ad: ad, raw: raws[i], until: ad.ValidUntil(), local: true}
 	}
 	fresh, errs := s.store.putMany(entries, now)
 	if err := errors.Join(errs...); err != nil {
@@ -69,6 +73,27 @@ func (s *Service) publishMany(ctx context.Context, ads []Advertisement, rebuild 
 	s.pushAll(ctx, raws)
 	s.provideMany(out)
 	return out, nil
+}
+
+// parallel runs f(0) … f(n-1) on every core and waits.
+func parallel(n int, f func(i int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // pushAll sends raws to every connected super-peer, in batches.

@@ -24,14 +24,41 @@
 //   - SourceLAN: neighbours on the LAN (found by mDNS, or connected directly
 //     over a private address), asked over /juxta/discovery/1.0.0.
 //   - SourceSuperPeers: super-peers index what edges publish to them, bounded by
-//     a capacity and a per-publisher quota, and forward misses to the
-//     super-peers they know with a TTL and duplicate suppression: the
+//     a capacity and a per-publisher quota (Config; defaults 100,000 and
+//     20,000: a household of sharers with 10,000 files each), and forward
+//     misses to the super-peers they trust (configured, or
+//     Config.TrustedSuperPeers; never merely a peer that serves a relay) with
+//     a TTL and a visited list, so that none answers a query twice: the
 //     hierarchical overlay of seed 002; with one super-peer, Napster's index.
 //   - SourceFlood: Gnutella's flooding among connected peers, with a TTL and
 //     duplicate suppression; only peers with Config.Flood forward. Off by
 //     default.
 //   - SourceDHT: an exact key (type, attribute = value) through kad-dht provider
 //     records; the advertisement is then fetched from a provider and verified.
+//
+// # Keywords
+//
+// A Query with Keywords is a keyword search, as Napster and Soribada did:
+// every word must appear in the chosen attributes (Query.KeywordAttrs, or
+// all), the last as a prefix, ranked by BM25 and then by how many publishers
+// offer the same type and ID, paged by Offset and Limit. Words are split at
+// Unicode word boundaries (UAX #29) and punctuation, case folded and NFC
+// normalized, so a Hangul name stored decomposed by macOS is found by the same
+// name typed composed. Caches and super-peers answer from an inverted index
+// written here (index.go says why not SQLite FTS5 or bleve), rebuilt from the
+// cache file at start so that it agrees with the cache's expirations; the
+// bench rows "keyword query, 100,000 ads" and "memory per indexed ad" measure
+// it. Attribute (glob) queries match outside the cache's lock, within a time
+// budget, and a super-peer runs few of them at once.
+//
+// # Publishing many
+//
+// PublishBatch signs each advertisement and sends up to MaxPublishBatch per
+// frame; each is verified on its own, the batch waits for the super-peer's
+// publish rate rather than being refused, and a publisher over its quota is
+// refused before any signature check. Republishing refreshes by digest: a
+// super-peer that still holds an advertisement gets its hash, not the
+// advertisement.
 //
 // Results stream as an iter.Seq2, deduplicated; a newer version of an
 // advertisement already yielded is yielded again. Watch delivers matching
@@ -47,8 +74,9 @@
 //	super-peer index     rendezvous SRDI              —
 //	Service.Scoped       peer group's discovery       —
 //
-// Every remote peer is rate limited on queries and publishes, frames are bounded
-// by MaxFrame, and every request by StreamTimeout. The peer's own advertisement
+// Every remote peer is rate limited on queries and publishes (the limiters and
+// the remembered query IDs are size-bounded LRUs; IDs are at most MaxQID
+// bytes), frames are bounded by MaxFrame, and every request by StreamTimeout. The peer's own advertisement
 // (TypePeer, with its name and invite as the body) is published at start, so
 // that a peer can be found by name.
 package discovery

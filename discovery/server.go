@@ -21,6 +21,9 @@ import (
 // results still reaches the asker within its StreamTimeout.
 const forwardTimeout = 2 * time.Second
 
+// publishWait bounds how long a publish batch waits for its rate tokens.
+const publishWait = 5 * time.Second
+
 // answerBatch bounds the bytes of advertisements in one answer frame.
 const answerBatch = 128 << 10
 
@@ -275,7 +278,23 @@ func (c *core) servePublish(cn *conn, from peer.ID, req *request) error {
 		c.drop(DropMalformed)
 		return refuse(cn, fmt.Errorf("%w: %d advertisements in one publish, limit %d", ErrInvalid, len(req.Ads), MaxPublishBatch))
 	}
-	accepted, indexed, firstErr := c.acceptBatch(from, req.Ads, c.limiter(from).publish, time.Now())
+	// A batch waits for its publish tokens (up to publishWait): a sharer
+	// sending 10,000 advertisements is paced at PublishRate rather than
+	// refused. A batch larger than the burst takes tokens one by one.
+	lim := c.limiter(from).publish
+	if n := len(req.Ads); n > 0 && n <= lim.Burst() {
+		ctx, cancel := context.WithTimeout(c.ctx, publishWait)
+		err := lim.WaitN(ctx, n)
+		cancel()
+		if err != nil {
+			for range n {
+				c.drop(DropRateLimited)
+			}
+			return refuse(cn, fmt.Errorf("%w: %d advertisements", ErrRateLimited, n))
+		}
+		lim = rate.NewLimiter(rate.Inf, 0)
+	}
+	accepted, indexed, firstErr := c.acceptBatch(from, req.Ads, lim, time.Now())
 	c.accepted.Add(uint64(indexed))
 	resp := response{Done: true, Accepted: accepted}
 	if firstErr != nil {
@@ -289,7 +308,7 @@ func (c *core) servePublish(cn *conn, from peer.ID, req *request) error {
 // transaction). It returns how many were accepted, how many of those were new
 // or newer, and the first refusal.
 func (c *core) acceptBatch(from peer.ID, ads [][]byte, lim *rate.Limiter, now time.Time) (accepted, indexed int, firstErr error) {
-	var entries []*entry
+	var todo [][]byte
 	for _, raw := range ads {
 		if !lim.Allow() {
 			c.drop(DropRateLimited)
@@ -303,9 +322,16 @@ func (c *core) acceptBatch(from peer.ID, ads [][]byte, lim *rate.Limiter, now ti
 			firstErr = cmpErr(firstErr, fmt.Errorf("%w: publisher %s is at its quota", ErrQuota, from))
 			continue
 		}
-		ad, err := c.verify(raw, now)
-		if err != nil {
-			firstErr = cmpErr(firstErr, err)
+		todo = append(todo, raw)
+	}
+	// Signatures are checked one by one, on every core.
+	verified := make([]Advertisement, len(todo))
+	errs := make([]error, len(todo))
+	parallel(len(todo), func(i int) { verified[i], errs[i] = c.verify(todo[i], now) })
+	var entries []*entry
+	for i, ad := range verified {
+		if errs[i] != nil {
+			firstErr = cmpErr(firstErr, errs[i])
 			continue
 		}
 		if ad.Publisher != from {
@@ -313,10 +339,10 @@ func (c *core) acceptBatch(from peer.ID, ads [][]byte, lim *rate.Limiter, now ti
 			firstErr = cmpErr(firstErr, reject(DropWrongPublisher, ErrRejected, "%s may publish only its own advertisements", from))
 			continue
 		}
-		entries = append(entries, &entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)})
+		entries = append(entries, &entry{ad: ad, raw: todo[i], until: cacheUntil(&ad, now)})
 	}
-	fresh, errs := c.store.putMany(entries, now)
-	for i, err := range errs {
+	fresh, perrs := c.store.putMany(entries, now)
+	for i, err := range perrs {
 		if err != nil {
 			if errors.Is(err, ErrQuota) {
 				c.drop(DropQuota)

@@ -40,8 +40,8 @@ type Config struct {
 	Flood bool
 	// QueryRate and PublishRate bound what one remote peer may ask of this peer,
 	// per second (bursts of twice as many): queries, and advertisements
-	// published or refreshed. Defaults 20 and 2,000 (10,000 files reach a
-	// super-peer in about 3 s).
+	// published or refreshed. Defaults 20 and 5,000: the burst of 10,000 is
+	// a sharer's 10,000 files at once; a publish batch waits for its tokens.
 	QueryRate, PublishRate float64
 	// NoPeerAdvertisement stops the peer's own advertisement (TypePeer, with its
 	// name and invite) from being published at start.
@@ -64,7 +64,7 @@ func (c *Config) defaults() {
 		c.QueryRate = 20
 	}
 	if c.PublishRate <= 0 {
-		c.PublishRate = 2_000
+		c.PublishRate = 5_000
 	}
 	if c.Tick <= 0 {
 		c.Tick = 250 * time.Millisecond
@@ -263,7 +263,9 @@ func (s *Service) sign(ad Advertisement, now time.Time) (Advertisement, []byte, 
 	if err != nil {
 		return Advertisement{}, nil, err
 	}
-	if ad, err = Verify(raw, now); err != nil {
+	// Decoded back (not re-verified: we just signed it), so that what is
+	// handed out is exactly what receivers will decode.
+	if ad, err = peek(raw); err != nil {
 		return Advertisement{}, nil, fmt.Errorf("discovery: publish: %w", err)
 	}
 	return ad, raw, nil
