@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -61,6 +62,7 @@ type keyMsg struct {
 	Key   []byte `cbor:"5,keyasint,omitempty"`
 	Rev   []byte `cbor:"6,keyasint,omitempty"`
 	Err   string `cbor:"7,keyasint,omitempty"`
+	Scope []byte `cbor:"8,keyasint,omitempty"` // the discovery scope's secret
 }
 
 func send(str network.Stream, v any) error {
@@ -268,7 +270,37 @@ func (g *Group) fetchKeyFrom(ctx context.Context, holder peer.ID, want uint64) e
 	if resp.Epoch < want {
 		return fmt.Errorf("%w: holder has epoch %d, want %d", ErrNoKey, resp.Epoch, want)
 	}
-	return g.installKey(resp.Epoch, resp.Key, resp.Rev)
+	if err := g.installKey(resp.Epoch, resp.Key, resp.Rev); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	if g.scopeKey == nil && len(resp.Scope) == 32 {
+		g.scopeKey = slices.Clone(resp.Scope)
+	}
+	g.mu.Unlock()
+	return nil
+}
+
+// discoveryScope is the scope of the group's discovery and pipe bindings. An
+// open group's is its ID. A private group's derives from a secret only
+// members hold (the password's keys, or the invite group's scope secret that
+// comes with the group key), so that a non-member, who may know the group's
+// ID, can neither read the group's advertisements nor find its members
+// through them. A member that has no secret yet uses the ID.
+func (g *Group) discoveryScope() string {
+	var secret []byte
+	switch g.info.Policy {
+	case PolicyPassword:
+		secret = g.pw.msg
+	case PolicyInvite:
+		g.mu.Lock()
+		secret = g.scopeKey
+		g.mu.Unlock()
+	}
+	if len(secret) == 0 {
+		return g.info.ID
+	}
+	return "s" + hex.EncodeToString(mac(secret, "juxta/group/discovery-scope", g.info.ID)[:16])
 }
 
 // installKey accepts a group key with its revocation list, which must be
@@ -331,7 +363,7 @@ func (s *Service) handleKey(str network.Stream) {
 			return
 		}
 		g.mu.Lock()
-		resp := keyMsg{Epoch: g.epoch, Key: g.keys[g.epoch], Rev: g.revRaw}
+		resp := keyMsg{Epoch: g.epoch, Key: g.keys[g.epoch], Rev: g.revRaw, Scope: g.scopeKey}
 		g.mu.Unlock()
 		_ = send(str, resp)
 	case keyPush:

@@ -243,6 +243,7 @@ type Group struct {
 	epoch     uint64            // invite groups: current epoch
 	revoked   *revocations      // invite groups: latest list
 	revRaw    []byte
+	scopeKey  []byte                // invite groups: the secret the discovery scope derives from
 	missing   uint64                // invite groups: an epoch whose key a fetch failed to get
 	missingAt time.Time             // when
 	proven    map[peer.ID]time.Time // members whose proof we checked, until
@@ -342,6 +343,7 @@ func (s *Service) Create(ctx context.Context, spec Spec) (*Group, error) {
 		g.revoked, _ = verifyRevocations(g.revRaw, info)
 		g.epoch = 1
 		g.keys[1] = key
+		g.scopeKey = randomBytes(32)
 	}
 	return s.register(g)
 }
@@ -366,9 +368,12 @@ func (s *Service) newGroup(info *Info) *Group {
 }
 
 func (s *Service) register(g *Group) (*Group, error) {
+	scope := g.discoveryScope()
+	g.disc = s.disc.Scoped(scope)
 	g.pipes = s.pipes.Scoped(g.info.ID, pipes.Hooks{
-		Authorize: g.authorize,
-		Propagate: g.propagateHooks(),
+		Authorize:      g.authorize,
+		Propagate:      g.propagateHooks(),
+		DiscoveryScope: scope,
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -184,3 +184,63 @@ func TestHostilePresenceFlood(t *testing.T) {
 	}
 	t.Logf("%d fake identities: at most %d listed (bound %d), all forgotten after they fell silent", fakes, peak, cfg.MaxMembers)
 }
+
+// TestHostileScopedAds: a non-member who knows a private group's ID asks
+// the super-peers for the group's scoped advertisements and pipe bindings
+// (issue 12 item 6, the discovery half). They live under a scope derived
+// from the group's secret: the member finds them, the non-member nothing.
+func TestHostileScopedAds(t *testing.T) {
+	sp := superPeer(t)
+	alice, bob, mallory := member(t, sp, "alice"), member(t, sp, "bob"), member(t, sp, "mallory")
+	ctx := testCtx(t)
+	for _, policy := range []Policy{PolicyPassword, PolicyInvite} {
+		t.Run(string(policy), func(t *testing.T) {
+			ga, err := alice.g.Create(ctx, Spec{Name: "hidden " + string(policy), Policy: policy, Password: secret})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gb *Group
+			if policy == PolicyPassword {
+				gb, err = bob.g.JoinPassword(ctx, ga.Info(), secret)
+			} else {
+				cred, _ := ga.Invite(bob.p.ID(), 0)
+				gb, err = bob.g.JoinInvite(ctx, cred)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ga.discoveryScope() == ga.ID() || ga.discoveryScope() != gb.discoveryScope() {
+				t.Fatalf("scopes: alice %q bob %q, group %q", ga.discoveryScope(), gb.discoveryScope(), ga.ID())
+			}
+			if _, err := ga.Discovery().Publish(ctx, discovery.Advertisement{Type: "note", ID: "n-" + string(policy), Attrs: map[string]string{"text": "members only"}}); err != nil {
+				t.Fatal(err)
+			}
+			l, err := ga.Pipes().Listen(ctx, "door")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			count := func(d *discovery.Service, q discovery.Query) int {
+				n := 0
+				for _, err := range d.Find(ctx, q) {
+					if err == nil {
+						n++
+					}
+				}
+				return n
+			}
+			note := discovery.Query{Type: "note", Attr: "text", Value: "members*", Sources: discovery.SourceSuperPeers}
+			binding := discovery.Query{Type: discovery.TypePipe, Attr: "id", Value: "door", Sources: discovery.SourceSuperPeers}
+			eventually(t, "the member to find the note", func() bool { return count(gb.Discovery(), note) == 1 })
+			// Mallory knows the group's ID (it is in the advertisement).
+			for _, q := range []discovery.Query{note, binding} {
+				if n := count(mallory.d.Scoped(ga.ID()), q); n != 0 {
+					t.Fatalf("a non-member read %d %s advertisements in the group's ID scope", n, q.Type)
+				}
+			}
+			if n := count(gb.Discovery(), binding); n != 1 {
+				t.Fatalf("the member found %d bindings", n)
+			}
+		})
+	}
+}

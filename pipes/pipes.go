@@ -75,6 +75,19 @@ type Hooks struct {
 	Authorize func(ctx context.Context, remote peer.ID) error
 	// Propagate, if set, validates and transforms propagate-pipe payloads.
 	Propagate PropagateHooks
+	// DiscoveryScope, if set, is the discovery scope where the scope's pipe
+	// bindings are published and resolved, in place of the scope itself: a
+	// private group derives it from its key, so that a non-member, who
+	// knows the group's ID, still cannot read its bindings.
+	DiscoveryScope string
+}
+
+// discoveryScope is where this scope's bindings live.
+func (s *Service) discoveryScope() string {
+	if s.hooks.DiscoveryScope != "" {
+		return s.hooks.DiscoveryScope
+	}
+	return s.scope
 }
 
 // Service is pipes in one scope. New returns the net group's; Scoped gives the
@@ -181,14 +194,14 @@ func (s *Service) bind(ctx context.Context, kind Kind, id, name string) error {
 		ID:    id,
 		Attrs: map[string]string{"id": id, "kind": string(kind), "name": name},
 	}
-	_, err := s.disc.Scoped(s.scope).Publish(ctx, ad)
+	_, err := s.disc.Scoped(s.discoveryScope()).Publish(ctx, ad)
 	return err
 }
 
 func (s *Service) unbind(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.disc.Scoped(s.scope).Flush(ctx, discovery.TypePipe, id); err != nil {
+	if err := s.disc.Scoped(s.discoveryScope()).Flush(ctx, discovery.TypePipe, id); err != nil {
 		s.log.Debug("flush pipe binding", "pipe", id, "err", err)
 	}
 }
@@ -232,7 +245,7 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 	if o.peer != "" {
 		return try(ctx, o.peer)
 	}
-	d := s.disc.Scoped(s.scope)
+	d := s.disc.Scoped(s.discoveryScope())
 	q := discovery.Query{Type: discovery.TypePipe, Attr: "id", Value: id, Limit: 16}
 	tried := map[peer.ID]bool{}
 	var errs []error

@@ -174,7 +174,7 @@ func (t *Topic) meet() {
 		// know no other member.
 		for _, src := range []discovery.Source{discovery.DefaultSources &^ discovery.SourceDHT, discovery.SourceDHT} {
 			q.Sources = src
-			for r, err := range t.s.disc.Scoped(t.s.scope).Find(t.ctx, q) {
+			for r, err := range t.s.disc.Scoped(t.s.discoveryScope()).Find(t.ctx, q) {
 				if err != nil || r.Attrs["kind"] != string(KindPropagate) || r.Publisher == t.s.p.ID() {
 					continue
 				}
