@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -243,4 +244,40 @@ func TestHostileScopedAds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHostileGroupPipeListener: a non-member binds a private group's pipe
+// name in the group's scope; a member's dial to it is refused before a byte
+// is sent (issue 12 item 6, the pipes half, with real groups).
+func TestHostileGroupPipeListener(t *testing.T) {
+	sp := superPeer(t)
+	alice, bob, mallory := member(t, sp, "alice"), member(t, sp, "bob"), member(t, sp, "mallory")
+	ctx := testCtx(t)
+	ga, err := alice.g.Create(ctx, Spec{Name: "vault", Policy: PolicyPassword, Password: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb, err := bob.g.JoinPassword(ctx, ga.Info(), secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := mallory.ps.Scoped(ga.ID(), pipes.Hooks{}).Listen(ctx, "secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := gb.Pipes().Dial(ctx, "secrets", pipes.ToPeer(mallory.p.ID())); !errors.Is(err, pipes.ErrDenied) || !errors.Is(err, ErrNotMember) {
+		t.Fatalf("a member dialled a non-member's listener: %v", err)
+	}
+	// The honest listener is still reached.
+	la, err := ga.Pipes().Listen(ctx, "secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer la.Close()
+	c, err := gb.Pipes().Dial(ctx, "secrets", pipes.ToPeer(alice.p.ID()))
+	if err != nil {
+		t.Fatalf("member to member: %v", err)
+	}
+	c.Close()
 }
