@@ -194,26 +194,12 @@ func (n *Node) Close() error {
 		errs = append(errs, n.w.Close())
 	}
 	n.wg.Wait()
-	for _, c := range []interface{ Close() error }{n.cs, n.gs, n.ps} {
-		if c != nil && !isNil(c) {
-			errs = append(errs, c.Close())
-		}
+	if n.cs != nil { // an edge: content, groups and pipes run
+		errs = append(errs, n.cs.Close(), n.gs.Close(), n.ps.Close())
 	}
 	errs = append(errs, n.d.Close(), n.p.Close(), n.lock.Close())
 	n.bus.Close()
 	return errors.Join(errs...)
-}
-
-func isNil(c interface{ Close() error }) bool {
-	switch v := c.(type) {
-	case *content.Service:
-		return v == nil
-	case *groups.Service:
-		return v == nil
-	case *pipes.Service:
-		return v == nil
-	}
-	return false
 }
 
 // ID is the node's peer ID.
