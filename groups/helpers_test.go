@@ -33,7 +33,13 @@ func testCtx(t testing.TB) context.Context {
 	return ctx
 }
 
-var fastPresence = Config{Heartbeat: 300 * time.Millisecond, OfflineAfter: 1500 * time.Millisecond}
+// fastPresence beats often, so that tests see changes soon, and shows a
+// silent member offline only after 10 s. With 1.5 s, heartbeats delayed by a
+// loaded machine (two busy loops, -race) made members flap offline and online
+// on direct connections with full meshes, and meshed -- all pairs online at
+// once -- never held for 4 minutes among 20 members (TestPresenceTwentyMembers,
+// TestPasswordGroup).
+var fastPresence = Config{Heartbeat: 300 * time.Millisecond, OfflineAfter: 10 * time.Second}
 
 func newNode(t testing.TB, cfg peer.Config, gcfg Config) *node {
 	t.Helper()
@@ -108,7 +114,7 @@ func stateOf(g *Group, id peer.ID) State {
 // means the presence mesh carries messages.
 func meshed(t testing.TB, groups ...*Group) {
 	t.Helper()
-	eventually(t, "every member to see every other online", func() bool {
+	ok := func() bool {
 		for _, g := range groups {
 			for _, o := range groups {
 				if o != g && stateOf(g, o.s.p.ID()) != Online {
@@ -117,7 +123,30 @@ func meshed(t testing.TB, groups ...*Group) {
 			}
 		}
 		return true
-	})
+	}
+	deadline := time.Now().Add(patience)
+	for !ok() {
+		if time.Now().After(deadline) {
+			for _, g := range groups {
+				g.presence.mu.Lock()
+				topic := g.presence.topic
+				g.presence.mu.Unlock()
+				var peers []peer.ID
+				if topic != nil {
+					peers = topic.Peers()
+				}
+				for _, o := range groups {
+					if o != g && stateOf(g, o.s.p.ID()) != Online {
+						t.Logf("%s sees %s as %q; path %s; %d connections; presence joined %v, topic peers %d",
+							g.s.p.Name(), o.s.p.Name(), stateOf(g, o.s.p.ID()), g.s.p.PathTo(o.s.p.ID()),
+							len(g.s.host.Network().ConnsToPeer(o.s.host.ID())), topic != nil, len(peers))
+					}
+				}
+			}
+			t.Fatal("timed out waiting for every member to see every other online")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 type topicT = pipes.Topic
