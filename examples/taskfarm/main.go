@@ -25,6 +25,9 @@ import (
 	"github.com/juxta-p2p/juxta/peer"
 )
 
+// started is when this process started, for the scheduler's first-dispatch line.
+var started = time.Now()
+
 func main() {
 	if len(os.Args) < 2 {
 		usage()
@@ -112,6 +115,15 @@ func runScheduler(ctx context.Context, args []string) error {
 	defer srv.Close()
 	fmt.Println("invite:", srv.Invite())
 	fmt.Println("scheduler ready")
+	go func() { // how soon work flows again after a (re)start
+		for ctx.Err() == nil {
+			if srv.Scheduler().Stats().Issued > 0 {
+				fmt.Printf("first dispatch %d ms after start\n", time.Since(started).Milliseconds())
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	var tick <-chan time.Time
 	if *every > 0 {
 		t := time.NewTicker(*every)

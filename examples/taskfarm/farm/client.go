@@ -114,6 +114,8 @@ func (srv *Server) watch(ctx context.Context, out *outbox, owner, job string, af
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-time.After(heartbeat):
+			out.push(&frame{T: tResults, Seq: seq}) // a heartbeat: the client watches for silence
 		}
 	}
 }
@@ -304,8 +306,13 @@ func (c *Client) stream(ctx context.Context, job string, after *uint64, yield fu
 		return false, err
 	}
 	for {
-		f, err := recvFrame(ctx, conn)
+		rctx, cancel := context.WithTimeout(ctx, silence)
+		f, err := recvFrame(rctx, conn)
+		cancel()
 		if err != nil {
+			if ctx.Err() == nil && rctx.Err() != nil {
+				c.p.Host().Network().ClosePeer(c.sched) // silent: a dead connection
+			}
 			return false, err
 		}
 		switch f.T {

@@ -110,9 +110,18 @@ type Session struct {
 	s       *Scheduler
 	p       *provider
 	deliver func([]Assignment)
-	want    int  // guarded by s.mu: how many more instances it asked for
-	slots   int  // guarded by s.mu
-	closed  bool // guarded by s.mu
+	want    int    // guarded by s.mu: how many more instances it asked for
+	slots   int    // guarded by s.mu
+	closed  bool   // guarded by s.mu
+	onEnd   func() // guarded by s.mu; ends the connection when presence says offline
+}
+
+// OnEnd sets what ends the session's connection when the scheduler drops it
+// (presence saw the provider go offline).
+func (sess *Session) OnEnd(f func()) {
+	sess.s.mu.Lock()
+	defer sess.s.mu.Unlock()
+	sess.onEnd = f
 }
 
 // Connect registers provider id with its host profile. holding lists the
@@ -144,8 +153,9 @@ func (s *Scheduler) Connect(id string, prof Profile, holding []InstanceID, deliv
 			ops = append(ops, s.lose(iid, "the provider restarted without it", now)...)
 		}
 	}
+	ch := s.addLocked(ops)
 	s.mu.Unlock()
-	if err := s.commitNotify(s.ctx, ops); err != nil {
+	if err := s.commitNotify(s.ctx, ch); err != nil {
 		return nil, err
 	}
 	s.kickDispatch()
@@ -199,8 +209,9 @@ func (sess *Session) Report(ctx context.Context, rs []Report) error {
 		}
 		ops = append(ops, s.report(sess.p, r, now)...)
 	}
+	ch := s.addLocked(ops)
 	s.mu.Unlock()
-	err := s.commitNotify(ctx, ops)
+	err := s.commitNotify(ctx, ch)
 	s.kickDispatch()
 	return err
 }
@@ -221,20 +232,29 @@ func (sess *Session) Close() {
 	}
 }
 
-// Offline re-issues everything provider id holds now (presence saw it go).
+// Offline re-issues everything provider id holds now (presence saw it go),
+// and drops its session if one still looks alive.
 func (s *Scheduler) Offline(id string) {
 	now := time.Now()
 	s.mu.Lock()
 	p := s.provs[id]
 	var ops []op
-	if p != nil && p.sess == nil {
+	var end func()
+	if p != nil {
+		if sess := p.sess; sess != nil {
+			sess.closed, p.sess, p.since, end = true, nil, now, sess.onEnd
+		}
 		p.gone = true
 		for iid := range p.active {
 			ops = append(ops, s.lose(iid, "the provider went offline", now)...)
 		}
 	}
+	ch := s.addLocked(ops)
 	s.mu.Unlock()
-	if err := s.commitNotify(s.ctx, ops); err != nil {
+	if end != nil {
+		end()
+	}
+	if err := s.commitNotify(s.ctx, ch); err != nil {
 		s.cfg.Logger.Warn("commit", "err", err)
 	}
 }
@@ -274,11 +294,12 @@ func (s *Scheduler) dispatch() {
 			sess.want--
 		}
 	}
+	ch := s.addLocked(ops)
 	s.mu.Unlock()
-	if len(ops) == 0 {
+	if ch == nil {
 		return
 	}
-	if err := s.wait(s.ctx, s.com.add(ops)); err != nil {
+	if err := s.wait(s.ctx, ch); err != nil {
 		s.cfg.Logger.Warn("commit grants", "err", err)
 		return // the instances time out and are re-issued
 	}

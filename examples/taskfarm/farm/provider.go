@@ -159,12 +159,33 @@ func (pr *Provider) session(id peer.ID) error {
 	}
 	defer c.Close()
 	l := &netLink{c: c, acks: map[uint64]chan struct{}{}, dead: make(chan struct{})}
+	l.heard.Store(time.Now().UnixNano())
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		defer cancel()
 		l.read(ctx, pr.w)
+	}()
+	go func() { // heartbeat, and drop a scheduler gone silent (kill -9 over QUIC)
+		defer wg.Done()
+		defer cancel()
+		t := time.NewTicker(heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if time.Since(time.Unix(0, l.heard.Load())) > silence {
+				pr.p.Host().Network().ClosePeer(id)
+				return
+			}
+			if l.want(pr.w.Free()) != nil {
+				return
+			}
+		}
 	}()
 	pr.up.Store(true)
 	err = pr.w.pump(ctx, l)
@@ -176,8 +197,9 @@ func (pr *Provider) session(id peer.ID) error {
 
 // netLink is a worker's link over the farm pipe.
 type netLink struct {
-	c    *pipes.MsgConn
-	dead chan struct{} // closed when the reader stops
+	c     *pipes.MsgConn
+	heard atomic.Int64  // unix ns of the last frame from the scheduler
+	dead  chan struct{} // closed when the reader stops
 
 	mu   sync.Mutex
 	seq  uint64
@@ -192,6 +214,7 @@ func (l *netLink) read(ctx context.Context, w *Worker) {
 		if err != nil {
 			return
 		}
+		l.heard.Store(time.Now().UnixNano())
 		switch f.T {
 		case tGrant:
 			w.Add(f.Grant)

@@ -288,9 +288,9 @@ func (s *Scheduler) Submit(ctx context.Context, owner string, spec JobSpec, unit
 	j := &job{key: jk, rec: jobRec{Spec: spec, Owner: owner, Created: time.Now().UnixMilli()}}
 	s.jobs[jk] = j
 	s.ownJob(j)
-	ops := []op{{bJobs, jk[:], mustEnc(j.rec)}}
+	ch := s.addLocked([]op{{bJobs, jk[:], mustEnc(j.rec)}})
 	s.mu.Unlock()
-	if err := s.wait(ctx, s.com.add(ops)); err != nil {
+	if err := s.wait(ctx, ch); err != nil {
 		return "", err
 	}
 	if len(units) > 0 {
@@ -343,9 +343,9 @@ func (s *Scheduler) AddUnits(ctx context.Context, owner, jobID string, units []U
 		ops = append(ops, op{bInputs, k, append([]byte{}, us.Input...)}, op{bUnits, k, mustEnc(u.rec)})
 		s.enqueue(u, now)
 	}
-	ops = append(ops, op{bJobs, jk[:], mustEnc(j.rec)})
+	ch := s.addLocked(append(ops, op{bJobs, jk[:], mustEnc(j.rec)}))
 	s.mu.Unlock()
-	if err := s.wait(ctx, s.com.add(ops)); err != nil {
+	if err := s.wait(ctx, ch); err != nil {
 		return err
 	}
 	s.kickDispatch()
@@ -372,8 +372,9 @@ func (s *Scheduler) Cancel(ctx context.Context, owner, jobID string) error {
 			ops = append(ops, s.fail(u, "cancelled by the client")...)
 		}
 	}
+	ch := s.addLocked(ops)
 	s.mu.Unlock()
-	return s.commitNotify(ctx, ops)
+	return s.commitNotify(ctx, ch)
 }
 
 func (s *Scheduler) wait(ctx context.Context, ch <-chan error) error {
@@ -385,12 +386,23 @@ func (s *Scheduler) wait(ctx context.Context, ch <-chan error) error {
 	}
 }
 
-// commitNotify commits ops and then wakes result watchers.
-func (s *Scheduler) commitNotify(ctx context.Context, ops []op) error {
+// addLocked queues ops for the next transaction. It must be called under
+// s.mu, in the order of the changes, so that later writes win and result
+// sequence numbers commit in order. nil when there is nothing to write.
+func (s *Scheduler) addLocked(ops []op) <-chan error {
 	if len(ops) == 0 {
 		return nil
 	}
-	err := s.wait(ctx, s.com.add(ops))
+	return s.com.add(ops)
+}
+
+// commitNotify waits for a commit queued by addLocked and then wakes result
+// watchers.
+func (s *Scheduler) commitNotify(ctx context.Context, ch <-chan error) error {
+	if ch == nil {
+		return nil
+	}
+	err := s.wait(ctx, ch)
 	s.mu.Lock()
 	close(s.changed)
 	s.changed = make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/juxta-p2p/juxta/discovery"
 	"github.com/juxta-p2p/juxta/groups"
@@ -36,6 +37,15 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[peer.ID]int // guarded by mu
 }
+
+// silence is how long either end of a farm connection waits without a
+// frame before it drops the connection; both send one at least every
+// heartbeat. A peer killed with kill -9 over QUIC sends no reset, so this is
+// what notices it.
+const (
+	silence   = 3 * time.Second
+	heartbeat = 500 * time.Millisecond
+)
 
 // Bounds on connections to a scheduler.
 const (
@@ -231,8 +241,11 @@ func (srv *Server) serveProvider(ctx context.Context, c *pipes.MsgConn, out *out
 		return
 	}
 	defer sess.Close()
+	sess.OnEnd(func() { c.Close() })
 	for {
-		f, err := recvFrame(ctx, c)
+		rctx, cancel := context.WithTimeout(ctx, silence)
+		f, err := recvFrame(rctx, c)
+		cancel()
 		if err != nil {
 			if errors.Is(err, ErrBadFrame) || errors.Is(err, ErrTooLarge) {
 				out.push(&frame{T: tError, Err: err.Error()})
@@ -242,6 +255,7 @@ func (srv *Server) serveProvider(ctx context.Context, c *pipes.MsgConn, out *out
 		switch f.T {
 		case tWant:
 			sess.Want(f.N)
+			out.push(&frame{T: tAck}) // a pong: the provider watches for silence
 		case tStarted:
 			sess.Started(f.IDs)
 		case tReports:

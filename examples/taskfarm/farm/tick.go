@@ -41,8 +41,9 @@ func (s *Scheduler) tick(now time.Time) {
 			q.reason = s.why(q, q.units[0])
 		}
 	}
+	ch := s.addLocked(ops)
 	s.mu.Unlock()
-	if err := s.commitNotify(s.ctx, ops); err != nil {
+	if err := s.commitNotify(s.ctx, ch); err != nil {
 		s.cfg.Logger.Warn("commit", "err", err)
 	}
 }
