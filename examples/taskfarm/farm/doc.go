@@ -57,5 +57,5 @@
 // (an advertisement of type "taskfarm.scheduler"), talk to it over a group
 // message pipe (a libp2p stream), and the group's presence tells the
 // scheduler when a provider goes offline. Modules and large data move by
-// reference through Blobs.
+// reference (BLAKE3) through the content package, served to members only.
 package farm

@@ -46,7 +46,7 @@ type Node struct {
 	ps    *pipes.Service
 	gs    *groups.Service
 	g     *groups.Group
-	blobs *pipeBlobs
+	blobs *contentBlobs // set when the node enters the group
 	log   *slog.Logger
 	pw    string
 
@@ -94,21 +94,25 @@ func openNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if n.gs, err = groups.New(ctx, n.p, n.d, n.ps, cfg.Groups); err != nil {
 		return nil, err
 	}
-	closers = append(closers, n.gs.Close)
-	if n.blobs, err = newPipeBlobs(filepath.Join(cfg.Dir, "blobs")); err != nil {
-		return nil, err
-	}
 	return n, nil
 }
 
-// enter starts what every member runs once it is in the group: the blob
-// pipe and its presence.
+// enter starts what every member runs once it is in the group: the content
+// service for modules and data (members only) and its presence.
 func (n *Node) enter(ctx context.Context, g *groups.Group) error {
 	n.g = g
-	if err := n.blobs.serve(n, g); err != nil {
+	b, err := newContentBlobs(ctx, n.p, g, n.cfg.Dir)
+	if err != nil {
 		return err
 	}
+	n.blobs = b
 	return g.SetPresence(groups.Online, "")
+}
+
+func (n *Node) closeBlobs() {
+	if n.blobs != nil {
+		n.blobs.close()
+	}
 }
 
 // ID is this member's peer ID as a string.
@@ -133,7 +137,7 @@ func (n *Node) Close() error {
 			cancel()
 		}
 		n.cancel()
-		n.blobs.close()
+		n.closeBlobs()
 		n.wg.Wait()
 		err = errors.Join(n.gs.Close(), n.ps.Close(), n.d.Close(), n.p.Close())
 	})

@@ -115,7 +115,7 @@ func (srv *Server) Invite() string {
 func (srv *Server) Close() error {
 	srv.l.Close()
 	srv.cancel()
-	srv.blobs.close()
+	srv.closeBlobs()
 	srv.wg.Wait()
 	return errors.Join(srv.s.Close(), srv.Node.Close())
 }
