@@ -137,8 +137,9 @@ func (s *Scheduler) Connect(id string, prof Profile, holding []InstanceID, deliv
 		return nil, ErrClosed
 	}
 	p := s.provider(id)
-	if p.sess != nil {
-		p.sess.closed = true
+	var end func()
+	if p.sess != nil { // the older connection ends; the provider holds one
+		p.sess.closed, end = true, p.sess.onEnd
 	}
 	p.rec.Profile = prof
 	sess := &Session{s: s, p: p, deliver: deliver, slots: prof.Slots}
@@ -155,6 +156,9 @@ func (s *Scheduler) Connect(id string, prof Profile, holding []InstanceID, deliv
 	}
 	ch := s.addLocked(ops)
 	s.mu.Unlock()
+	if end != nil {
+		end()
+	}
 	if err := s.commitNotify(s.ctx, ch); err != nil {
 		return nil, err
 	}

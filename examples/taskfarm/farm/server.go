@@ -186,9 +186,14 @@ func (o *outbox) push(f *frame) {
 
 func (o *outbox) run(ctx context.Context) {
 	for {
+		stop := false
 		select {
 		case <-ctx.Done():
-			return
+			// Flush what is queued (a last error frame) within a second.
+			stop = true
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
 		case <-o.wake:
 		}
 		o.mu.Lock()
@@ -200,6 +205,9 @@ func (o *outbox) run(ctx context.Context) {
 				o.c.Close()
 				return
 			}
+		}
+		if stop {
+			return
 		}
 	}
 }
