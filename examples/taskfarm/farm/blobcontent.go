@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/juxta-p2p/juxta/content"
 	"github.com/juxta-p2p/juxta/groups"
 	"github.com/juxta-p2p/juxta/peer"
@@ -58,10 +56,10 @@ func (b *contentBlobs) Get(ctx context.Context, r Ref, max int64, hints []string
 	} else if !errors.Is(err, content.ErrNotFound) {
 		return nil, err
 	}
-	var ais []lpeer.AddrInfo
+	var ais []peer.Addr
 	for _, h := range hints {
-		if pid, err := lpeer.Decode(h); err == nil {
-			ais = append(ais, lpeer.AddrInfo{ID: pid})
+		if pid, err := peer.ParseID(h); err == nil {
+			ais = append(ais, peer.Addr{ID: pid})
 		}
 	}
 	if len(ais) == 0 {

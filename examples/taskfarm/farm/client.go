@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
@@ -311,7 +313,7 @@ func (c *Client) stream(ctx context.Context, job string, after *uint64, yield fu
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil && rctx.Err() != nil {
-				c.p.Host().Network().ClosePeer(c.sched) // silent: a dead connection
+				c.p.Libp2p().Host.Network().ClosePeer(lpeer.ID(c.sched)) // silent: a dead connection
 			}
 			return false, err
 		}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
@@ -179,7 +181,7 @@ func (pr *Provider) session(id peer.ID) error {
 			case <-t.C:
 			}
 			if time.Since(time.Unix(0, l.heard.Load())) > silence {
-				pr.p.Host().Network().ClosePeer(id)
+				pr.p.Libp2p().Host.Network().ClosePeer(lpeer.ID(id))
 				return
 			}
 			if l.want(pr.w.Free()) != nil {
