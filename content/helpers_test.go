@@ -118,3 +118,5 @@ func jAddr(h host.Host) peer.Addr {
 
 // lp is a juxta peer ID as libp2p's.
 func lp(id peer.ID) lpeer.ID { return lpeer.ID(id) }
+
+func afterMs(ms int) <-chan time.Time { return time.After(time.Duration(ms) * time.Millisecond) }

@@ -50,3 +50,62 @@ func TestUploadCap(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPeerAndDownloadCaps: a per-peer upload cap holds for each of two
+// downloaders at once, and a download cap holds on the downloader. Caps make
+// transfers slower, so the test asserts lower bounds on their time only.
+func TestPeerAndDownloadCaps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	ctx := testCtx(t)
+	const rate, size = 1 << 20, 3 << 20
+	a := newNode(t, func(c *Config) { c.PeerUploadRate = rate })
+	src := writeRandom(t, t.TempDir(), "src", size, 81)
+	info, err := a.s.Add(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two downloaders at once: each gets about rate, so both take about
+	// size/rate, and together they get twice the per-peer cap.
+	b, c := newNode(t, nil), newNode(t, nil)
+	start := time.Now()
+	errc := make(chan error, 2)
+	for _, n := range []*node{b, c} {
+		go func() {
+			_, err := n.s.Fetch(ctx, info.ID, filepath.Join(t.TempDir(), "out"), WithProviders(a.p.Addr()), OnlyProviders())
+			errc <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	took := time.Since(start)
+	min := time.Duration(float64(size-PieceSize) / rate * float64(time.Second))
+	t.Logf("two downloads of %d bytes at a per-peer cap of %d B/s took %v (at least %v)", size, rate, took, min)
+	if took < min {
+		t.Fatalf("per-peer cap broken: %v < %v", took, min)
+	}
+	if took > 3*min && !raceEnabled {
+		t.Logf("note: slower than the cap allows (%v); the machine is loaded", took)
+	}
+
+	// A download cap on the downloader, from an uncapped provider.
+	d := newNode(t, func(c *Config) { c.DownloadRate = rate })
+	e := newNode(t, nil)
+	info2, err := e.s.AddBytes(ctx, "x", randBytes(size, 82))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if _, err := d.s.Fetch(ctx, info2.ID, "", WithProviders(e.p.Addr()), OnlyProviders()); err != nil {
+		t.Fatal(err)
+	}
+	took = time.Since(start)
+	t.Logf("a download capped at %d B/s took %v for %d bytes (at least %v)", rate, took, size, min)
+	if took < min {
+		t.Fatalf("download cap broken: %v < %v", took, min)
+	}
+}

@@ -1,0 +1,96 @@
+package content
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+type discNode struct {
+	p *peer.Peer
+	d *discovery.Service
+	s *Service
+}
+
+func newDiscNode(t *testing.T, pc peer.Config) *discNode {
+	t.Helper()
+	ctx := testCtx(t)
+	p, err := peer.New(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := discovery.New(ctx, p, discovery.Config{NoPeerAdvertisement: true, QueryRate: 1000, PublishRate: 1000})
+	if err != nil {
+		p.Close()
+		t.Fatal(err)
+	}
+	s, err := New(ctx, Config{Peer: p, Discovery: d, Dir: t.TempDir()})
+	if err != nil {
+		d.Close()
+		p.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		d.Close()
+		p.Close()
+	})
+	if len(pc.SuperPeers) > 0 {
+		if err := p.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &discNode{p, d, s}
+}
+
+// TestFetchFindsProvidersThroughSuperPeer: the provider's TypeContent
+// advertisement reaches the super-peer's index; a downloader given no hints
+// finds the provider there (or in the DHT) and fetches.
+func TestFetchFindsProvidersThroughSuperPeer(t *testing.T) {
+	ctx := testCtx(t)
+	sp := newDiscNode(t, peer.TestSuperPeerConfig())
+	edge := func() *discNode {
+		c := peer.TestConfig()
+		c.SuperPeers = []string{sp.p.Invite()}
+		return newDiscNode(t, c)
+	}
+	prov, dl := edge(), edge()
+	src := writeRandom(t, t.TempDir(), "report.pdf", 3*PieceSize+9, 71)
+	info, err := prov.s.Add(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the super-peer indexes the advertisement.
+	q := discovery.Query{Type: TypeContent, Attr: "cid", Value: info.ID.String(), Sources: discovery.SourceLocal}
+	for {
+		if ads, _ := sp.d.Local(q); len(ads) > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the super-peer never indexed the content advertisement")
+		}
+		waitALittle(ctx)
+	}
+	dst := filepath.Join(t.TempDir(), "out")
+	if _, err := dl.s.Fetch(ctx, info.ID, dst); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, src, dst)
+	// Remove withdraws the advertisement.
+	if err := prov.s.Remove(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ads, _ := prov.d.Local(q); len(ads) != 0 {
+		t.Fatalf("advertisement still published after Remove: %v", ads)
+	}
+}
+
+func waitALittle(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-afterMs(50):
+	}
+}
