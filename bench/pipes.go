@@ -53,7 +53,7 @@ func (f *pipeStreamFixture) setup(ctx context.Context) (_ func() error, err erro
 	if f.a, f.b, f.close, err = pnodePair(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if f.l, err = f.a.s.Listen(ctx, sinkPipe); err != nil {
+	if f.l, err = f.a.s.Listen(ctx, sinkPipe, pipes.Public()); err != nil {
 		return nil, errors.Join(err, f.close())
 	}
 	f.wg.Go(func() {
@@ -159,7 +159,7 @@ func (f *msgRTTFixture) setup(ctx context.Context) (_ func() error, err error) {
 			err = errors.Join(err, teardown())
 		}
 	}()
-	if f.l, err = f.a.s.ListenMessages(ctx, echoPipe, pipes.MessageConfig{MaxMessage: maxMsg}); err != nil {
+	if f.l, err = f.a.s.ListenMessages(ctx, echoPipe, pipes.MessageConfig{MaxMessage: maxMsg}, pipes.Public()); err != nil {
 		return nil, err
 	}
 	f.wg.Go(func() {
@@ -290,7 +290,7 @@ func (f *msgBulkFixture) setup(ctx context.Context) (_ func() error, err error) 
 	if f.a, f.b, f.close, err = pnodePair(ctx, jpeer.TestConfig()); err != nil {
 		return nil, err
 	}
-	if f.l, err = f.a.s.ListenMessages(ctx, inboxPipe, pipes.MessageConfig{MaxMessage: maxMsg}); err != nil {
+	if f.l, err = f.a.s.ListenMessages(ctx, inboxPipe, pipes.MessageConfig{MaxMessage: maxMsg}, pipes.Public()); err != nil {
 		return nil, errors.Join(err, f.close())
 	}
 	f.raw = make(chan bulkDone, 1)

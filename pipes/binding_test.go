@@ -8,7 +8,7 @@ import (
 
 func serveOnce(t *testing.T, n *node, id, reply string) *Listener {
 	t.Helper()
-	l, err := n.s.Listen(testCtx(t), id)
+	l, err := n.s.Listen(testCtx(t), id, Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestAuthorizeRefusesStreams(t *testing.T) {
 	}
 	defer l.Close()
 	b.p.Connect(ctx, a.p.Addr())
-	_, err = b.s.Scoped("club", Hooks{}).Dial(ctx, "door")
+	_, err = b.s.Scoped("club", Hooks{}).Dial(ctx, "door", ToPeer(a.p.ID()))
 	if !errors.Is(err, ErrDenied) {
 		t.Fatalf("dial by a non-member: %v", err)
 	}

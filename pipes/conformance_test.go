@@ -18,7 +18,7 @@ func TestStreamPipeConformancePerTransport(t *testing.T) {
 			cfg.ListenAddrs = []string{addr}
 			a, b := newNode(t, cfg), newNode(t, cfg)
 			ctx := testCtx(t)
-			l, err := a.s.Listen(ctx, "x")
+			l, err := a.s.Listen(ctx, "x", Public())
 			if err != nil {
 				t.Fatal(err)
 			}

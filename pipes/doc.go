@@ -33,6 +33,24 @@
 //     StrictSign: every Message carries its sender's verified peer ID. Members
 //     find each other through their bindings.
 //
+// # Trust
+//
+// Anyone can bind any pipe name, so a dial by name alone follows only bindings
+// the dialer trusts; a stranger's listener of the same name, found through a
+// shared super-peer, is skipped (ErrUntrusted, wrapped in ErrNoBinding):
+//
+//   - ToPeer names the peer: its binding is trusted, published or not.
+//   - In a group's scope (Scoped with an Authorize hook) every binding is
+//     followed, because the hook checks the listener's membership before
+//     anything is sent.
+//   - In the net group, a binding is followed by name alone only if its
+//     listener said Public, or if it is this peer's own.
+//
+// A listener chooses what it publishes: Public for a service meant for
+// strangers, nothing for one reached by naming its peer (the default), or
+// Unpublished to publish no binding at all. Propagate pipes are open topics:
+// their bindings are always public, and a group's hooks keep them private.
+//
 // # Over relays
 //
 // Pipes open streams with network.WithAllowLimitedConn, so all three kinds work

@@ -42,7 +42,7 @@ func Example_stream() {
 		log.Fatal(err)
 	}
 
-	l, err := as.Listen(ctx, "greeter")
+	l, err := as.Listen(ctx, "greeter", pipes.Public())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func Example_reliableMessages() {
 	bob.Connect(ctx, alice.Addr())
 
 	cfg := pipes.MessageConfig{Reliable: true}
-	l, err := as.ListenMessages(ctx, "inbox", cfg)
+	l, err := as.ListenMessages(ctx, "inbox", cfg, pipes.Public())
 	if err != nil {
 		log.Fatal(err)
 	}

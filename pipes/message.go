@@ -136,7 +136,7 @@ type MsgListener struct {
 }
 
 // ListenMessages binds the message pipe id on this peer.
-func (s *Service) ListenMessages(ctx context.Context, id string, cfg MessageConfig) (*MsgListener, error) {
+func (s *Service) ListenMessages(ctx context.Context, id string, cfg MessageConfig, opts ...ListenOption) (*MsgListener, error) {
 	if err := checkID("pipe", id); err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func (s *Service) ListenMessages(ctx context.Context, id string, cfg MessageConf
 		return nil, fmt.Errorf("pipes: listen: %w", net.ErrClosed)
 	}
 	s.host.SetStreamHandler(proto, l.handle)
-	if err := s.bind(ctx, KindMessage, id, ""); err != nil {
+	if err := s.publish(ctx, KindMessage, id, listenOptions(opts)); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("pipes: bind %s: %w", id, err)
 	}

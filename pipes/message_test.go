@@ -24,7 +24,7 @@ func msgPair(t *testing.T, a, b *node, cfg MessageConfig) (d, l *MsgConn) {
 	t.Helper()
 	ctx := testCtx(t)
 	id := NewID()
-	ln, err := a.s.ListenMessages(ctx, id, cfg)
+	ln, err := a.s.ListenMessages(ctx, id, cfg, Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestHostileOversizedFrame(t *testing.T) {
 	a, b, evil := edge(t, nil), edge(t, nil), edge(t, nil)
 	ctx := testCtx(t)
 	id := NewID()
-	ln, err := a.s.ListenMessages(ctx, id, MessageConfig{MaxMessage: 4096, Reliable: true})
+	ln, err := a.s.ListenMessages(ctx, id, MessageConfig{MaxMessage: 4096, Reliable: true}, Public())
 	if err != nil {
 		t.Fatal(err)
 	}

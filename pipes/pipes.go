@@ -39,6 +39,9 @@ const (
 var (
 	// ErrNoBinding: no live peer is bound to the pipe, or none answered.
 	ErrNoBinding = errors.New("pipes: no peer is bound to this pipe")
+	// ErrUntrusted: bindings were found, but a dial by name alone may not
+	// follow them (see Public and ToPeer). It comes wrapped in ErrNoBinding.
+	ErrUntrusted = errors.New("pipes: bindings found but not trusted")
 	// ErrBadID: a pipe ID or scope holds characters outside [A-Za-z0-9._-] or is
 	// too long.
 	ErrBadID = errors.New("pipes: invalid pipe ID")
@@ -187,17 +190,6 @@ func (s *Service) protocolFor(kind Kind, id string) protocol.ID {
 	return protocol.ID(fmt.Sprintf("/juxta/pipe/1/%s/%s/%s", kind, scope, id))
 }
 
-// bind publishes this peer's binding for a pipe.
-func (s *Service) bind(ctx context.Context, kind Kind, id, name string) error {
-	ad := discovery.Advertisement{
-		Type:  discovery.TypePipe,
-		ID:    id,
-		Attrs: map[string]string{"id": id, "kind": string(kind), "name": name},
-	}
-	_, err := s.disc.Scoped(s.discoveryScope()).Publish(ctx, ad)
-	return err
-}
-
 func (s *Service) unbind(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -249,6 +241,7 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 	q := discovery.Query{Type: discovery.TypePipe, Attr: "id", Value: id, Limit: 16}
 	tried := map[peer.ID]bool{}
 	var errs []error
+	untrusted := 0
 	// attempt tries bindings as the search streams them in, so that the first
 	// answer is dialled at once rather than after the slowest source. A
 	// binding that fails gets perBindingTimeout at most, unless it is the
@@ -267,6 +260,10 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 				continue
 			}
 			tried[r.Publisher] = true
+			if !s.trusts(r) {
+				untrusted++
+				continue
+			}
 			tctx, cancel := context.WithTimeout(ctx, perBindingTimeout)
 			err = try(tctx, r.Publisher)
 			cancel()
@@ -288,6 +285,9 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 		if err != nil {
 			return err
 		}
+	}
+	if untrusted > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d found, none public; name the peer (ToPeer) or have its listener use Public", ErrUntrusted, untrusted))
 	}
 	return fmt.Errorf("%w: %s: %w", ErrNoBinding, id, errors.Join(errs...))
 }

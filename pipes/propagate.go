@@ -141,7 +141,7 @@ func (s *Service) Join(ctx context.Context, id string) (*Topic, error) {
 		t.Close()
 		return nil, fmt.Errorf("pipes: join: %w", net.ErrClosed)
 	}
-	if err := s.bind(ctx, KindPropagate, id, ""); err != nil {
+	if err := s.publish(ctx, KindPropagate, id, listenOpts{public: true}); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("pipes: bind %s: %w", id, err)
 	}

@@ -44,8 +44,9 @@ type Listener struct {
 
 var _ net.Listener = (*Listener)(nil)
 
-// Listen binds the stream pipe id on this peer and publishes the binding.
-func (s *Service) Listen(ctx context.Context, id string) (*Listener, error) {
+// Listen binds the stream pipe id on this peer and publishes the binding
+// (see Public and Unpublished for who may then dial it).
+func (s *Service) Listen(ctx context.Context, id string, opts ...ListenOption) (*Listener, error) {
 	if err := checkID("pipe", id); err != nil {
 		return nil, err
 	}
@@ -58,7 +59,7 @@ func (s *Service) Listen(ctx context.Context, id string) (*Listener, error) {
 		return nil, fmt.Errorf("pipes: listen: %w", net.ErrClosed)
 	}
 	s.host.SetStreamHandler(proto, l.handle)
-	if err := s.bind(ctx, KindStream, id, ""); err != nil {
+	if err := s.publish(ctx, KindStream, id, listenOptions(opts)); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("pipes: bind %s: %w", id, err)
 	}

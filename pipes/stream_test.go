@@ -13,7 +13,7 @@ import (
 func TestStreamPipeErrorsAndHalfClose(t *testing.T) {
 	a, b := edge(t, nil), edge(t, nil)
 	ctx := testCtx(t)
-	l, err := a.s.Listen(ctx, "echo")
+	l, err := a.s.Listen(ctx, "echo", Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestStreamPipeErrorsAndHalfClose(t *testing.T) {
 func TestDeadlineErrorWraps(t *testing.T) {
 	a, b := edge(t, nil), edge(t, nil)
 	ctx := testCtx(t)
-	l, _ := a.s.Listen(ctx, "quiet")
+	l, _ := a.s.Listen(ctx, "quiet", Public())
 	defer l.Close()
 	b.p.Connect(ctx, a.p.Addr())
 	c, err := b.s.Dial(ctx, "quiet")
