@@ -338,6 +338,9 @@ func (u *plainUI) status() {
 	for _, s := range st.Shares {
 		u.say("share %s files=%d bytes=%d pending=%d%s", s.Folder, s.Files, s.Bytes, s.Pending, inGroup(s.Group))
 	}
+	if st.Hashing != "" {
+		u.say("hashing %s %d/%d", st.Hashing, st.Hashed, st.HashSize)
+	}
 	for _, d := range st.Downloads {
 		u.say("download %s %s %s", d.State, progressLine(d), peerBytes(d.Peers))
 	}

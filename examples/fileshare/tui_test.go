@@ -213,3 +213,17 @@ func TestTUITmux(t *testing.T) {
 		t.Fatalf("the demo ended with %q, want exit=0; stderr: %s", got, errs)
 	}
 }
+
+// TestTUIHashingBar: while the node hashes, the title shows how far.
+func TestTUIHashingBar(t *testing.T) {
+	f := &tuiFake{st: share.Status{Name: "me", Hashing: "big.iso", Hashed: 30, HashSize: 100,
+		Shares: []share.ShareInfo{{Folder: "/x", Files: 10, Pending: 5}}}}
+	m := newTUIModel(context.Background(), f, "")
+	m.Update(tea.WindowSizeMsg{Width: 140, Height: 20})
+	title := ansi.Strip(strings.Split(m.View(), "\n")[0])
+	for _, want := range []string{"sharing 10 files", "5 to go", "big.iso", "30%"} {
+		if !strings.Contains(title, want) {
+			t.Errorf("title %q lacks %q", title, want)
+		}
+	}
+}

@@ -65,6 +65,9 @@ func (m *tuiModel) View() string {
 	if pending > 0 {
 		title += fmt.Sprintf(" · hashing %s %d to go", progressBar(int64(files), int64(files+pending), 10), pending)
 	}
+	if m.st.Hashing != "" && m.st.HashSize > 0 {
+		title += fmt.Sprintf(" · %s %s %d%%", share.Display(m.st.Hashing, 24), progressBar(m.st.Hashed, m.st.HashSize, 10), m.st.Hashed*100/m.st.HashSize)
+	}
 	downs := m.downloadLines(w - 2)
 	peerLines := m.peerLines(w - 2)
 	dh := min(len(downs), 6) + 2

@@ -61,6 +61,7 @@ type Node struct {
 	downloads   map[string]*download   // guarded by mu; by content ID
 	rates       map[peer.ID]peerRate   // guarded by mu; download rate by peer
 	pins        *pinner                // nil on a super-peer
+	hashing     content.Progress       // guarded by mu; the file being hashed, if any
 }
 
 // sharedFile is one advertised file.

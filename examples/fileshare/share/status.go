@@ -99,7 +99,16 @@ func (n *Node) progressLoop() {
 	defer sub.Cancel()
 	for ev := range sub.C {
 		p, ok := ev.(content.Progress)
-		if !ok || p.Op != content.OpFetch {
+		if !ok {
+			continue
+		}
+		if p.Op == content.OpHash {
+			n.mu.Lock()
+			n.hashing = p
+			if p.Done {
+				n.hashing = content.Progress{}
+			}
+			n.mu.Unlock()
 			continue
 		}
 		n.progress(p, time.Now())
@@ -150,6 +159,10 @@ type Status struct {
 	Caps      Caps
 	Shared    bool   // downloads are shared onward
 	Folder    string // the downloads folder
+	// Hashing is the file being hashed now, if any, with Hashed of HashSize
+	// bytes done.
+	Hashing          string
+	Hashed, HashSize int64
 }
 
 // Status is a snapshot of the node: shares, downloads, peers and caps.
@@ -174,6 +187,9 @@ func (n *Node) Status() Status {
 	}
 	for _, d := range n.downloads {
 		st.Downloads = append(st.Downloads, d.info)
+	}
+	if h := n.hashing; h.Name != "" {
+		st.Hashing, st.Hashed, st.HashSize = SafeName(h.Name), h.Bytes, h.Total
 	}
 	rates := map[peer.ID]float64{}
 	for id, r := range n.rates {
