@@ -27,7 +27,9 @@
 // CID — up to Config.MaxPeers at once. A provider answers with the size and a
 // bitfield of the pieces it has, and sends have-updates as it gets more: a
 // downloader serves what it already has. Pieces are requested rarest first,
-// Config.Pipeline at a time per provider so that no round trip idles a link;
+// with about a second of data at the provider's measured rate outstanding
+// (at most Config.Pipeline requests) so that no round trip idles a fast link
+// and a slow provider does not sit on pieces others could send;
 // when all remaining pieces are in flight (endgame), they are asked again of
 // other providers, and the duplicates cancelled when the first copy arrives.
 // A provider sending a piece that fails verification gets a strike; after
@@ -35,9 +37,11 @@
 // elsewhere. When no provider is left the error names the ID and says why
 // for each provider (ErrNoProviders, ErrBadData, ErrRelayOnly…).
 //
-// Uploads are choked as in BitTorrent: every 10 s the UploadSlots (4)
-// interested peers that uploaded most to us (or, when we seed, took most) are
-// unchoked, plus one optimistic unchoke rotated every 30 s. Rates are capped
+// Uploads are choked as in BitTorrent: downloaders say whether they are
+// interested, and every 10 s the UploadSlots (4) interested peers that
+// uploaded most to us are unchoked (a seed instead serves those it has served
+// least, so a fast taker cannot hog it), plus one optimistic unchoke rotated
+// every 30 s. Rates are capped
 // globally and per peer (Config.UploadRate and friends).
 //
 // A download writes to dst+".part" and keeps its piece bitmap in

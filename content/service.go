@@ -434,7 +434,15 @@ const BanTime = time.Hour
 
 func (s *Service) ban(id peer.ID) {
 	s.mu.Lock()
-	s.banned[id] = s.clock.Now().Add(BanTime)
+	now := s.clock.Now()
+	if len(s.banned) >= maxPeerEntries {
+		for p, until := range s.banned {
+			if now.After(until) || len(s.banned) >= maxPeerEntries {
+				delete(s.banned, p) // expired first; then the map's order
+			}
+		}
+	}
+	s.banned[id] = now.Add(BanTime)
 	s.mu.Unlock()
 	s.log.Warn("banned a peer for bad data", "peer", id)
 }
@@ -447,9 +455,18 @@ func (s *Service) Banned(id peer.ID) bool {
 	return ok && s.clock.Now().Before(until)
 }
 
+// maxPeerEntries bounds the per-peer maps (limiters, bans): past it they are
+// pruned, so peers with fresh identities cannot grow them without end.
+const maxPeerEntries = 4096
+
 func (s *Service) peerLimiters(id peer.ID) (up, down *rate.Limiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.peerUp) >= maxPeerEntries || len(s.peerDown) >= maxPeerEntries {
+		// Forgetting a limiter only grants that peer one fresh burst.
+		clear(s.peerUp)
+		clear(s.peerDown)
+	}
 	if s.cfg.PeerUploadRate > 0 {
 		if up = s.peerUp[id]; up == nil {
 			up = newLimiter(s.cfg.PeerUploadRate)
