@@ -37,7 +37,7 @@ func testCtx(t testing.TB) context.Context {
 // silent member offline only after 10 s. With 1.5 s, heartbeats delayed by a
 // loaded machine (two busy loops, -race) made members flap offline and online
 // on direct connections with full meshes, and meshed -- all pairs online at
-// once -- never held for 4 minutes among 20 members (TestPresenceTwentyMembers,
+// once -- never held for 4 minutes among 20 members (TestPresenceTwentyMembers, now ManyMembers,
 // TestPasswordGroup).
 var fastPresence = Config{Heartbeat: 300 * time.Millisecond, OfflineAfter: 10 * time.Second}
 
