@@ -9,7 +9,12 @@
 // a peer may be in several at once. Group.Discovery and Group.Pipes are the same
 // services as the net group's, scoped to the group: an advertisement published
 // in a group is returned only to queries in that group, and a group's pipes are
-// distinct from every other scope's.
+// distinct from every other scope's. A private group's discovery scope derives
+// from a secret only members hold (the password's keys, or an invite group's
+// scope secret handed out with the group key), so a non-member who knows the
+// group's ID cannot read its advertisements or pipe bindings; and a group's
+// pipes check membership at both ends, the dialer challenging the listener
+// as the listener challenges the dialer. SECURITY.md lists the bounds.
 //
 // # Membership policies
 //
