@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,6 +49,8 @@ func runSubmit(ctx context.Context, args []string) error {
 	var nf netFlags
 	nf.add(fs, "client")
 	invite := fs.String("invite", "", "the farm invite (required)")
+	sleeps := fs.Int("sleep-units", 0, "instead of the picture, submit this many units of the native sleep task (providers started with -native)")
+	ms := fs.Int("ms", 100, "milliseconds per sleep unit")
 	var o renderOpts
 	o.add(fs)
 	fs.Parse(args)
@@ -59,7 +62,42 @@ func runSubmit(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
+	if *sleeps > 0 {
+		return sleepJob(ctx, c, *sleeps, *ms)
+	}
 	return render(ctx, c, o)
+}
+
+// sleepJob runs n units of the native sleep task and prints who ran them.
+func sleepJob(ctx context.Context, c *farm.Client, n, ms int) error {
+	units := make([]farm.UnitSpec, n)
+	for i := range units {
+		in := binary.BigEndian.AppendUint32(nil, uint32(ms))
+		units[i] = farm.UnitSpec{Input: binary.BigEndian.AppendUint32(in, uint32(i)), Deadline: time.Minute}
+	}
+	job, err := c.Submit(ctx, farm.JobSpec{Name: "sleep", Task: farm.Task{Kind: farm.KindNative, Name: "sleep"}}, units)
+	if err != nil {
+		return err
+	}
+	got := map[uint32]bool{}
+	for r, err := range c.Results(ctx, job, 0) {
+		if err != nil {
+			return err
+		}
+		if r.Err != "" || len(r.Output) != 8 || binary.BigEndian.Uint32(r.Output[4:]) != r.Unit {
+			return fmt.Errorf("unit %d: wrong result %x %s", r.Unit, r.Output, r.Err)
+		}
+		got[r.Unit] = true
+	}
+	st, err := c.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range st.Providers {
+		fmt.Printf("provider %s: %d valid\n", p.Profile.Name, p.Valid)
+	}
+	fmt.Printf("done: %d units\n", len(got))
+	return nil
 }
 
 func runDemo(ctx context.Context, args []string) error {

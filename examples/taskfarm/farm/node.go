@@ -50,6 +50,8 @@ type Node struct {
 	log   *slog.Logger
 	pw    string
 
+	invited peer.ID // the scheduler the invite named
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -198,6 +200,9 @@ func (n *Node) join(ctx context.Context, invite string) (inviteBody, error) {
 	if err != nil {
 		return inv, fmt.Errorf("farm: reach the scheduler: %w", err)
 	}
+	if pi, err := peer.ParseInvite(inv.Scheduler); err == nil {
+		n.invited = pi.Peer.ID
+	}
 	info, err := groups.ParseInfo(inv.Group)
 	if err != nil {
 		return inv, fmt.Errorf("%w: %v", ErrBadInvite, err)
@@ -209,9 +214,20 @@ func (n *Node) join(ctx context.Context, invite string) (inviteBody, error) {
 	return inv, n.enter(ctx, g)
 }
 
-// findScheduler looks the farm's scheduler up in the group's discovery.
+// findScheduler looks the farm's scheduler up in the group's discovery
+// (the cache, LAN neighbours, super-peers); without an answer, it takes the
+// scheduler the invite named, a member that the dial then authenticates.
 func (n *Node) findScheduler(ctx context.Context) (peer.ID, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	id, err := n.discoverScheduler(ctx)
+	if err != nil && n.invited != "" {
+		n.log.Info("scheduler not found by discovery; using the invite's", "err", err)
+		return n.invited, nil
+	}
+	return id, err
+}
+
+func (n *Node) discoverScheduler(ctx context.Context) (peer.ID, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var errs []error
 	for r, err := range n.g.Discovery().Find(ctx, discovery.Query{Type: schedulerType, Limit: 4}) {
