@@ -26,11 +26,15 @@ import (
 // p99 are logged).
 
 const (
-	floodTotal        = 100_000
-	floodSybilTotal   = 20_000 // 8 identities: 2,500 each, quota 1,000
-	floodCapacity     = 5_000
-	floodQuota        = 1_000
-	floodStreams      = 4 // concurrent publish streams per attacker
+	floodTotal      = 100_000
+	floodSybilTotal = 20_000 // 8 identities: 2,500 each, quota 1,000
+	floodCapacity   = 5_000
+	floodQuota      = 1_000
+	floodStreams    = 4 // concurrent publish streams per attacker
+	// floodBatch is the advertisements per publish frame: fewer than
+	// MaxPublishBatch, so that a frame is verified well within StreamTimeout
+	// even under the race detector with 32 streams at once.
+	floodBatch        = 128
 	floodMinQueries   = 200
 	floodQueryEvery   = 2 * time.Millisecond // at most 500 queries a second
 	floodMaxRSSGrowth = 200 << 20
@@ -156,7 +160,7 @@ type floodResult struct {
 // legitimate advertisement to it, and a querier that looks for that
 // advertisement every floodQueryEvery while attacking peers send total distinct,
 // validly signed advertisements between them, each on floodStreams concurrent
-// streams of MaxPublishBatch, as fast as they can. With tolerateEviction, a
+// streams of floodBatch, as fast as they can. With tolerateEviction, a
 // query that no longer finds the legitimate advertisement is counted in
 // floodResult.missed rather than failing the test.
 func floodRun(t *testing.T, cfg Config, total, attackers int, tolerateEviction bool) floodResult {
@@ -239,11 +243,11 @@ func floodRun(t *testing.T, cfg Config, total, attackers int, tolerateEviction b
 		for range floodStreams {
 			flood.Go(func() {
 				for {
-					i := int(next.Add(MaxPublishBatch) - MaxPublishBatch)
+					i := int(next.Add(floodBatch) - floodBatch)
 					if i >= len(a.ads) {
 						return
 					}
-					batch := a.ads[i:min(i+MaxPublishBatch, len(a.ads))]
+					batch := a.ads[i:min(i+floodBatch, len(a.ads))]
 					resp, err := secPublish(ctx, a.h.p.Libp2p().Host, sp.p.ID(), batch)
 					if err != nil {
 						sendErrs.Add(1)

