@@ -9,7 +9,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
 
 	"github.com/juxta-p2p/juxta/peer"
@@ -18,7 +17,7 @@ import (
 // ProtocolID is the discovery protocol: one request per stream, then response
 // frames until one has Done set. Frames are varint-length-prefixed
 // (go-msgio) deterministic CBOR.
-const ProtocolID protocol.ID = "/juxta/discovery/1.0.0"
+const ProtocolID = "/juxta/discovery/1.0.0"
 
 // Protocol limits.
 const (
