@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -73,6 +74,7 @@ type presence struct {
 	wg     sync.WaitGroup
 	bus    *event.Bus[MemberEvent]
 	kick   chan struct{} // publish now
+	joined chan struct{} // closed once the presence topic is joined
 
 	mu      sync.Mutex
 	self    Member
@@ -89,6 +91,7 @@ func newPresence(g *Group) *presence {
 		g:       g,
 		bus:     event.New[MemberEvent](),
 		kick:    make(chan struct{}, 1),
+		joined:  make(chan struct{}),
 		members: map[peer.ID]*Member{},
 		seqs:    map[peer.ID]uint64{},
 		// Starting from the clock keeps a restarted peer's announcements
@@ -122,6 +125,7 @@ func (pr *presence) run() {
 	pr.mu.Lock()
 	pr.topic = topic
 	pr.mu.Unlock()
+	close(pr.joined)
 	pr.wg.Add(1)
 	go pr.listen(topic)
 	cfg := pr.g.s.cfg
@@ -388,10 +392,27 @@ func (g *Group) SubscribeMembers(ctx context.Context, buffer int) *event.Subscri
 	return g.presence.bus.Subscribe(ctx, buffer)
 }
 
-// PresenceReady reports whether this peer has joined the group's presence
-// channel.
-func (g *Group) PresenceReady() bool {
-	g.presence.mu.Lock()
-	defer g.presence.mu.Unlock()
-	return g.presence.topic != nil
+// AwaitPresence waits until this peer has joined the group's presence
+// channel, so that its state reaches the other members. It returns ctx's
+// error, wrapped, when ctx ends first, and an error wrapping net.ErrClosed
+// when the group is left or the service closed.
+func (g *Group) AwaitPresence(ctx context.Context) error {
+	select {
+	case <-g.presence.joined:
+		return nil
+	default:
+	}
+	select {
+	case <-g.presence.joined:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("groups: await presence: %w", ctx.Err())
+	case <-g.presence.ctx.Done():
+		select {
+		case <-g.presence.joined:
+			return nil
+		default:
+		}
+		return fmt.Errorf("groups: await presence: %w", net.ErrClosed)
+	}
 }

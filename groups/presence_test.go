@@ -1,6 +1,7 @@
 package groups
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -227,5 +228,24 @@ func heartbeats(t *testing.T, g *Group, id peer.ID, n int) {
 	for i := 0; i < n; i++ {
 		was := lastSeen()
 		eventually(t, "a heartbeat", func() bool { return lastSeen().After(was) })
+	}
+}
+
+func TestAwaitPresence(t *testing.T) {
+	sp := superPeer(t)
+	alice := member(t, sp, "alice")
+	ctx := testCtx(t)
+	g, err := alice.g.Create(ctx, Spec{Name: "await", Policy: PolicyPassword, Password: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.AwaitPresence(ctx); err != nil {
+		t.Fatalf("await presence: %v", err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	// Joined already: a done ctx does not matter.
+	if err := g.AwaitPresence(done); err != nil {
+		t.Fatalf("await presence after joining: %v", err)
 	}
 }

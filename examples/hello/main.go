@@ -1,7 +1,7 @@
-// Command hello is juxta's two-peer demo: two peers start on this machine, one
-// connects to the other by its invite alone, and they talk over a stream. It
-// sends nothing off the machine: both peers listen on 127.0.0.1 only, with mDNS
-// and port mapping off.
+// Command hello is juxta's two-peer demo: two nodes start on this machine,
+// one dials the other's pipe by its invite alone, and they talk over it. It
+// sends nothing off the machine: both nodes listen on 127.0.0.1 only, with
+// mDNS and port mapping off.
 package main
 
 import (
@@ -15,15 +15,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/juxta-p2p/juxta/peer"
+	"github.com/juxta-p2p/juxta"
 )
 
-const proto = "/juxta-hello/chat/1"
-
 func main() {
+	juxta.ParseFlags("hello", 0)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Stdout); err != nil {
@@ -35,45 +31,49 @@ func run(ctx context.Context, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 
-	alice, err := newPeer(ctx, "alice")
+	alice, err := juxta.New(ctx, juxta.Config{Name: "alice", Loopback: true})
 	if err != nil {
 		return err
 	}
 	defer alice.Close()
-	alice.Libp2p().Host.SetStreamHandler(proto, func(s network.Stream) {
-		defer s.Close()
-		r := bufio.NewScanner(s)
-		for r.Scan() {
-			fmt.Fprintf(s, "alice heard %q\n", r.Text())
+	l, err := alice.Listen(ctx, "hello")
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewScanner(c)
+				for r.Scan() {
+					fmt.Fprintf(c, "alice heard %q\n", r.Text())
+				}
+			}()
 		}
-	})
-	bob, err := newPeer(ctx, "bob")
+	}()
+	bob, err := juxta.New(ctx, juxta.Config{Name: "bob", Loopback: true})
 	if err != nil {
 		return err
 	}
 	defer bob.Close()
 
-	invite := alice.Invite()
-	fmt.Fprintf(out, "alice is %s\nalice's invite: %s\n\n", alice.ID(), invite)
-	to, err := peer.ParseAddr(invite)
+	invite := alice.Invite("hello")
+	fmt.Fprintf(out, "alice is %s\nalice's invite (naming her pipe): %s\n\n", alice.ID(), invite)
+	c, err := bob.Dial(ctx, invite, "")
 	if err != nil {
-		return err
+		return fmt.Errorf("bob dials alice: %w", err)
 	}
-	path, err := bob.Connect(ctx, to)
-	if err != nil {
-		return fmt.Errorf("bob connects to alice: %w", err)
-	}
-	fmt.Fprintf(out, "bob connected to alice by invite alone, path: %s\n", path)
+	defer c.Close()
+	fmt.Fprintf(out, "bob dialled alice's pipe by invite alone, path: %s\n", bob.Peer().PathTo(alice.ID()))
 
-	s, err := bob.Libp2p().Host.NewStream(ctx, lpeer.ID(to.ID), proto)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	replies := bufio.NewScanner(s)
+	replies := bufio.NewScanner(c)
 	for _, line := range []string{"hi alice", "this is bob, found by key not by DNS"} {
 		fmt.Fprintf(out, "bob   > %s\n", line)
-		if _, err := fmt.Fprintln(s, line); err != nil {
+		if _, err := fmt.Fprintln(c, line); err != nil {
 			return err
 		}
 		if !replies.Scan() {
@@ -81,17 +81,10 @@ func run(ctx context.Context, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "alice < %s\n", replies.Text())
 	}
-	st := bob.Status()
 	var conns []string
-	for _, c := range st.Conns {
-		conns = append(conns, fmt.Sprintf("%s via %s (%s)", c.Peer, c.Addr, c.Path))
+	for _, cs := range bob.Peer().Status().Conns {
+		conns = append(conns, fmt.Sprintf("%s via %s (%s)", cs.Peer, cs.Addr, cs.Path))
 	}
 	fmt.Fprintf(out, "\nbob's connections: %s\n", strings.Join(conns, "; "))
 	return nil
-}
-
-func newPeer(ctx context.Context, name string) (*peer.Peer, error) {
-	cfg := peer.TestConfig() // loopback only, no mDNS, no port mapping
-	cfg.Name = name
-	return peer.New(ctx, cfg)
 }

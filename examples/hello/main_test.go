@@ -17,7 +17,7 @@ func TestDemoRuns(t *testing.T) {
 	if err := run(context.Background(), &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"path: direct", `alice heard "hi alice"`, "juxta1"} {
+	for _, want := range []string{"path: direct", `alice heard "hi alice"`, "juxta2"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
