@@ -73,7 +73,7 @@ func (p *provider) observe(sample float64) {
 	p.rec.SecPerRef = 0.8*p.rec.SecPerRef + 0.2*sample
 }
 
-func (p *provider) valid(trustAfter int) {
+func (p *provider) valid() {
 	p.rec.Valid++
 	p.rec.Streak++
 }

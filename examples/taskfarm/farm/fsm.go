@@ -192,7 +192,7 @@ func (s *Scheduler) late(p *provider, id instID, r Report) []op {
 	}
 	if bytes.Equal(h[:], canon) {
 		in.State, in.Hash = iReported, h[:]
-		p.valid(s.cfg.TrustAfter)
+		p.valid()
 	} else {
 		in.State, in.Hash = iOutvoted, h[:]
 		p.outvoted()
@@ -231,7 +231,7 @@ func (s *Scheduler) validate(u *unit, now time.Time) []op {
 		p := s.provider(in.Prov)
 		if bytes.Equal(in.Hash, canon) {
 			out = u.outs[in.Attempt]
-			p.valid(s.cfg.TrustAfter)
+			p.valid()
 		} else {
 			in.State = iOutvoted
 			p.outvoted()

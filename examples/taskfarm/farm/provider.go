@@ -57,11 +57,9 @@ func JoinProvider(ctx context.Context, cfg ProviderConfig) (_ *Provider, err err
 			n.Close()
 		}
 	}()
-	inv, err := n.join(ctx, cfg.Invite)
-	if err != nil {
+	if _, err := n.join(ctx, cfg.Invite); err != nil {
 		return nil, err
 	}
-	_ = inv
 	if cfg.Slots <= 0 {
 		cfg.Slots = runtime.NumCPU()
 	}
