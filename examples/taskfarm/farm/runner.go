@@ -110,9 +110,9 @@ func (e *Executor) Run(ctx context.Context, t Task, input []byte) ([]byte, error
 	if err := t.normalize(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
-	defer cancel()
 	if t.Kind == KindNative {
+		ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+		defer cancel()
 		e.mu.Lock()
 		f := e.natives[t.Name]
 		e.mu.Unlock()
@@ -133,6 +133,9 @@ func (e *Executor) runWasm(ctx context.Context, t Task, input []byte) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	// The wall-clock limit is the run's, not the fetch's and compilation's.
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	defer cancel()
 	stdout := &capped{max: MaxOutput}
 	stderr := &capped{max: 4 << 10}
 	cfg := wazero.NewModuleConfig().WithName("").WithStdin(bytes.NewReader(input)).WithStdout(stdout).WithStderr(stderr).WithStartFunctions("_start")
