@@ -14,4 +14,8 @@ var (
 	// ErrNoPublicSuperPeer: no connected super-peer has a public address, so
 	// this peer cannot learn its own public address and cannot hole-punch.
 	ErrNoPublicSuperPeer = errors.New("peer: no connected super-peer with a public address")
+	// ErrNotJuxtaSuperPeer: the connected super-peers lack juxta's protocols
+	// (SuperPeerProtocols), as a stock libp2p relay does: relaying works,
+	// routing and discovery through them do not.
+	ErrNotJuxtaSuperPeer = errors.New("peer: super-peer is not a juxta super-peer")
 )

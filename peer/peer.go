@@ -75,6 +75,8 @@ type Peer struct {
 	// callbacks that run while libp2p.New has not yet returned.
 	early atomic.Pointer[host.Host]
 
+	spCheck superPeerCheck
+
 	mu      sync.Mutex
 	reach   Reachability // guarded by mu
 	paths   map[ID]Path  // guarded by mu
@@ -540,6 +542,9 @@ func (p *Peer) Ready(ctx context.Context) error {
 		p.wake()
 		select {
 		case <-ctx.Done():
+			if err := p.notJuxtaError(); err != nil {
+				return fmt.Errorf("peer: ready: %w (%w)", err, ctx.Err())
+			}
 			return fmt.Errorf("peer: no super-peer reachable: %w", ctx.Err())
 		case <-p.ctx.Done():
 			return fmt.Errorf("peer: ready: %w", net.ErrClosed)
