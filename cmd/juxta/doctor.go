@@ -84,10 +84,13 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 	if *asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+		return doctorFailed(rep)
 	}
 	printReport(out, rep)
-	return nil
+	return doctorFailed(rep)
 }
 
 func diagnose(ctx context.Context, cfg peer.Config, target string, wait time.Duration) (*Report, error) {
@@ -380,4 +383,15 @@ func shortID(s string) string {
 		return "…" + s[len(s)-8:]
 	}
 	return s
+}
+
+// errDoctorFailed: a check failed; the report says which.
+var errDoctorFailed = errors.New("doctor: a check failed")
+
+// doctorFailed makes the exit status non-zero when the report lists problems.
+func doctorFailed(rep *Report) error {
+	if len(rep.Problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", errDoctorFailed, strings.Join(rep.Problems, "; "))
 }

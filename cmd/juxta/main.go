@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -32,10 +34,24 @@ Run 'juxta COMMAND -h' for a command's flags.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout)
+	if code := exitCode(err); code != 0 {
 		fmt.Fprintln(os.Stderr, "juxta:", err)
-		os.Exit(1)
+		os.Exit(code)
 	}
+}
+
+// exitCode maps run's error to the exit status: 0 for none and for -h
+// (flag.ErrHelp), 2 for a usage error (a bad flag), 1 for the rest, a
+// failed doctor check included.
+func exitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case strings.Contains(err.Error(), "flag provided but not defined"), strings.HasPrefix(err.Error(), "invalid value"), strings.HasPrefix(err.Error(), "bad flag syntax"):
+		return 2
+	}
+	return 1
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {

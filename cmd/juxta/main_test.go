@@ -140,3 +140,19 @@ func TestIDKeepsIdentity(t *testing.T) {
 		t.Fatalf("no QR code:\n%s", b.String())
 	}
 }
+
+func TestExitCodes(t *testing.T) {
+	var out strings.Builder
+	if c := exitCode(run(context.Background(), []string{"doctor", "-h"}, &out)); c != 0 {
+		t.Fatalf("doctor -h: exit %d", c)
+	}
+	if c := exitCode(run(context.Background(), []string{"doctor", "-nosuch"}, &out)); c != 2 {
+		t.Fatalf("doctor -nosuch: exit %d", c)
+	}
+	if c := exitCode(doctorFailed(&Report{Problems: []string{"super-peer x: unreachable"}})); c != 1 {
+		t.Fatalf("failed doctor: exit %d", c)
+	}
+	if err := doctorFailed(&Report{}); err != nil {
+		t.Fatalf("clean report: %v", err)
+	}
+}
