@@ -336,8 +336,14 @@ func floodRun(t *testing.T, cfg Config, total, attackers int, tolerateEviction b
 	if got := r.accepted + int64(r.drops[DropRateLimited]+r.drops[DropQuota]); got != int64(total) {
 		t.Errorf("accepted %d + rate-limited %d + quota %d = %d, want %d", r.accepted, r.drops[DropRateLimited], r.drops[DropQuota], got, total)
 	}
-	if r.rssGrowth > floodMaxRSSGrowth {
-		t.Errorf("RSS grew by %.1f MiB, limit %d MiB", float64(r.rssGrowth)/(1<<20), floodMaxRSSGrowth>>20)
+	// The race detector's shadow memory multiplies what the same heap costs
+	// in RSS (internal/attack scales its bounds the same way).
+	maxGrowth := int64(floodMaxRSSGrowth)
+	if floodRace() {
+		maxGrowth *= 8
+	}
+	if r.rssGrowth > maxGrowth {
+		t.Errorf("RSS grew by %.1f MiB, limit %d MiB", float64(r.rssGrowth)/(1<<20), maxGrowth>>20)
 	}
 	if len(r.latencies) == 0 {
 		t.Error("no query ran during the flood")
@@ -358,7 +364,13 @@ func TestFloodPublishesRateLimited(t *testing.T) {
 		t.Logf("race detector on: sending %d instead of %d", total, floodTotal)
 	}
 	r := floodRun(t, cfg, total, 1, false)
-	if r.drops[DropRateLimited] < uint64(total)/2 {
+	// A batch waits up to publishWait for its tokens. Under the race
+	// detector the super-peer verifies so slowly that the flood may not
+	// outrun 100/s at all, so nothing need be refused; the pacing bound below
+	// still holds, and the refusal path is checked by the plain run.
+	if floodRace() {
+		t.Logf("race detector on: %d of %d refused for rate; checking pacing only", r.drops[DropRateLimited], total)
+	} else if r.drops[DropRateLimited] < uint64(total)/2 {
 		t.Errorf("only %d publishes were rate-limited", r.drops[DropRateLimited])
 	}
 	// A token bucket of 100/s with a burst of 200, plus slack.
