@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
@@ -80,10 +82,14 @@ type presence struct {
 	self    Member
 	members map[peer.ID]*Member // others
 	seqs    map[peer.ID]uint64  // the last Seq applied from each other member
-	seq     uint64              // this peer's last Seq sent
-	left    bool                // the goodbye is sent: announce nothing more
-	topic   *pipes.Topic        // nil until joined
-	once    sync.Once
+	// forgotten keeps the last Seq of members no longer listed, so that an
+	// old signed announcement replayed after they were forgotten cannot list
+	// them again. Bounded: an open group's members are unbounded identities.
+	forgotten *lru.Cache[peer.ID, uint64]
+	seq       uint64       // this peer's last Seq sent
+	left      bool         // the goodbye is sent: announce nothing more
+	topic     *pipes.Topic // nil until joined
+	once      sync.Once
 }
 
 func newPresence(g *Group) *presence {
@@ -99,6 +105,8 @@ func newPresence(g *Group) *presence {
 		seq:  uint64(time.Now().UnixNano()),
 		self: Member{ID: g.s.p.ID(), Name: g.s.p.Name(), State: Online, LastSeen: time.Now()},
 	}
+	// The cache's size is positive, so New cannot fail.
+	pr.forgotten, _ = lru.New[peer.ID, uint64](g.s.cfg.MaxMembers)
 	pr.ctx, pr.cancel = context.WithCancel(g.s.ctx)
 	pr.wg.Add(1)
 	go pr.run()
@@ -227,8 +235,13 @@ func (pr *presence) update(id peer.ID, st State, text, name string, seq uint64, 
 		name = name[:64]
 	}
 	pr.mu.Lock()
-	if seq <= pr.seqs[id] {
-		// Older than what we have (delivered out of order, or replayed).
+	last, ok := pr.seqs[id]
+	if !ok {
+		last, _ = pr.forgotten.Peek(id)
+	}
+	if seq <= last {
+		// Older than what we have (delivered out of order, or replayed,
+		// possibly after the member was forgotten).
 		pr.mu.Unlock()
 		return
 	}
@@ -238,6 +251,7 @@ func (pr *presence) update(id peer.ID, st State, text, name string, seq uint64, 
 		return // full of members heard from lately: drop the newcomer
 	}
 	pr.seqs[id] = seq
+	pr.forgotten.Remove(id)
 	if !known {
 		m = &Member{ID: id}
 		pr.members[id] = m
@@ -276,9 +290,15 @@ func (pr *presence) evictLocked() bool {
 	if victim == nil {
 		return false
 	}
-	delete(pr.members, victim.ID)
-	delete(pr.seqs, victim.ID)
+	pr.forgetLocked(victim.ID)
 	return true
+}
+
+// forgetLocked drops a member from the list, remembering its last Seq.
+func (pr *presence) forgetLocked(id peer.ID) {
+	pr.forgotten.Add(id, pr.seqs[id])
+	delete(pr.members, id)
+	delete(pr.seqs, id)
 }
 
 // memberCount is how many members are listed, offline ones included.
@@ -296,8 +316,7 @@ func (pr *presence) sweep(now time.Time) {
 	pr.mu.Lock()
 	for id, m := range pr.members {
 		if m.State == Offline && now.Sub(m.LastSeen) > limit+pr.g.s.cfg.ForgetAfter {
-			delete(pr.members, id)
-			delete(pr.seqs, id)
+			pr.forgetLocked(id)
 			continue
 		}
 		if m.State != Offline && now.Sub(m.LastSeen) > limit {

@@ -249,3 +249,44 @@ func TestAwaitPresence(t *testing.T) {
 		t.Fatalf("await presence after joining: %v", err)
 	}
 }
+
+// A member forgotten after a long silence must not be listed again by a
+// replay of one of its old signed announcements: only a newer one lists it.
+func TestPresenceReplayAfterForget(t *testing.T) {
+	sp := superPeer(t)
+	alice, bob := member(t, sp, "alice"), member(t, sp, "bob")
+	ctx := testCtx(t)
+	ga, _ := alice.g.Create(ctx, Spec{Name: "duo"})
+	gb, err := bob.g.JoinOpen(ctx, ga.Info())
+	if err != nil {
+		t.Fatal(err)
+	}
+	meshed(t, ga, gb)
+	old := announcement(t, gb, Online) // captured by an eavesdropping member
+	eventually(t, "bob listed", func() bool { return stateOf(ga, bob.p.ID()) == Online })
+	if err := gb.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob's goodbye", func() bool { return stateOf(ga, bob.p.ID()) == Offline })
+	// Long after: the sweep shows bob offline, then forgets him.
+	later := time.Now().Add(alice.g.cfg.OfflineAfter + time.Second)
+	ga.presence.sweep(later)
+	ga.presence.sweep(later.Add(alice.g.cfg.ForgetAfter + time.Second))
+	if stateOf(ga, bob.p.ID()) != "" {
+		t.Fatalf("bob still listed (%q) after being forgotten", stateOf(ga, bob.p.ID()))
+	}
+	ga.presence.receive(bob.p.ID(), old, time.Now())
+	if st := stateOf(ga, bob.p.ID()); st != "" {
+		t.Fatalf("a replayed announcement listed a forgotten member again as %q", st)
+	}
+	// A genuinely newer announcement (his next run) lists him again.
+	pm := presenceMsg{State: string(Away), Name: "bob", Seq: uint64(time.Now().UnixNano()) + 1<<40}
+	b, err := encMode.Marshal(pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ga.presence.receive(bob.p.ID(), b, time.Now())
+	if st := stateOf(ga, bob.p.ID()); st != Away {
+		t.Fatalf("a newer announcement after forgetting: state %q, want away", st)
+	}
+}
