@@ -560,45 +560,6 @@ func (p *Peer) wake() {
 	}
 }
 
-// keepSuperPeers holds a connection to every configured super-peer, redialling
-// with backoff, so that relays, routing and discovery stay available.
-func (p *Peer) keepSuperPeers() {
-	defer p.wg.Done()
-	if len(p.superPeers) == 0 {
-		return
-	}
-	backoff := make(map[lpeer.ID]time.Time)
-	fail := make(map[lpeer.ID]int)
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		now := time.Now()
-		for _, sp := range p.superPeers {
-			if p.host.Network().Connectedness(sp.ID) == network.Connected || now.Before(backoff[sp.ID]) {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-			err := p.host.Connect(ctx, sp)
-			cancel()
-			if err != nil {
-				fail[sp.ID]++
-				d := min(time.Duration(1<<min(fail[sp.ID], 5))*time.Second, 30*time.Second)
-				backoff[sp.ID] = time.Now().Add(d)
-				p.log.Debug("super-peer unreachable", "peer", sp.ID, "retry", d, "err", err)
-				continue
-			}
-			fail[sp.ID] = 0
-			p.log.Debug("connected to super-peer", "peer", sp.ID)
-		}
-		select {
-		case <-p.ctx.Done():
-			return
-		case <-t.C:
-		case <-p.kick:
-		}
-	}
-}
-
 // Close shuts the peer down. No goroutine it started survives. A second call
 // returns an error wrapping net.ErrClosed.
 func (p *Peer) Close() error {

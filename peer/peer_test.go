@@ -6,6 +6,7 @@ import (
 	"github.com/juxta-p2p/juxta/internal/leaktest"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(superPeerHelperEnv) != "" {
+		os.Exit(superPeerHelper())
+	}
 	leaktest.VerifyTestMain(m)
 }
 
