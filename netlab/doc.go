@@ -92,6 +92,18 @@
 // their order; the delay is accurate to about a millisecond on an idle
 // machine.
 //
+// # Changes at runtime
+//
+// Home networks do not sit still, and a lab need not either. While processes
+// run inside, [Router.Renumber] gives a router a new WAN address, as an ISP
+// does (the mappings of the old one are gone); [Router.Reboot] takes its WAN
+// link down for a while and brings it back with every mapping forgotten;
+// [Namespace.LinkDown] and [Namespace.LinkUp] pull and replug a router's or a
+// host's cable, mappings kept; [Host.MoveTo] carries a laptop to another
+// home's LAN, where it gets a new address; [Router.SetUDPTimeout] shortens or
+// lengthens how long the NAT keeps an idle UDP mapping (conntrack's UDP
+// timeouts in the router's namespace).
+//
 // # Running code inside
 //
 // [Namespace.Command] returns an exec.Cmd that runs a program inside a host

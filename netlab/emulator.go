@@ -30,15 +30,15 @@ type frame struct {
 
 // emulatedLink makes the TAP pair port (in parent) and ifName (in child) and
 // starts pumping frames between them.
-func (l *Lab) emulatedLink(parent *Namespace, port string, child *Namespace, ifName string, link Link) error {
+func (l *Lab) emulatedLink(parent *Namespace, port string, child *Namespace, ifName string, link Link) (*emulator, error) {
 	fa, err := openTap(parent, port)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fb, err := openTap(child, ifName)
 	if err != nil {
 		os.NewFile(uintptr(fa), port).Close()
-		return err
+		return nil, err
 	}
 	e := &emulator{
 		a:    os.NewFile(uintptr(fa), port),
@@ -49,7 +49,7 @@ func (l *Lab) emulatedLink(parent *Namespace, port string, child *Namespace, ifN
 	l.links = append(l.links, e)
 	e.pump(&l.wg, e.a, e.b)
 	e.pump(&l.wg, e.b, e.a)
-	return nil
+	return e, nil
 }
 
 // pump moves frames from src to dst: a reader drops and timestamps, a

@@ -38,6 +38,10 @@ type Lab struct {
 
 	wg sync.WaitGroup // emulator goroutines; all exit on Close
 
+	// chg serialises runtime changes (change.go) and guards what they
+	// change: hosts' addresses and routers, routers' WAN addresses, links.
+	chg sync.Mutex
+
 	mu     sync.Mutex
 	procs  []*os.Process // guarded by mu; started by Start, killed on Close
 	closed bool          // guarded by mu
@@ -53,18 +57,28 @@ type Host struct {
 
 // Addr is the host's own address: private behind a router, public on the
 // internet.
-func (h *Host) Addr() netip.Addr { return h.addr }
+func (h *Host) Addr() netip.Addr {
+	h.lab.chg.Lock()
+	defer h.lab.chg.Unlock()
+	return h.addr
+}
 
 // Router is the router the host sits behind, nil for a public host.
-func (h *Host) Router() *Router { return h.router }
+func (h *Host) Router() *Router {
+	h.lab.chg.Lock()
+	defer h.lab.chg.Unlock()
+	return h.router
+}
 
 // PublicAddr is the address the internet sees the host's packets come from:
 // its own for a public host, else the outermost router's WAN address.
 func (h *Host) PublicAddr() netip.Addr {
+	h.lab.chg.Lock()
+	defer h.lab.chg.Unlock()
 	if h.router == nil {
 		return h.addr
 	}
-	return h.router.PublicAddr()
+	return h.router.publicAddr()
 }
 
 // Router is a NAT router: a namespace with a WAN side and a LAN bridge.
@@ -82,7 +96,11 @@ func (r *Router) NAT() NAT { return r.nat }
 
 // WANAddr is the router's address on its upstream: public on the internet,
 // in 100.64.0.0/10 behind a carrier-grade NAT.
-func (r *Router) WANAddr() netip.Addr { return r.wan }
+func (r *Router) WANAddr() netip.Addr {
+	r.lab.chg.Lock()
+	defer r.lab.chg.Unlock()
+	return r.wan
+}
 
 // LAN is the prefix of the router's LAN; the router holds its first address.
 func (r *Router) LAN() netip.Prefix { return r.lan }
@@ -93,6 +111,12 @@ func (r *Router) Upstream() *Router { return r.upstream }
 // PublicAddr is the address the internet sees: the outermost router's WAN
 // address.
 func (r *Router) PublicAddr() netip.Addr {
+	r.lab.chg.Lock()
+	defer r.lab.chg.Unlock()
+	return r.publicAddr()
+}
+
+func (r *Router) publicAddr() netip.Addr {
 	for r.upstream != nil {
 		r = r.upstream
 	}
@@ -252,7 +276,7 @@ func (l *Lab) String() string {
 		if r == nil {
 			continue
 		}
-		fmt.Fprintf(&b, "  router %s: %v NAT, WAN %v, LAN %v, public %v\n", rs.Name, r.nat, r.wan, r.lan, r.PublicAddr())
+		fmt.Fprintf(&b, "  router %s: %v NAT, WAN %v, LAN %v, public %v\n", rs.Name, r.nat, r.WANAddr(), r.lan, r.PublicAddr())
 	}
 	for _, hs := range l.spec.Hosts {
 		h := l.hosts[hs.Name]
@@ -260,10 +284,10 @@ func (l *Lab) String() string {
 			continue
 		}
 		where := "internet"
-		if h.router != nil {
-			where = "behind " + h.router.name
+		if r := h.Router(); r != nil {
+			where = "behind " + r.name
 		}
-		fmt.Fprintf(&b, "  host %s: %v, %s\n", hs.Name, h.addr, where)
+		fmt.Fprintf(&b, "  host %s: %v, %s\n", hs.Name, h.Addr(), where)
 	}
 	return b.String()
 }
@@ -316,7 +340,10 @@ func (l *Lab) abandon() {
 }
 
 func (l *Lab) stopLinks() {
-	for _, e := range l.links {
+	l.chg.Lock()
+	links := l.links
+	l.chg.Unlock()
+	for _, e := range links {
 		e.close()
 	}
 	l.wg.Wait()

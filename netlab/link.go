@@ -44,7 +44,9 @@ func (l *Lab) newSegment(ns *Namespace, name string, gw netip.Prefix, first neti
 	if err := ns.handle.LinkSetUp(br); err != nil {
 		return nil, fmt.Errorf("netlab: %s: %s up: %w", ns.name, name, err)
 	}
-	return &segment{ns: ns, bridge: br, prefix: gw, next: first}, nil
+	seg := &segment{ns: ns, bridge: br, prefix: gw, next: first}
+	ns.lanSeg = seg
+	return seg, nil
 }
 
 func (s *segment) alloc() (netip.Addr, error) {
@@ -83,8 +85,9 @@ func (l *Lab) attach(seg *segment, child *Namespace, ifName string, link Link) (
 		return netip.Addr{}, fmt.Errorf("netlab: attach %s to %s: %s: %w", child.name, seg.ns.name, what, err)
 	}
 
+	up := &uplink{seg: seg, port: port, ifName: ifName, link: link}
 	if link.emulated() {
-		if err := l.emulatedLink(seg.ns, port, child, ifName, link); err != nil {
+		if up.emu, err = l.emulatedLink(seg.ns, port, child, ifName, link); err != nil {
 			return fail("emulated link", err)
 		}
 	} else {
@@ -97,6 +100,7 @@ func (l *Lab) attach(seg *segment, child *Namespace, ifName string, link Link) (
 			return fail("add veth", err)
 		}
 	}
+	child.up = up
 	parentEnd, err := seg.ns.handle.LinkByName(port)
 	if err != nil {
 		return fail("find "+port, err)

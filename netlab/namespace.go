@@ -29,6 +29,10 @@ type Namespace struct {
 	fd     netns.NsHandle  // open until Close
 	handle *netlink.Handle // netlink inside the namespace; closed on Close
 
+	// Set while the lab is built; changed only under lab.chg (change.go).
+	up     *uplink  // how this node plugs into its upstream; nil for the internet
+	lanSeg *segment // the segment this node serves (a router's LAN, the internet)
+
 	closeOnce sync.Once
 }
 
