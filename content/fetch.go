@@ -479,7 +479,7 @@ func (ss *downSession) run(ctx context.Context, ai peer.Addr) error {
 	defer str.Reset()
 	stopReset := context.AfterFunc(ctx, func() { str.Reset() })
 	defer stopReset()
-	br := bufio.NewReaderSize(str, 64<<10)
+	br := bufio.NewReaderSize(str, 4<<10) // pieces are read past it, not copied through
 	w := bufio.NewWriterSize(str, 4<<10)
 	str.SetReadDeadline(time.Now().Add(helloTimeout))
 	if err := ss.handshake(br, w); err != nil {

@@ -3,6 +3,7 @@ package content
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -26,7 +27,9 @@ const (
 	writeTimeout = 2 * time.Minute
 )
 
-var piecePool = sync.Pool{New: func() any { b := make([]byte, maxFrame); return &b }}
+// piecePool holds buffers of one whole frame: a provider reads a piece into
+// the buffer behind the frame's header and index, and writes it in one call.
+var piecePool = sync.Pool{New: func() any { b := make([]byte, frameHeader+maxFrame); return &b }}
 
 func getBuf() *[]byte  { return piecePool.Get().(*[]byte) }
 func putBuf(b *[]byte) { piecePool.Put(b) }
@@ -449,7 +452,7 @@ func (us *upSession) writeLoop(w *bufio.Writer) error {
 				}
 			}
 			if piece >= 0 && us.sw.has(piece) {
-				if err := us.sendPiece(ctx, w, piece, (*buf)[:pieceLen(us.sw.t.size, piece)]); err != nil {
+				if err := us.sendPiece(ctx, w, piece, *buf); err != nil {
 					return err
 				}
 			}
@@ -460,33 +463,43 @@ func (us *upSession) writeLoop(w *bufio.Writer) error {
 	}
 }
 
-func (us *upSession) sendPiece(ctx context.Context, w *bufio.Writer, i int, data []byte) error {
+// sendPiece reads piece i into buf behind the frame's header and writes the
+// frame with one Write to the stream, not copied through w's buffer.
+func (us *upSession) sendPiece(ctx context.Context, w *bufio.Writer, i int, buf []byte) error {
 	sw := us.sw
 	if sw.rec != nil && i%16 == 0 {
 		if err := sw.rec.fresh(); err != nil {
 			return err
 		}
 	}
-	if _, err := sw.f.ReadAt(data, int64(i)*PieceSize); err != nil && len(data) > 0 {
+	n := pieceLen(sw.t.size, i)
+	frame := buf[:frameHeader+4+n]
+	data := frame[frameHeader+4:]
+	if _, err := sw.f.ReadAt(data, int64(i)*PieceSize); err != nil && n > 0 {
 		return fmt.Errorf("content: read piece %d: %w", i, err)
 	}
 	if sw.s.corrupt != nil {
 		sw.s.corrupt(i, data)
 	}
+	putHeader(frame, fPiece, 4+n)
+	binary.BigEndian.PutUint32(frame[frameHeader:], uint32(i))
 	pl, _ := sw.s.peerLimiters(us.peer)
-	if w.Buffered() > 0 && (sw.s.upAll != nil || pl != nil) {
-		if err := w.Flush(); err != nil { // do not hold frames while waiting for tokens
+	if w.Buffered() > 0 {
+		// Control frames and haves go first; an empty buffer passes the
+		// frame straight to the stream. Nor are frames held while waiting
+		// for tokens.
+		if err := w.Flush(); err != nil {
 			return err
 		}
 	}
-	if err := wait(ctx, len(data), sw.s.upAll, pl); err != nil {
+	if err := wait(ctx, n, sw.s.upAll, pl); err != nil {
 		return err
 	}
-	if err := writeFrame(w, fPiece, u32(uint32(i)), data); err != nil {
+	if _, err := w.Write(frame); err != nil {
 		return err
 	}
-	us.sent.Add(int64(len(data)))
-	sw.s.uploaded.Add(int64(len(data)))
+	us.sent.Add(int64(n))
+	sw.s.uploaded.Add(int64(n))
 	return nil
 }
 

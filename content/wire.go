@@ -134,8 +134,7 @@ func writeFrame(w *bufio.Writer, typ byte, parts ...[]byte) error {
 		n += len(p)
 	}
 	var hdr [frameHeader]byte
-	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:], uint32(n))
+	putHeader(hdr[:], typ, n)
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}
@@ -145,6 +144,12 @@ func writeFrame(w *bufio.Writer, typ byte, parts ...[]byte) error {
 		}
 	}
 	return nil
+}
+
+// putHeader writes a frame header of type typ and payload length n into b.
+func putHeader(b []byte, typ byte, n int) {
+	b[0] = typ
+	binary.BigEndian.PutUint32(b[1:frameHeader], uint32(n))
 }
 
 func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
