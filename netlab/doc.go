@@ -102,7 +102,8 @@
 // host's cable, mappings kept; [Host.MoveTo] carries a laptop to another
 // home's LAN, where it gets a new address; [Router.SetUDPTimeout] shortens or
 // lengthens how long the NAT keeps an idle UDP mapping (conntrack's UDP
-// timeouts in the router's namespace).
+// timeouts in the router's namespace). `juxta lab run -change` schedules
+// them from the command line.
 //
 // # Running code inside
 //

@@ -26,9 +26,10 @@ const labUsage = `usage:
   juxta lab matrix [-n N] [-delay D] [-types t1,t2,...] [-md FILE] [-json]
       run every pair of NAT types with a super-peer on the simulated internet;
       print a markdown table of the outcomes
-  juxta lab run [-a TYPE] [-b TYPE] HOST -- COMMAND [ARGS...]
+  juxta lab run [-a TYPE] [-b TYPE] [-change AT:ACTION:NODE[:ARG]...] HOST -- COMMAND [ARGS...]
       bring up two homes (hosts a and b, behind NATs of the given types) and two
-      super-peers (sp1, sp2) on the simulated internet, and run COMMAND in HOST
+      super-peers (sp1, sp2) on the simulated internet, and run COMMAND in HOST,
+      changing the network at the given times (see 'juxta lab run -h')
   juxta lab types
       list the NAT types
 
@@ -541,8 +542,23 @@ func runInLab(ctx context.Context, args []string, out io.Writer) error {
 	a := fs.String("a", string(natPortRestricted), "NAT type of home a")
 	b := fs.String("b", string(natPortRestricted), "NAT type of home b")
 	delay := fs.Duration("delay", 25*time.Millisecond, "one-way delay on each router's WAN link")
+	var changeFlags multi
+	fs.Var(&changeFlags, "change", "change the network at a time: AT:ACTION:NODE[:ARG] (repeatable; see below)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: juxta lab run [flags] HOST -- COMMAND [ARGS...]")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), labChangeUsage)
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var changes []labChange
+	for _, s := range changeFlags {
+		c, err := parseLabChange(s)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, c)
 	}
 	rest := fs.Args()
 	if len(rest) < 3 || rest[1] != "--" {
@@ -565,5 +581,16 @@ func runInLab(ctx context.Context, args []string, out io.Writer) error {
 	}
 	cmd := h.Command(ctx, rest[2], rest[3:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, out, os.Stderr
-	return h.Run(ctx, cmd)
+	if err := h.Start(ctx, cmd); err != nil {
+		return err
+	}
+	cctx, stop := context.WithCancel(ctx)
+	changed := make(chan error, 1)
+	go func() { changed <- runLabChanges(cctx, lab, changes, time.Now(), os.Stderr) }()
+	err = cmd.Wait()
+	stop()
+	if cerr := <-changed; cerr != nil && !errors.Is(cerr, context.Canceled) {
+		return errors.Join(err, cerr)
+	}
+	return err
 }
