@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/time/rate"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -363,27 +364,6 @@ type Libp2p struct {
 // Libp2p returns the escape hatch to the libp2p objects under this peer.
 func (p *Peer) Libp2p() Libp2p { return Libp2p{Host: p.host, Routing: p.dht, Key: p.key} }
 
-// SuperPeers returns the configured super-peers.
-func (p *Peer) SuperPeers() []Addr {
-	out := make([]Addr, len(p.superPeers))
-	for i, sp := range p.superPeers {
-		out[i] = fromAddrInfo(sp)
-	}
-	return out
-}
-
-// ConnectedSuperPeers returns the configured super-peers this peer is connected
-// to now. Discovery publishes to these.
-func (p *Peer) ConnectedSuperPeers() []ID {
-	var out []ID
-	for _, sp := range p.superPeers {
-		if p.host.Network().Connectedness(sp.ID) == network.Connected {
-			out = append(out, ID(sp.ID))
-		}
-	}
-	return out
-}
-
 // Addrs returns the addresses others can use to reach this peer: its listen
 // addresses and, when private, its relay addresses.
 func (p *Peer) Addrs() []string { return addrStrings(p.host.Addrs()) }
@@ -421,75 +401,6 @@ func (p *Peer) PipeInvite(pipe string) (string, error) {
 	return Invite{Peer: p.Addr(), Pipe: pipe}.String(), nil
 }
 
-// Connect connects to the peer a names. Its ID is required; its addresses and
-// relays are hints, tried together with addresses already known (from the LAN
-// or earlier contact). With no address at all, the DHT is asked through the
-// super-peers. libp2p picks the path: direct, hole-punched or relayed. Connect
-// returns the path it ended on. Use ParseAddr to read an invite, a /p2p
-// multiaddr or an ID string.
-func (p *Peer) Connect(ctx context.Context, a Addr) (Path, error) {
-	if p.closed.Load() {
-		return PathNone, fmt.Errorf("peer: connect: %w", net.ErrClosed)
-	}
-	if err := a.check(); err != nil {
-		return PathNone, fmt.Errorf("peer: connect: %w", err)
-	}
-	if a.ID == p.ID() {
-		return PathNone, fmt.Errorf("%w: cannot connect to self", ErrBadConfig)
-	}
-	ai := a.addrInfo()
-	// The relay addresses through the given relays are hints as good as any
-	// other: a private peer is reachable only there.
-	for _, r := range a.Relays {
-		rai := r.addrInfo()
-		if rai.ID == p.host.ID() {
-			continue
-		}
-		p.host.Peerstore().AddAddrs(rai.ID, rai.Addrs, time.Hour)
-		c, err := ma.NewMultiaddr("/p2p/" + rai.ID.String() + "/p2p-circuit")
-		if err != nil {
-			continue
-		}
-		for _, ra := range rai.Addrs {
-			ai.Addrs = append(ai.Addrs, ra.Encapsulate(c))
-		}
-	}
-	if len(ai.Addrs) == 0 && len(p.host.Peerstore().Addrs(ai.ID)) == 0 {
-		// Peer routing needs the super-peers; make sure we hold one.
-		if err := p.Ready(ctx); err != nil && len(p.superPeers) > 0 {
-			return PathNone, fmt.Errorf("peer: connect %s: %w", a.ID.ShortString(), err)
-		}
-	}
-	p.awaitPunchable(ctx)
-	ctx = network.WithAllowLimitedConn(ctx, "juxta connect")
-	if err := p.host.Connect(ctx, ai); err != nil {
-		if errors.Is(err, routing.ErrNotFound) {
-			return PathNone, fmt.Errorf("%w %s: %w", ErrNoAddrs, a.ID.ShortString(), err)
-		}
-		return PathNone, fmt.Errorf("peer: connect %s: %w", a.ID.ShortString(), err)
-	}
-	return p.PathTo(a.ID), nil
-}
-
-// PathTo reports the best current path to id.
-func (p *Peer) PathTo(id ID) Path {
-	best := PathNone
-	for _, c := range p.host.Network().ConnsToPeer(toLP(id)) {
-		if !isRelayed(c) {
-			return PathDirect
-		}
-		best = PathRelayed
-	}
-	return best
-}
-
-// isRelayed tells a circuit-relay connection from a direct one. Stat().Limited
-// is not enough: a relay without limits hands out unlimited relayed connections.
-func isRelayed(c network.Conn) bool {
-	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
-	return err == nil || c.Stat().Limited
-}
-
 // addrsFactory adjusts the addresses the host advertises.
 //
 // go-libp2p's AutoRelay builds circuit addresses only from a relay's public
@@ -523,41 +434,6 @@ func (p *Peer) addrsFactory(addrs []ma.Multiaddr) []ma.Multiaddr {
 		})
 	}
 	return addrs
-}
-
-// Ready waits until this peer holds a connection to at least one configured
-// super-peer and that super-peer has entered its DHT routing table (which
-// happens after identify), or until ctx ends. With no super-peers configured it
-// returns at once.
-func (p *Peer) Ready(ctx context.Context) error {
-	if len(p.superPeers) == 0 {
-		return nil
-	}
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if len(p.ConnectedSuperPeers()) > 0 && p.dht.RoutingTable().Size() > 0 {
-			return nil
-		}
-		p.wake()
-		select {
-		case <-ctx.Done():
-			if err := p.notJuxtaError(); err != nil {
-				return fmt.Errorf("peer: ready: %w (%w)", err, ctx.Err())
-			}
-			return fmt.Errorf("peer: no super-peer reachable: %w", ctx.Err())
-		case <-p.ctx.Done():
-			return fmt.Errorf("peer: ready: %w", net.ErrClosed)
-		case <-t.C:
-		}
-	}
-}
-
-func (p *Peer) wake() {
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
 }
 
 // Close shuts the peer down. No goroutine it started survives. A second call
@@ -594,164 +470,4 @@ func (p *Peer) shutdown() error {
 	p.wg.Wait()
 	p.events.Close()
 	return errors.Join(errs...)
-}
-
-type mdnsNotifee struct{ p *Peer }
-
-// HandlePeerFound connects to a peer found on the LAN.
-func (n mdnsNotifee) HandlePeerFound(ai lpeer.AddrInfo) {
-	p := n.p
-	if ai.ID == p.host.ID() || p.closed.Load() {
-		return
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-		defer cancel()
-		if err := p.host.Connect(ctx, ai); err != nil {
-			p.log.Debug("LAN peer unreachable", "peer", ai.ID, "err", err)
-		}
-	}()
-}
-
-// watch wires libp2p's notifications into juxta's events and state.
-func (p *Peer) watch() error {
-	p.host.Network().Notify(&network.NotifyBundle{
-		ConnectedF:    func(_ network.Network, c network.Conn) { p.updatePath(ID(c.RemotePeer())) },
-		DisconnectedF: func(_ network.Network, c network.Conn) { p.updatePath(ID(c.RemotePeer())) },
-	})
-	sub, err := p.host.EventBus().Subscribe([]any{
-		new(lpevent.EvtLocalReachabilityChanged),
-		new(lpevent.EvtLocalAddressesUpdated),
-	})
-	if err != nil {
-		return fmt.Errorf("peer: subscribe to host events: %w", err)
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		defer sub.Close()
-		for {
-			select {
-			case <-p.ctx.Done():
-				return
-			case ev, ok := <-sub.Out():
-				if !ok {
-					return
-				}
-				switch e := ev.(type) {
-				case lpevent.EvtLocalReachabilityChanged:
-					p.setReachability(fromNetworkReachability(e.Reachability))
-				case lpevent.EvtLocalAddressesUpdated:
-					p.updateRelays()
-				}
-			}
-		}
-	}()
-	switch p.cfg.Reachability {
-	case ReachabilityPublic, ReachabilityPrivate:
-		p.setReachability(p.cfg.Reachability)
-	}
-	return nil
-}
-
-func fromNetworkReachability(r network.Reachability) Reachability {
-	switch r {
-	case network.ReachabilityPublic:
-		return ReachabilityPublic
-	case network.ReachabilityPrivate:
-		return ReachabilityPrivate
-	}
-	return ReachabilityUnknown
-}
-
-func (p *Peer) setReachability(r Reachability) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.reach == r {
-		return
-	}
-	p.reach = r
-	p.events.Publish(ReachabilityChanged{Reachability: r})
-}
-
-func (p *Peer) updatePath(id ID) {
-	if p.closed.Load() {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.PathTo(id) // under mu, so that racing notifications apply in order
-	before := p.paths[id]
-	if before == now {
-		return
-	}
-	if now == PathNone {
-		delete(p.paths, id)
-	} else {
-		p.paths[id] = now
-	}
-	switch {
-	case before == PathNone:
-		p.events.Publish(PeerConnected{Peer: id, Path: now})
-		if now == PathRelayed {
-			p.wg.Add(1)
-			go p.tryLANDirect(id)
-			if p.hp != nil {
-				p.wg.Add(1)
-				go p.superviseRelayed(id)
-			}
-		}
-	case now == PathNone:
-		delete(p.punches, id)
-		p.events.Publish(PeerDisconnected{Peer: id})
-	default:
-		p.events.Publish(PathChanged{Peer: id, From: before, To: now})
-	}
-}
-
-// relaysIn lists the relays named in /p2p-circuit addresses.
-func relaysIn(addrs []ma.Multiaddr) []ID {
-	var out []ID
-	for _, a := range addrs {
-		relayPart, _ := ma.SplitFunc(a, func(c ma.Component) bool { return c.Protocol().Code == ma.P_CIRCUIT })
-		if len(relayPart) == len(a) {
-			continue // no circuit component
-		}
-		if ai, err := lpeer.AddrInfoFromP2pAddr(relayPart); err == nil && !slices.Contains(out, ID(ai.ID)) {
-			out = append(out, ID(ai.ID))
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (p *Peer) updateRelays() {
-	now := relaysIn(p.host.Addrs())
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if slices.Equal(now, p.relays) {
-		return
-	}
-	p.relays = now
-	p.events.Publish(RelaysChanged{Relays: slices.Clone(now)})
-}
-
-// punchTracer turns go-libp2p's hole-punch trace into HolePunch events and
-// retries failed punches.
-type punchTracer struct{ p *Peer }
-
-func (t punchTracer) Trace(ev *holepunch.Event) {
-	end, ok := ev.Evt.(*holepunch.EndHolePunchEvt)
-	if !ok {
-		return
-	}
-	p := t.p
-	p.mu.Lock()
-	p.punches[ID(ev.Remote)]++
-	attempt := p.punches[ID(ev.Remote)]
-	p.mu.Unlock()
-	p.events.Publish(HolePunch{Peer: ID(ev.Remote), Success: end.Success, Elapsed: end.EllapsedTime, Attempt: attempt, Err: end.Error})
-	p.log.Info("hole punch", "peer", ev.Remote, "success", end.Success, "elapsed", end.EllapsedTime, "attempt", attempt, "err", end.Error)
 }

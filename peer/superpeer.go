@@ -1,10 +1,13 @@
 package peer
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -73,4 +76,60 @@ func (p *Peer) notJuxtaError() error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrNotJuxtaSuperPeer, strings.Join(parts, "; "))
+}
+
+// SuperPeers returns the configured super-peers.
+func (p *Peer) SuperPeers() []Addr {
+	out := make([]Addr, len(p.superPeers))
+	for i, sp := range p.superPeers {
+		out[i] = fromAddrInfo(sp)
+	}
+	return out
+}
+
+// ConnectedSuperPeers returns the configured super-peers this peer is connected
+// to now. Discovery publishes to these.
+func (p *Peer) ConnectedSuperPeers() []ID {
+	var out []ID
+	for _, sp := range p.superPeers {
+		if p.host.Network().Connectedness(sp.ID) == network.Connected {
+			out = append(out, ID(sp.ID))
+		}
+	}
+	return out
+}
+
+// Ready waits until this peer holds a connection to at least one configured
+// super-peer and that super-peer has entered its DHT routing table (which
+// happens after identify), or until ctx ends. With no super-peers configured it
+// returns at once.
+func (p *Peer) Ready(ctx context.Context) error {
+	if len(p.superPeers) == 0 {
+		return nil
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if len(p.ConnectedSuperPeers()) > 0 && p.dht.RoutingTable().Size() > 0 {
+			return nil
+		}
+		p.wake()
+		select {
+		case <-ctx.Done():
+			if err := p.notJuxtaError(); err != nil {
+				return fmt.Errorf("peer: ready: %w (%w)", err, ctx.Err())
+			}
+			return fmt.Errorf("peer: no super-peer reachable: %w", ctx.Err())
+		case <-p.ctx.Done():
+			return fmt.Errorf("peer: ready: %w", net.ErrClosed)
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Peer) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 }

@@ -1,0 +1,223 @@
+package pipes
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-msgio"
+
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+// resendTimeout bounds the resend of the buffer on a new stream.
+const resendTimeout = 10 * time.Second
+
+// connect opens a stream and says hello; resume says this continues a session.
+func (c *MsgConn) connect(ctx context.Context, resume bool) error {
+	str, err := c.s.openStream(ctx, c.remote, c.s.protocolFor(KindMessage, c.id))
+	if err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = str.SetDeadline(d)
+	}
+	flags := byte(0)
+	if c.reliable {
+		flags |= helloReliable
+	}
+	if resume {
+		flags |= helloResume
+	}
+	c.mu.Lock()
+	recv := c.recvSeq
+	c.mu.Unlock()
+	hello := append([]byte{fHello, flags}, c.sid[:]...)
+	hello = binary.AppendUvarint(hello, recv)
+	w := msgio.NewVarintWriter(str)
+	r := msgio.NewVarintReaderSize(str, c.cfg.MaxMessage+frameOverhead)
+	if err := w.WriteMsg(hello); err != nil {
+		str.Reset()
+		return err
+	}
+	b, err := r.ReadMsg()
+	if err != nil {
+		str.Reset()
+		return fmt.Errorf("hello: %w", err)
+	}
+	if len(b) >= 1 && b[0] == fRefuse {
+		str.Reset()
+		return fmt.Errorf("%w: the listener no longer knows this session", ErrSessionLost)
+	}
+	if len(b) < 2 || b[0] != fHelloAck {
+		str.Reset()
+		return fmt.Errorf("%w: bad hello answer", ErrSessionLost)
+	}
+	peerRecv, n := binary.Uvarint(b[1:])
+	r.ReleaseMsg(b)
+	if n <= 0 {
+		str.Reset()
+		return fmt.Errorf("%w: bad hello answer", ErrSessionLost)
+	}
+	_ = str.SetDeadline(time.Time{})
+	c.attach(str, r, peerRecv, false)
+	return nil
+}
+
+// attach makes str the connection's stream: it answers the hello (listener
+// side), drops what the other side already has, resends the rest in order, and
+// starts the reader.
+func (c *MsgConn) attach(str network.Stream, r msgio.ReadCloser, peerRecv uint64, answer bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	if c.closed || c.err != nil {
+		c.mu.Unlock()
+		str.Reset()
+		return
+	}
+	old := c.str
+	c.gen++
+	gen := c.gen
+	c.str, c.w, c.broken = str, msgio.NewVarintWriter(str), false
+	c.ackLocked(peerRecv)
+	resend := append([]outMsg(nil), c.unacked...)
+	recv := c.recvSeq
+	w := c.w
+	c.signalLocked()
+	c.mu.Unlock()
+	if old != nil {
+		old.Reset()
+	}
+	// The resend must not hold the write lock forever on a peer that does
+	// not read: past the deadline the stream breaks and resumes again,
+	// within ResumeTimeout.
+	_ = str.SetWriteDeadline(time.Now().Add(resendTimeout))
+	var err error
+	if answer {
+		err = w.WriteMsg(binary.AppendUvarint([]byte{fHelloAck}, recv))
+	}
+	for _, m := range resend {
+		if err != nil {
+			break
+		}
+		err = w.WriteMsg(dataFrame(m.seq, m.data))
+	}
+	_ = str.SetWriteDeadline(time.Time{})
+	c.wg.Add(1)
+	go c.read(gen, str, r)
+	if err != nil {
+		c.breakStream(gen, err)
+	}
+}
+
+// breakStream handles the failure of stream generation gen. An unreliable
+// pipe ends; a reliable dialer resumes on a new stream; a reliable listener
+// waits for the dialer to resume.
+func (c *MsgConn) breakStream(gen int, cause error) {
+	c.mu.Lock()
+	if c.gen != gen || c.broken || c.closed || c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.broken = true
+	c.lostAt = time.Now()
+	str := c.str
+	c.signalLocked()
+	c.mu.Unlock()
+	if str != nil {
+		str.Reset()
+	}
+	if !c.reliable {
+		c.fail(c.opErr("read", cause))
+		return
+	}
+	if c.dialer {
+		c.wg.Add(1)
+		go c.resume(cause)
+		return
+	}
+	c.wg.Add(1)
+	go c.awaitResume(gen, cause)
+}
+
+// resume dials the same peer again until the session continues, the pipe
+// closes, or ResumeTimeout passes.
+func (c *MsgConn) resume(cause error) {
+	defer c.wg.Done()
+	deadline := time.Now().Add(c.cfg.ResumeTimeout)
+	backoff := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		err := c.connect(ctx, true)
+		cancel()
+		if err == nil {
+			return
+		}
+		c.mu.Lock()
+		done := c.closed || c.err != nil || !c.broken
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		if errors.Is(err, ErrSessionLost) || time.Now().After(deadline) {
+			c.fail(fmt.Errorf("%w: %v (first break: %v)", ErrSessionLost, err, cause))
+			return
+		}
+		select {
+		case <-c.ctx.Done():
+			c.fail(c.opErr("resume", net.ErrClosed))
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// awaitResume fails the listener side's session if the dialer does not come
+// back in time.
+func (c *MsgConn) awaitResume(gen int, cause error) {
+	defer c.wg.Done()
+	t := time.NewTimer(c.resumeWait())
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		back := c.gen != gen || c.closed || c.err != nil
+		ch := c.changed
+		c.mu.Unlock()
+		if back {
+			return
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			c.fail(fmt.Errorf("%w: the dialer did not resume: %v", ErrSessionLost, cause))
+			return
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// followPath moves a reliable dialer's session to a direct connection when one
+// appears while its stream runs over a relay.
+func (c *MsgConn) followPath() {
+	defer c.wg.Done()
+	sub := c.s.p.Subscribe(c.ctx, 0)
+	for ev := range sub.C {
+		pc, isPath := ev.(peer.PathChanged)
+		if !isPath || pc.Peer != c.remote || pc.To != peer.PathDirect || c.Path() != peer.PathRelayed {
+			continue
+		}
+		cctx, ccancel := context.WithTimeout(c.ctx, 10*time.Second)
+		err := c.connect(cctx, true)
+		ccancel()
+		if err != nil {
+			c.s.log.Debug("move to direct connection failed", "peer", c.remote, "err", err)
+		}
+	}
+}
