@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -137,9 +138,10 @@ func meshed(t testing.TB, groups ...*Group) {
 				}
 				for _, o := range groups {
 					if o != g && stateOf(g, o.s.p.ID()) != Online {
-						t.Logf("%s sees %s as %q; path %s; %d connections; presence joined %v, topic peers %d",
+						t.Logf("%s sees %s as %q; path %s; %d connections; presence joined %v, topic peers %d (%s among them: %v)",
 							g.s.p.Name(), o.s.p.Name(), stateOf(g, o.s.p.ID()), g.s.p.PathTo(o.s.p.ID()),
-							len(g.s.host.Network().ConnsToPeer(o.s.host.ID())), topic != nil, len(peers))
+							len(g.s.host.Network().ConnsToPeer(o.s.host.ID())), topic != nil, len(peers),
+							o.s.p.Name(), slices.Contains(peers, o.s.p.ID()))
 					}
 				}
 			}

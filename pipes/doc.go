@@ -31,7 +31,10 @@
 //     sender that a message was received.
 //   - Propagate pipes (Join) are GossipSub topics, one per scope and pipe, with
 //     StrictSign: every Message carries its sender's verified peer ID. Members
-//     find each other through their bindings.
+//     find each other through their bindings. A watchdog repairs a GossipSub
+//     state go-libp2p-pubsub can leave for good: a connected member whose
+//     subscriptions it forgot when its own stream to the member died (see
+//     watchdog.go); it resets the member's GossipSub streams, or reconnects.
 //
 // # Trust
 //

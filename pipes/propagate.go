@@ -34,10 +34,15 @@ type PropagateHooks struct {
 // pubsubState is the peer's one GossipSub router, started on first Join.
 type pubsubState struct {
 	ps     *pubsub.PubSub
+	wd     *watchdog
 	cancel context.CancelFunc
+	done   chan struct{} // closed when the watchdog returns
 }
 
-func (ps *pubsubState) close() { ps.cancel() }
+func (ps *pubsubState) close() {
+	ps.cancel()
+	<-ps.done
+}
 
 // SeenMessagesTTL is how long GossipSub remembers a message ID, dropping
 // copies seen again within it.
@@ -51,8 +56,10 @@ func (c *core) pubsub() (*pubsub.PubSub, error) {
 	var err error
 	c.psOnce.Do(func() {
 		ctx, cancel := context.WithCancel(c.ctx)
+		wd := newWatchdog(c.host, c.p, c.log)
 		var ps *pubsub.PubSub
 		ps, err = pubsub.NewGossipSub(ctx, c.host,
+			pubsub.WithRawTracer(wd),
 			pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 			pubsub.WithPeerExchange(true),
 			// A peer's own messages go to every member known to subscribe,
@@ -68,7 +75,12 @@ func (c *core) pubsub() (*pubsub.PubSub, error) {
 			cancel()
 			return
 		}
-		c.ps = &pubsubState{ps: ps, cancel: cancel}
+		wd.ps = ps
+		c.ps = &pubsubState{ps: ps, wd: wd, cancel: cancel, done: make(chan struct{})}
+		go func() {
+			defer close(c.ps.done)
+			wd.run(ctx)
+		}()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pipes: start GossipSub: %w", err)
@@ -178,8 +190,14 @@ func (t *Topic) meet() {
 				if err != nil || r.Attrs["kind"] != string(KindPropagate) || r.Publisher == t.s.p.ID() {
 					continue
 				}
-				if t.s.p.PathTo(r.Publisher) == peer.PathNone && !slices.Contains(cands, r.Publisher) {
-					cands = append(cands, r.Publisher)
+				if t.s.p.PathTo(r.Publisher) == peer.PathNone {
+					if !slices.Contains(cands, r.Publisher) {
+						cands = append(cands, r.Publisher)
+					}
+				} else if !slices.Contains(t.topic.ListPeers(), lpeer.ID(r.Publisher)) {
+					// Connected and joined, yet not a topic peer: GossipSub
+					// may have forgotten its subscriptions (see watchdog).
+					t.s.ps.wd.suspect(t.name, lpeer.ID(r.Publisher))
 				}
 			}
 			if len(cands) > 0 || len(t.topic.ListPeers()) > 0 {
