@@ -71,6 +71,20 @@ func newRaw(_ context.Context, listen []string) (*node, error) {
 	return hostNode(h, h.Close), nil
 }
 
+// newRawNoiseFirst is newRaw with the security order reversed: Noise first,
+// TLS second; the rest stock.
+func newRawNoiseFirst(_ context.Context, listen []string) (*node, error) {
+	h, err := libp2p.New(
+		libp2p.ListenAddrStrings(listen...),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return hostNode(h, h.Close), nil
+}
+
 // newSameServices starts a libp2p host with the services a juxta edge turns on
 // (see peer.(*Peer).options), without juxta's own layer: TCP and QUIC, Noise
 // then TLS, relay client, hole punching, AutoNAT v2, a kad-dht client under

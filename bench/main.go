@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	jpeer "github.com/juxta-p2p/juxta/peer"
 )
 
 // Flags shared by the row implementations.
@@ -98,6 +100,8 @@ func run() int {
 	fmt.Printf("# juxta vs go-libp2p\n\n")
 	fmt.Printf("- network: %s\n", network)
 	fmt.Printf("- %s %s/%s, %d CPUs, GOMAXPROCS %d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	sec := jpeer.Security()
+	fmt.Printf("- juxta's security order on TCP: %s first; %s\n", sec.First, sec.Reason)
 	fmt.Printf("- %d measured repetitions per side (after %d warm-up), juxta and baseline interleaved; medians shown\n\n", *n, *warmup)
 
 	if *v {
@@ -121,7 +125,13 @@ func run() int {
 	for _, r := range selected {
 		fmt.Fprintf(os.Stderr, "bench: %s ...\n", r.name)
 		start := time.Now()
-		res := runRow(ctx, r, *n, *warmup)
+		var res result
+		if r.derive != nil {
+			res = result{row: r}
+			res.juxta, res.base, res.err = r.derive(results)
+		} else {
+			res = runRow(ctx, r, *n, *warmup)
+		}
 		fmt.Fprintf(os.Stderr, "bench: %s done in %.1fs\n", r.name, time.Since(start).Seconds())
 		if res.err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", r.name, res.err)
@@ -247,7 +257,7 @@ func printTable(w io.Writer, results []result) {
 	fmt.Fprintln(w, "| benchmark | juxta | baseline | unit | better | juxta ÷ baseline | juxta is | target (juxta ÷ baseline) |")
 	fmt.Fprintln(w, "|---|---:|---:|---|---|---:|---|---|")
 	for _, r := range results {
-		noBase := r.row.base == nil
+		noBase := r.row.base == nil && r.row.derive == nil
 		if r.err != nil && (len(r.juxta) == 0 || (!noBase && len(r.base) == 0)) {
 			fmt.Fprintf(w, "| %s | error | error | %s | %s | – | – | %s |\n", r.name, r.unit, r.better, targetText(r.row, 0, false))
 			continue

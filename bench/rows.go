@@ -44,6 +44,11 @@ type row struct {
 
 	// big marks a row that builds a network of 50 peers; -big=false skips it.
 	big bool
+
+	// derive, if set, makes a row of rows measured before it in the same run
+	// instead of measuring: it returns the juxta and baseline values from
+	// their results. juxta and base are then nil.
+	derive func(done []result) (juxta, base []float64, err error)
 }
 
 // rows is the registry, in table order. To add a row, append an entry; put its
@@ -59,13 +64,50 @@ var rows = []row{
 		note:   "connect + new stream + 1-byte echo between two fresh hosts (TCP and QUIC on 127.0.0.1), host start-up not timed; go-libp2p's dial ranker picks QUIC on both sides; baseline is libp2p.New with only listen addresses set",
 	},
 	{
-		name:   "stream throughput TCP",
+		name:   "stream throughput TCP, go-libp2p both orders",
 		unit:   "MB/s",
 		better: higher,
 		juxta:  throughput(newJuxta, loopbackTCP),
-		base:   throughput(newRaw, loopbackTCP),
-		target: 1.3,
-		note:   "one stream, one way, 64 KiB writes, 10^6 B per MB; baseline is libp2p.New with only the TCP listen address set (go-libp2p's default security: TLS preferred, Noise second)",
+		base:   tcpStock.base,
+		note:   "one stream, one way, 64 KiB writes, 10^6 B per MB; juxta in the security order of the header; each baseline repetition runs stock go-libp2p (libp2p.New with only the TCP listen address) twice, TLS first (go-libp2p's default) and Noise first (security order reversed), alternating which runs first, and shows the faster of the two",
+	},
+	{
+		name:   "stream throughput TCP, go-libp2p TLS first",
+		unit:   "MB/s",
+		better: higher,
+		derive: oneStock("stream throughput TCP, go-libp2p both orders", tcpStock, true),
+		note:   "from the both-orders row: its juxta repetitions against its TLS-first transfers",
+	},
+	{
+		name:   "stream throughput TCP, go-libp2p Noise first",
+		unit:   "MB/s",
+		better: higher,
+		derive: oneStock("stream throughput TCP, go-libp2p both orders", tcpStock, false),
+		note:   "from the both-orders row: its juxta repetitions against its Noise-first transfers",
+	},
+	{
+		name:   "stream throughput TCP",
+		unit:   "MB/s",
+		better: higher,
+		derive: fasterStock("stream throughput TCP, go-libp2p both orders", tcpStock),
+		target: 1.0,
+		note:   "from the both-orders row: juxta against the stock order whose median is higher (both measured in this run, interleaved with juxta); acceptance ≥ 1.0, stretch goal 1.3",
+	},
+	{
+		name:   "CPU per GiB, stream TCP, go-libp2p TLS first",
+		unit:   "CPU s/GiB",
+		better: lower,
+		juxta:  cpuPerGiB(newJuxta, loopbackTCP),
+		base:   cpuPerGiB(newRaw, loopbackTCP),
+		note:   "the TCP throughput transfer (-mib MiB, 64 KiB writes) measured in CPU seconds (user + system, getrusage of this process, which runs both ends) per GiB; unlike MB/s it barely moves with the machine's load; baseline stock go-libp2p, TLS first",
+	},
+	{
+		name:   "CPU per GiB, stream TCP, go-libp2p Noise first",
+		unit:   "CPU s/GiB",
+		better: lower,
+		juxta:  cpuPerGiB(newJuxta, loopbackTCP),
+		base:   cpuPerGiB(newRawNoiseFirst, loopbackTCP),
+		note:   "as the row above; baseline stock go-libp2p with Noise first",
 	},
 	{
 		name:   "stream throughput QUIC",
@@ -292,6 +334,7 @@ var (
 	queryP99 = newQueryFixture(99)
 	exactDHT = &dhtFixture{}
 
+	tcpStock         = &stockOrders{listen: loopbackTCP}
 	pipeStreamTCP    = &pipeStreamFixture{listen: loopbackTCP}
 	pipeStreamQUIC   = &pipeStreamFixture{listen: loopbackQUIC}
 	msgRTTReliable   = &msgRTTFixture{reliable: true}

@@ -30,8 +30,6 @@ import (
 	lpbus "github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -211,12 +209,6 @@ func (p *Peer) options() []libp2p.Option {
 		libp2p.Identity(p.key),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
-		// Noise first, TLS second: both stay available for stock libp2p peers.
-		// Noise's ChaCha20-Poly1305 is the faster cipher on CPUs without AES
-		// instructions (many ARM boards and phones); on x86 with AES-NI, TLS's
-		// AES-GCM is faster (bench/ measures both: see the TCP rows).
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.DisableMetrics(),
 		libp2p.EnableRelay(),
 		libp2p.WithFxOption(fx.Populate(&p.oam)),
@@ -245,6 +237,9 @@ func (p *Peer) options() []libp2p.Option {
 			return d, nil
 		}),
 	}
+	// Both security protocols stay available for stock libp2p peers; the
+	// order is the one this CPU runs faster (security.go).
+	opts = append(opts, securityOptions(Security().First)...)
 	switch cfg.Reachability {
 	case ReachabilityPublic:
 		opts = append(opts, libp2p.ForceReachabilityPublic())
