@@ -20,7 +20,14 @@
 // role: it relays for peers behind NATs (circuit relay v2 with limits suited to
 // chat and signalling, see RelayLimits), runs the DHT in server mode, answers
 // AutoNAT probes, and hosts the discovery index. It is JXTA's rendezvous and
-// relay peer in one.
+// relay peer in one. It also tells edges about their own network, as STUN
+// servers do: ObserveProtocol answers with the address a connection comes
+// from, and ProbeProtocol sends a small probe to that address from another
+// port or, for a super-peer it trusts, from another address. CheckNetwork
+// reads a home router's mapping and filtering over UDP and TCP from them.
+// Edges keep their connections to super-peers, redialling with jittered
+// exponential backoff, so that a super-peer that restarts is not met by all
+// its edges at once.
 //
 // # Mapping to libp2p
 //

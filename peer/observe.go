@@ -7,7 +7,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -34,11 +36,20 @@ func (p *Peer) handleObserve(s network.Stream) {
 // Observe asks the super-peer sp which address it sees this peer's connection
 // come from. The connection must exist (Connect first).
 func (p *Peer) Observe(ctx context.Context, sp ID) (string, error) {
+	a, err := observeVia(ctx, p.host, toLP(sp))
+	if err != nil {
+		return "", err
+	}
+	return a.String(), nil
+}
+
+// observeVia asks sp, over h's existing connection, for h's observed address.
+func observeVia(ctx context.Context, h host.Host, sp lpeer.ID) (ma.Multiaddr, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := p.host.NewStream(network.WithAllowLimitedConn(ctx, "observe"), toLP(sp), ObserveProtocol)
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "observe"), sp, ObserveProtocol)
 	if err != nil {
-		return "", fmt.Errorf("peer: observe via %s: %w", sp.ShortString(), err)
+		return nil, fmt.Errorf("peer: observe via %s: %w", ID(sp).ShortString(), err)
 	}
 	defer s.Close()
 	if d, ok := ctx.Deadline(); ok {
@@ -46,9 +57,9 @@ func (p *Peer) Observe(ctx context.Context, sp ID) (string, error) {
 	}
 	a, err := readObserveReply(s)
 	if err != nil {
-		return "", fmt.Errorf("peer: observe via %s: %w", sp.ShortString(), err)
+		return nil, fmt.Errorf("peer: observe via %s: %w", ID(sp).ShortString(), err)
 	}
-	return a.String(), nil
+	return a, nil
 }
 
 // readObserveReply reads the answer: a length byte, then a binary multiaddr.

@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg Config) (_ *Peer, err error) {
 		return nil, err
 	}
 	if cfg.Role == RoleSuperPeer {
-		p.host.SetStreamHandler(ObserveProtocol, p.handleObserve)
+		p.serveSuperPeer()
 	}
 	if err := p.dht.Bootstrap(p.ctx); err != nil {
 		return nil, fmt.Errorf("peer: DHT bootstrap: %w", err)

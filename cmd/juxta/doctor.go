@@ -27,14 +27,29 @@ type Report struct {
 	ID           string        `json:"id"`
 	LocalAddrs   []string      `json:"local_addrs"`
 	Observed     []Observation `json:"observed"`
-	Reachability string        `json:"reachability"` // public, private, local (super-peers on this machine or LAN), unknown
-	Mapping      string        `json:"mapping"`      // none, endpoint-independent, endpoint-dependent, unknown
+	Reachability string        `json:"reachability"`         // public, private, local (super-peers on this machine or LAN), unknown
+	Mapping      string        `json:"mapping"`              // over UDP (QUIC), IPv4: none, endpoint-independent, endpoint-dependent, unknown
+	Filtering    string        `json:"filtering"`            // over UDP (QUIC), IPv4: endpoint-independent, address-dependent, address-and-port-dependent, unknown
+	Network      []NetReport   `json:"network"`              // mapping and filtering per transport and IP family
+	IPv6         string        `json:"ipv6"`                 // none, unreachable, or what the super-peers saw
+	DirectTo     []string      `json:"direct_to,omitempty"`  // kinds of peer this home reaches directly
+	RelayedTo    []string      `json:"relayed_to,omitempty"` // kinds of peer it reaches only through a relay
 	PortMapping  string        `json:"port_mapping"`
 	Relays       []string      `json:"relays"`
 	Path         *PathReport   `json:"path,omitempty"`
 	Verdict      string        `json:"verdict"`
 	Advice       []string      `json:"advice,omitempty"`
 	Problems     []string      `json:"problems,omitempty"`
+	Notes        []string      `json:"notes,omitempty"` // what could not be measured, not failures
+}
+
+// NetReport is the mapping and filtering of one transport ("udp4", "tcp4",
+// "udp6", "tcp6") as the super-peers read it.
+type NetReport struct {
+	Network   string   `json:"network"`
+	Observed  []string `json:"observed"`
+	Mapping   string   `json:"mapping"`
+	Filtering string   `json:"filtering"`
 }
 
 // Observation is one super-peer's view of this peer's address.
@@ -77,7 +92,7 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 	if *listen != "" {
 		cfg.ListenAddrs = []string{fmt.Sprintf("/ip4/%s/tcp/%d", *listen, *port), fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", *listen, *port)}
 	}
-	rep, err := diagnose(ctx, cfg, *target, *wait)
+	rep, err := diagnose(ctx, cfg, *listen, *target, *wait)
 	if err != nil {
 		return err
 	}
@@ -93,7 +108,7 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 	return doctorFailed(rep)
 }
 
-func diagnose(ctx context.Context, cfg peer.Config, target string, wait time.Duration) (*Report, error) {
+func diagnose(ctx context.Context, cfg peer.Config, listen, target string, wait time.Duration) (*Report, error) {
 	portMap := cfg.PortMapping
 	p, err := peer.New(ctx, cfg)
 	if err != nil {
@@ -109,35 +124,19 @@ func diagnose(ctx context.Context, cfg peer.Config, target string, wait time.Dur
 		}
 	}
 
-	// Observe over QUIC (UDP), the transport hole punching relies on: one
-	// connection per super-peer, from the same local socket.
-	var obs []ma.Multiaddr
-	for _, sp := range p.SuperPeers() {
-		ai := sp
-		ai.Addrs = slices.DeleteFunc(slices.Clone(sp.Addrs), func(a string) bool {
-			return !strings.Contains(a, "/quic-v1")
-		})
-		if len(ai.Addrs) == 0 {
-			ai.Addrs = sp.Addrs
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := p.Connect(cctx, ai)
-		if err == nil {
-			var s string
-			var o ma.Multiaddr
-			if s, err = p.Observe(cctx, sp.ID); err == nil {
-				o, err = ma.NewMultiaddr(s)
-			}
-			if err == nil {
-				obs = append(obs, o)
-				rep.Observed = append(rep.Observed, Observation{SuperPeer: sp.ID.String(), Addr: o.String(), Transport: transportOf(o)})
-			}
-		}
-		cancel()
-		if err != nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("super-peer %s: %v", sp.ID.ShortString(), err))
-		}
+	// Mapping and filtering over UDP (QUIC, the transport hole punching
+	// relies on) and TCP, for IPv4 and IPv6, each from a fresh socket.
+	ncfg := peer.NetCheckConfig{SuperPeers: p.SuperPeers()}
+	if ip := net.ParseIP(listen); ip != nil && ip.To4() != nil {
+		ncfg.ListenIP4 = listen
+	} else if ip != nil {
+		ncfg.ListenIP6 = listen
 	}
+	nc, err := peer.CheckNetwork(ctx, ncfg)
+	if err != nil {
+		return nil, err
+	}
+	obs := netReport(rep, nc, len(ncfg.SuperPeers))
 	classify(rep, p, obs)
 
 	// A private peer should hold a relay reservation.
@@ -219,8 +218,11 @@ func classify(rep *Report, p *peer.Peer, obs []ma.Multiaddr) {
 		return
 	}
 	rep.Reachability = "private"
-	if st := p.Status().Reachability; st == peer.ReachabilityPublic {
-		rep.Reachability = "public" // AutoNAT found a dialable address (port mapping or full cone)
+	// AutoNAT found a dialable address (port mapping or full cone). Its
+	// dial-back comes from the super-peer's own address, which a restricted
+	// cone lets in too; the filtering probes know better.
+	if p.Status().Reachability == peer.ReachabilityPublic && rep.Filtering != peer.FilteringAddressDependent && rep.Filtering != peer.FilteringAddressPortDependent {
+		rep.Reachability = "public"
 	}
 	if len(obs) < 2 {
 		rep.Mapping = "unknown (two super-peers are needed to tell)"
@@ -316,9 +318,13 @@ func verdict(rep *Report) {
 		rep.Verdict = "You are reachable directly: other peers can dial you, and you can serve as a super-peer."
 	case rep.Mapping == "endpoint-independent":
 		rep.Verdict = "You are behind a NAT that keeps one public port per socket: hole punching works, so your chats go direct after a first moment through a relay."
-		rep.Advice = append(rep.Advice, "Nothing to change. If a friend is behind a symmetric NAT, you will still meet directly as long as one side maps endpoint-independently.")
+		if rep.Filtering == peer.FilteringAddressPortDependent {
+			rep.Advice = append(rep.Advice, "A friend behind a symmetric NAT stays relayed: your router lets in only the exact port you sent to, and a symmetric NAT answers from a new one.")
+		} else {
+			rep.Advice = append(rep.Advice, "Nothing to change: your router lets in more than the exact port you sent to, so you meet even peers behind symmetric NATs directly.")
+		}
 	case rep.Mapping == "endpoint-dependent":
-		rep.Verdict = "You are behind a symmetric NAT (a new public port for every destination): hole punching cannot work from here, so peers reach you through a super-peer's relay."
+		rep.Verdict = "You are behind a symmetric NAT (a new public port for every destination): public and full-cone peers, and those behind restricted-cone NATs, are still reached directly; peers behind port-restricted or symmetric NATs reach you through a super-peer's relay."
 		rep.Advice = append(rep.Advice,
 			"Relayed chat works; large transfers are slower and bounded by the relay's limits.",
 			"Try -port-mapping if your router supports UPnP or NAT-PMP, or use IPv6 if your provider offers it.",
@@ -326,6 +332,15 @@ func verdict(rep *Report) {
 	default:
 		rep.Verdict = "Could not classify your NAT."
 		rep.Advice = append(rep.Advice, "Give two super-peers with -superpeer so that the mapping can be measured.")
+	}
+	switch rep.Reachability {
+	case "public":
+		rep.DirectTo = peerKinds
+	case "private":
+		rep.DirectTo, rep.RelayedTo = reachDirect(rep.Mapping, rep.Filtering)
+	}
+	if strings.HasPrefix(rep.IPv6, "yes") {
+		rep.Advice = append(rep.Advice, "You have IPv6: peers that have it too are reached directly over it, through your router's firewall by hole punching.")
 	}
 	if rep.Reachability == "private" && len(rep.Relays) == 0 {
 		rep.Advice = append(rep.Advice, "No relay reservation: peers that cannot punch through will not reach you. Check that the super-peers are reachable.")
@@ -348,7 +363,17 @@ func printReport(out io.Writer, r *Report) {
 	for _, o := range r.Observed {
 		fmt.Fprintf(out, "  seen by %s as %s (%s)\n", shortID(o.SuperPeer), o.Addr, o.Transport)
 	}
-	fmt.Fprintf(out, "  reachability   %s\n  NAT mapping    %s\n  port mapping   %s\n", r.Reachability, r.Mapping, r.PortMapping)
+	fmt.Fprintf(out, "  reachability   %s\n  NAT mapping    %s\n  NAT filtering  %s\n  port mapping   %s\n", r.Reachability, r.Mapping, r.Filtering, r.PortMapping)
+	for _, n := range r.Network {
+		fmt.Fprintf(out, "  %-14s mapping %s, filtering %s (seen as %s)\n", n.Network, n.Mapping, n.Filtering, strings.Join(n.Observed, ", "))
+	}
+	fmt.Fprintf(out, "  IPv6           %s\n", r.IPv6)
+	if len(r.DirectTo) > 0 {
+		fmt.Fprintf(out, "  direct to      %s peers\n", strings.Join(r.DirectTo, ", "))
+	}
+	if len(r.RelayedTo) > 0 {
+		fmt.Fprintf(out, "  relayed to     %s peers\n", strings.Join(r.RelayedTo, ", "))
+	}
 	if len(r.Relays) > 0 {
 		for _, rl := range r.Relays {
 			fmt.Fprintf(out, "  relay          reservation on %s\n", shortID(rl))
@@ -371,6 +396,9 @@ func printReport(out io.Writer, r *Report) {
 	}
 	for _, pb := range r.Problems {
 		fmt.Fprintf(out, "  problem        %s\n", pb)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(out, "  note           %s\n", n)
 	}
 	fmt.Fprintf(out, "\nverdict: %s\n", r.Verdict)
 	for _, a := range r.Advice {

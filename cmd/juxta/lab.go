@@ -248,7 +248,13 @@ func runTrial(ctx context.Context, a, b natType, delay, wait time.Duration) (tr 
 	defer os.RemoveAll(tmp)
 	var invites []string
 	for _, sp := range []string{"sp1", "sp2"} {
-		p, err := startIn(ctx, lab.Host(sp), "superpeer", "-dir", filepath.Join(tmp, sp), "-port", "4001")
+		args := []string{"superpeer", "-dir", filepath.Join(tmp, sp), "-port", "4001"}
+		if len(invites) > 0 {
+			// sp2 counts sp1 among its super-peers: it probes for it
+			// (the doctor's filtering reading).
+			args = append(args, "-superpeer", invites[0])
+		}
+		p, err := startIn(ctx, lab.Host(sp), args...)
 		if err != nil {
 			return fail(err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,20 +69,27 @@ func TestNATMatrixEachPairOnce(t *testing.T) {
 	}
 }
 
-// juxta doctor, run inside the lab, tells the NATs apart.
+// juxta doctor, run inside the lab, tells the NATs apart: mapping and
+// filtering over UDP and TCP for every NAT type of the lab. sp2 counts sp1
+// among its super-peers, so that sp1 can have it probe from another address.
+// The log holds the table docs/NAT.md shows.
 func TestDoctorInLab(t *testing.T) {
 	needLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	spec := netlab.Spec{
 		Routers: []netlab.RouterSpec{
 			{Name: "full", NAT: netlab.NATFullCone},
+			{Name: "restr", NAT: netlab.NATRestricted},
 			{Name: "port", NAT: netlab.NATPortRestricted},
 			{Name: "sym", NAT: netlab.NATSymmetric},
+			{Name: "cgn", NAT: netlab.NATPortRestricted},
+			{Name: "dbl", NAT: netlab.NATPortRestricted, Upstream: "cgn"},
 		},
 		Hosts: []netlab.HostSpec{
 			{Name: "sp1"}, {Name: "sp2"}, {Name: "pub"},
-			{Name: "h-full", Router: "full"}, {Name: "h-port", Router: "port"}, {Name: "h-sym", Router: "sym"},
+			{Name: "h-full", Router: "full"}, {Name: "h-restr", Router: "restr"}, {Name: "h-port", Router: "port"},
+			{Name: "h-sym", Router: "sym"}, {Name: "h-dbl", Router: "dbl"},
 		},
 	}
 	lab, err := netlab.New(ctx, spec)
@@ -91,7 +99,11 @@ func TestDoctorInLab(t *testing.T) {
 	defer lab.Close()
 	var invites []string
 	for _, sp := range []string{"sp1", "sp2"} {
-		p, err := startIn(ctx, lab.Host(sp), "superpeer", "-dir", t.TempDir(), "-port", "4001")
+		args := []string{"superpeer", "-dir", t.TempDir(), "-port", "4001"}
+		if len(invites) > 0 {
+			args = append(args, "-superpeer", invites[0])
+		}
+		p, err := startIn(ctx, lab.Host(sp), args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,23 +114,30 @@ func TestDoctorInLab(t *testing.T) {
 		}
 		invites = append(invites, inv)
 	}
-	cases := []struct{ host, reach, mapping string }{
-		{"pub", "public", "none"},
-		{"h-full", "", "endpoint-independent"},
-		{"h-port", "private", "endpoint-independent"},
-		{"h-sym", "private", "endpoint-dependent"},
+	const (
+		eim, edm       = "endpoint-independent", "endpoint-dependent"
+		eif, adf, apdf = "endpoint-independent", "address-dependent", "address-and-port-dependent"
+	)
+	cases := []struct{ host, kind, reach, mapping, filtering, relayedTo string }{
+		{"pub", "public", "public", "none", eif, ""},
+		{"h-full", "full cone", "", eim, eif, ""},
+		{"h-restr", "restricted cone", "private", eim, adf, ""},
+		{"h-port", "port-restricted cone", "private", eim, apdf, "symmetric"},
+		{"h-sym", "symmetric", "private", edm, apdf, "port-restricted,symmetric"},
+		{"h-dbl", "double NAT", "private", eim, apdf, "symmetric"},
 	}
+	table := "| home | reachability | UDP mapping | UDP filtering | TCP mapping | TCP filtering | IPv6 | direct to | relayed to |\n|---|---|---|---|---|---|---|---|---|\n"
 	for _, c := range cases {
 		cmd := lab.Host(c.host).Command(ctx, juxtaProgram, "doctor", "-json", "-wait", "3s", "-superpeer", invites[0], "-superpeer", invites[1])
 		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("%s: doctor: %v", c.host, err)
+			t.Fatalf("%s: doctor: %v\n%s", c.host, err, out)
 		}
 		var rep Report
 		if err := json.Unmarshal(out, &rep); err != nil {
 			t.Fatalf("%s: %v\n%s", c.host, err, out)
 		}
-		t.Logf("%s: reachability %s, mapping %s, relays %d: %s", c.host, rep.Reachability, rep.Mapping, len(rep.Relays), rep.Verdict)
+		t.Logf("%s: reachability %s, mapping %s, filtering %s, relays %d, notes %v: %s", c.host, rep.Reachability, rep.Mapping, rep.Filtering, len(rep.Relays), rep.Notes, rep.Verdict)
 		// A full-cone host may be found public by AutoNAT (anyone can dial its
 		// mapping); every other NAT must read private.
 		if c.reach != "" && rep.Reachability != c.reach {
@@ -127,10 +146,26 @@ func TestDoctorInLab(t *testing.T) {
 		if c.host == "h-full" && rep.Reachability == "unknown" {
 			t.Errorf("h-full: reachability unknown")
 		}
-		if rep.Mapping != c.mapping {
-			t.Errorf("%s: mapping %q, want %q", c.host, rep.Mapping, c.mapping)
+		if rep.Mapping != c.mapping || rep.Filtering != c.filtering {
+			t.Errorf("%s: mapping %q, filtering %q; want %q, %q", c.host, rep.Mapping, rep.Filtering, c.mapping, c.filtering)
 		}
+		got := map[string]NetReport{}
+		for _, n := range rep.Network {
+			got[n.Network] = n
+		}
+		for _, network := range []string{"udp4", "tcp4"} {
+			if n := got[network]; n.Mapping != c.mapping || n.Filtering != c.filtering {
+				t.Errorf("%s over %s: mapping %q, filtering %q; want %q, %q", c.host, network, n.Mapping, n.Filtering, c.mapping, c.filtering)
+			}
+		}
+		if rep.Reachability == "private" && strings.Join(rep.RelayedTo, ",") != c.relayedTo {
+			t.Errorf("%s: relayed to %v, want %q", c.host, rep.RelayedTo, c.relayedTo)
+		}
+		table += fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.kind, rep.Reachability,
+			got["udp4"].Mapping, got["udp4"].Filtering, got["tcp4"].Mapping, got["tcp4"].Filtering, rep.IPv6,
+			strings.Join(rep.DirectTo, ", "), orDash(strings.Join(rep.RelayedTo, ", ")))
 	}
+	t.Logf("what juxta doctor printed:\n%s", table)
 }
 
 // Two laptops behind the same home router find each other over mDNS, with no
