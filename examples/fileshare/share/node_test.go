@@ -3,6 +3,7 @@ package share
 import (
 	"context"
 	"crypto/rand"
+	"github.com/juxta-p2p/juxta/internal/safename"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -67,7 +68,7 @@ func TestHostileNames(t *testing.T) {
 	victimDir := t.TempDir()
 	victim := testNode(t, Config{Name: "victim", SuperPeers: sps, Dir: filepath.Join(victimDir, "node")})
 	ctx := context.Background()
-	names := append([]string{"same.txt", "same.txt", "../same.txt"}, hostileNames...)
+	names := append([]string{"same.txt", "same.txt", "../same.txt"}, safename.Hostile...)
 	names = append(names, strings.Repeat("\x1b[31m", 2000)+"x.mp3")
 	for i, name := range names {
 		data := make([]byte, 1000+i)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/libp2p/go-msgio"
 
-	"github.com/juxta-p2p/juxta/examples/fileshare/share"
+	"github.com/juxta-p2p/juxta/internal/safename"
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
@@ -271,7 +271,7 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 	if err := validHeader(h); err != nil {
 		return reply(fileReply{Err: "bad file header: " + err.Error(), Final: true})
 	}
-	name := share.SafeName(h.Name)
+	name := safename.SafeName(h.Name)
 	dir := m.Downloads()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return reply(fileReply{Err: "receiver cannot store files"})
@@ -347,7 +347,7 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 		return reply(fileReply{Err: "hash mismatch"})
 	}
 	f.Close()
-	dst, err := share.Place(part, dir, name)
+	dst, err := safename.Place(part, dir, name)
 	if err != nil {
 		os.Remove(part)
 		return reply(fileReply{Err: "receiver cannot store files", Final: true})

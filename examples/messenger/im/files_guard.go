@@ -35,7 +35,7 @@ var (
 var transferIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // validHeader checks a file header from a contact: the ID names the partial
-// file, so it is plain; the name is sanitised later (share.SafeName), but a
+// file, so it is plain; the name is sanitised later (safename.SafeName), but a
 // name no file system takes (over 255 bytes, or with NUL) is refused outright.
 func validHeader(h fileHeader) error {
 	switch {

@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/crypto/nacl/box"
 
-	"github.com/juxta-p2p/juxta/examples/fileshare/share"
 	"github.com/juxta-p2p/juxta/internal/attack"
+	"github.com/juxta-p2p/juxta/internal/safename"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -132,7 +132,7 @@ func FuzzFileHeader(f *testing.F) {
 		if dec.Unmarshal(b, &h) != nil || validHeader(h) != nil {
 			return
 		}
-		name := share.SafeName(h.Name)
+		name := safename.SafeName(h.Name)
 		if p := filepath.Join(dir, name); filepath.Dir(p) != dir {
 			t.Fatalf("name %q escapes as %q", h.Name, name)
 		}

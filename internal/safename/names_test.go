@@ -1,4 +1,4 @@
-package share
+package safename
 
 import (
 	"os"
@@ -9,32 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-var hostileNames = []string{
-	"../../../etc/passwd",
-	`..\..\Windows\System32\drivers\etc\hosts`,
-	"/etc/shadow",
-	`C:\autoexec.bat`,
-	"..",
-	".",
-	"",
-	"   ",
-	"a\x00b.txt",
-	"evil\x1b[2J\x1b[31mred.txt",
-	"line\nbreak\r.txt",
-	"\u202egnp.exe",             // right-to-left override: shows as "exe.png"
-	"inv\u2066isible\u2069.mp3", // isolates
-	"zero\u200bwidth.txt",
-	"CON.txt",
-	"lpt1",
-	"what?<>|*\".txt",
-	"\xff\xfe broken utf8.txt",
-	strings.Repeat("가", 5000) + ".mp3", // 15 KB of Hangul
-	strings.Repeat("a", 10<<10),
-	"..." + strings.Repeat("/..", 3000),
-}
-
 func TestSafeNameHostile(t *testing.T) {
-	for _, in := range hostileNames {
+	for _, in := range Hostile {
 		out := SafeName(in)
 		if out == "" || out == "." || out == ".." {
 			t.Errorf("SafeName(%q) = %q", in, out)
@@ -93,7 +69,7 @@ func TestPlaceNeverOverwrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	var placed []string
-	for i, name := range append([]string{"song.mp3", "song.mp3", "../song.mp3", "/abs/song.mp3"}, hostileNames...) {
+	for i, name := range append([]string{"song.mp3", "song.mp3", "../song.mp3", "/abs/song.mp3"}, Hostile...) {
 		src := filepath.Join(dir, "tmp")
 		if err := os.WriteFile(src, []byte{byte(i)}, 0o644); err != nil {
 			t.Fatal(err)
