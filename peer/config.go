@@ -102,6 +102,17 @@ type Config struct {
 	// Zero fields take the defaults of DefaultConnLimits.
 	Conns ConnLimits
 
+	// Keepalive is how often the peer pings the connections that matter (to
+	// its super-peers, and those carrying pipes or transfers in use), each on
+	// the connection itself. A ping unanswered for as long (at least 1 s, at
+	// most 5 s) closes the connection and starts recovery: the super-peers
+	// are redialled and the relay reservations renewed at once, streams
+	// resume on another path, and new hole punches start. The pings also
+	// keep those paths' NAT mappings open. Zero means DefaultKeepalive (5 s);
+	// a negative value turns keepalives off, leaving a dead path to the
+	// transport's idle timeout (30 s for QUIC).
+	Keepalive time.Duration
+
 	// Logger receives the peer's logs. Nil discards them.
 	Logger *slog.Logger
 }

@@ -153,6 +153,9 @@ func New(ctx context.Context, cfg Config) (_ *Peer, err error) {
 	if err := p.watch(); err != nil {
 		return nil, err
 	}
+	if err := p.startKeepalive(); err != nil {
+		return nil, fmt.Errorf("peer: keepalive: %w", err)
+	}
 	if cfg.Role == RoleSuperPeer {
 		p.serveSuperPeer()
 	}

@@ -1,0 +1,183 @@
+package peer
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+)
+
+// Recovery after the network changed under the peer (a keepalive to a
+// super-peer or on a path in use went unanswered, or the peer's own
+// addresses changed): redial the super-peers at once and often, renew the
+// relay reservations there, and start hole punches towards the peers whose
+// paths in use were lost. Discovery re-announces by itself when a
+// super-peer connects again (it follows PeerConnected), and reliable pipes
+// resume on whatever path comes up first.
+
+const (
+	// recoverFor bounds one recovery: past it, keepSuperPeers' slower
+	// backoff carries on.
+	recoverFor = time.Minute
+	// recoverDialTimeout bounds each redial: short, since a QUIC handshake
+	// retransmits ever more slowly and a link that comes back should be
+	// used within a second or two.
+	recoverDialTimeout = 3 * time.Second
+	// recoverMaxWait caps the wait between rounds of redials, drawn at
+	// random up to twice the current wait. Faster than keepSuperPeers'
+	// backoff, which paces edges redialling a super-peer that restarted;
+	// this is for the minute after this peer's own network changed.
+	recoverMaxWait = time.Second
+	// maxWanted bounds the peers remembered for a new hole punch.
+	maxWanted = 64
+	// wantedFor is how long a lost path in use is worth a new punch.
+	wantedFor = 2 * time.Minute
+)
+
+// recover starts a recovery unless one runs.
+func (k *keeper) recover(why string) {
+	if k.p.closed.Load() {
+		return
+	}
+	k.mu.Lock()
+	if k.recovering {
+		k.mu.Unlock()
+		return
+	}
+	k.recovering = true
+	k.mu.Unlock()
+	k.p.wg.Add(1)
+	go k.recovery(why)
+}
+
+func (k *keeper) recovery(why string) {
+	p := k.p
+	defer p.wg.Done()
+	defer func() {
+		k.mu.Lock()
+		k.recovering = false
+		k.mu.Unlock()
+	}()
+	start := time.Now()
+	p.log.Info("network changed: recovering", "why", why)
+	if !k.redialSuperPeers(start.Add(recoverFor)) {
+		return
+	}
+	k.renewReservations()
+	k.punchWanted()
+	p.log.Info("network recovered", "why", why, "elapsed", time.Since(start))
+}
+
+// redialSuperPeers dials every super-peer not connected, again and again
+// with short timeouts, until all are connected, or one is and a few rounds
+// have passed (true), or the deadline or Close comes (false). A super-peer
+// that stays away is left to keepSuperPeers.
+func (k *keeper) redialSuperPeers(deadline time.Time) bool {
+	p := k.p
+	wait := 100 * time.Millisecond
+	for round := 0; ; round++ {
+		var missing []lpeer.AddrInfo
+		for _, sp := range p.superPeers {
+			if p.host.Network().Connectedness(sp.ID) != network.Connected {
+				missing = append(missing, sp)
+			}
+		}
+		if len(missing) == 0 || (len(missing) < len(p.superPeers) && round >= 3) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			p.log.Info("recovery: no super-peer reachable yet; keeping on with backoff")
+			return false
+		}
+		var wg sync.WaitGroup
+		for _, sp := range missing {
+			if sw, ok := p.host.Network().(*swarm.Swarm); ok {
+				sw.Backoff().Clear(sp.ID) // earlier failures say nothing of the new network
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(p.ctx, recoverDialTimeout)
+				defer cancel()
+				if err := p.host.Connect(ctx, sp); err != nil {
+					p.log.Debug("recovery: super-peer not back yet", "peer", sp.ID, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-p.ctx.Done():
+			return false
+		case <-time.After(rand.N(2 * wait)): // jittered: edges that lost one super-peer together do not come back in lockstep
+		}
+		wait = min(wait*2, recoverMaxWait)
+	}
+}
+
+// renewReservations asks each connected super-peer for a relay reservation
+// at once, rather than when AutoRelay next looks: a private edge is
+// reachable only through one. AutoRelay keeps refreshing them afterwards.
+func (k *keeper) renewReservations() {
+	p := k.p
+	p.mu.Lock()
+	public := p.reach == ReachabilityPublic
+	p.mu.Unlock()
+	if p.cfg.Role != RoleEdge || public {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, sp := range p.superPeers {
+		if p.host.Network().Connectedness(sp.ID) != network.Connected {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+			defer cancel()
+			if _, err := circuit.Reserve(ctx, p.host, sp); err != nil {
+				p.log.Debug("recovery: relay reservation", "peer", sp.ID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// punchWanted reconnects to the peers whose paths in use were lost, and
+// starts a hole punch to those reached only through a relay.
+func (k *keeper) punchWanted() {
+	p := k.p
+	k.mu.Lock()
+	var ids []lpeer.ID
+	for id, at := range k.wanted {
+		if time.Since(at) < wantedFor {
+			ids = append(ids, id)
+		}
+		delete(k.wanted, id)
+	}
+	k.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(p.ctx, "juxta recovery"), 10*time.Second)
+			defer cancel()
+			if err := p.host.Connect(ctx, lpeer.AddrInfo{ID: id}); err != nil {
+				p.log.Debug("recovery: peer not reachable yet", "peer", id, "err", err)
+				return
+			}
+			if p.PathTo(ID(id)) == PathRelayed && p.hp != nil && p.punchable() {
+				if err := p.hp.DirectConnect(id); err != nil {
+					p.log.Debug("recovery: hole punch", "peer", id, "err", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
