@@ -31,8 +31,26 @@
 // believes public, yet they exist only inside the lab: every link is made
 // directly inside the lab's namespaces, so the machine's own namespace gets
 // no address, route or link, and no packet of the lab can reach a real
-// network. The internet is IPv4 only; LANs also have IPv6 link-local
-// addresses, as real ones do, and multicast (mDNS) works within each LAN.
+// network. LANs have IPv6 link-local addresses, as real ones do, and
+// multicast (mDNS) works within each LAN.
+//
+// # IPv6
+//
+// A router's [Stack] makes its home IPv4-only (the zero value), dual-stack
+// or IPv6-only, and a public host may be dual-stack too. With any IPv6 node
+// the lab gets an IPv6 internet in 2001:2::/48, the prefix IANA set aside
+// for benchmarking (RFC 5180): nothing routes it on the real internet, yet
+// manet.IsPublicAddr counts it public. The backbone is 2001:2::/64, where
+// the internet namespace (2001:2::1) routes; home N, the router's position
+// in Spec.Routers from 1, gets 2001:2:0:N::/64, its router ::1 and hosts
+// ::10 on, statically (no router advertisements). IPv6 is not translated: a
+// host's address is public ([Host.Addr6]). The router filters it with a
+// stateful firewall, table "ip6 netlab6", like a port-restricted cone:
+// conntrack lets in only replies from the exact address and port a host
+// sent to, a TCP SYN from where a host sent one (simultaneous open), and
+// ICMPv6 to the router itself (neighbour discovery); it drops the rest
+// silently. An IPv6-only home has no IPv4 at all, an IPv4-only home no
+// route to the IPv6 internet. Only routers on the internet have IPv6.
 //
 // # NAT behaviours
 //

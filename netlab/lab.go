@@ -22,6 +22,41 @@ var (
 	internetFirst   = netip.MustParseAddr("11.0.0.10") // first public address handed out
 )
 
+// The lab's IPv6 internet: 2001:2::/48, which IANA set aside for
+// benchmarking (RFC 5180) and nothing routes on the real internet, yet
+// manet.IsPublicAddr counts as public (it lies in 2000::/3 and outside the
+// documentation prefix). The backbone is 2001:2::/64, with the internet
+// namespace at 2001:2::1 routing; home N (the router's position in
+// Spec.Routers, from 1) gets 2001:2:0:N::/64, routed to its router.
+var (
+	internetPrefix6  = netip.MustParsePrefix("2001:2::/48")
+	internetGateway6 = netip.MustParsePrefix("2001:2::1/64")
+	internetFirst6   = netip.MustParseAddr("2001:2::10")
+)
+
+// homePrefix6 is the IPv6 /64 of the router at position i (from 0) in
+// Spec.Routers.
+func homePrefix6(i int) netip.Prefix {
+	b := internetPrefix6.Addr().As16()
+	b[6], b[7] = byte((i+1)>>8), byte(i+1)
+	return netip.PrefixFrom(netip.AddrFrom16(b), 64)
+}
+
+// usesIPv6 reports whether any node of the spec has IPv6.
+func (s Spec) usesIPv6() bool {
+	for _, r := range s.Routers {
+		if r.Stack.v6() {
+			return true
+		}
+	}
+	for _, h := range s.Hosts {
+		if h.Router == "" && h.Stack.v6() {
+			return true
+		}
+	}
+	return false
+}
+
 // Lab is a running home-network lab. Its methods are safe for concurrent use.
 type Lab struct {
 	id     string // random run id, 6 hex digits
@@ -45,6 +80,14 @@ type Lab struct {
 	mu     sync.Mutex
 	procs  []*os.Process // guarded by mu; started by Start, killed on Close
 	closed bool          // guarded by mu
+}
+
+// Addr6 is the host's IPv6 address (public: the lab's IPv6 has no NAT), or
+// the invalid Addr when it has none.
+func (h *Host) Addr6() netip.Addr {
+	h.lab.chg.Lock()
+	defer h.lab.chg.Unlock()
+	return h.addr6
 }
 
 // Host is an end host: a laptop behind a router, or a machine on the internet
@@ -89,6 +132,7 @@ type Router struct {
 	lan      netip.Prefix
 	upstream *Router // nil when the WAN side is on the internet
 	carrier  bool    // other routers sit behind it
+	lan6     netip.Prefix
 }
 
 // NAT is the router's behaviour.
@@ -103,7 +147,22 @@ func (r *Router) WANAddr() netip.Addr {
 }
 
 // LAN is the prefix of the router's LAN; the router holds its first address.
+// Invalid for an IPv6-only home.
 func (r *Router) LAN() netip.Prefix { return r.lan }
+
+// Stack is the home's IP versions.
+func (r *Router) Stack() Stack { return r.Namespace.stack }
+
+// LAN6 is the IPv6 /64 of the router's LAN, invalid without IPv6; the router
+// holds its ::1, hosts get ::10 on.
+func (r *Router) LAN6() netip.Prefix { return r.lan6 }
+
+// WANAddr6 is the router's IPv6 address on the internet, invalid without.
+func (r *Router) WANAddr6() netip.Addr {
+	r.lab.chg.Lock()
+	defer r.lab.chg.Unlock()
+	return r.addr6
+}
 
 // Upstream is the router this one sits behind, nil for one on the internet.
 func (r *Router) Upstream() *Router { return r.upstream }
@@ -174,15 +233,26 @@ func (l *Lab) build(ctx context.Context, carrier map[string]bool) error {
 		return err
 	}
 	l.internet = inet
-	// The internet speaks IPv4 only; interfaces made later inherit "default".
-	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
-		if err := inet.sysctl(k, "1"); err != nil {
-			return fmt.Errorf("netlab: internet: %s: %w", k, err)
+	v6 := l.spec.usesIPv6()
+	// Without IPv6 nodes the internet speaks IPv4 only; interfaces made later
+	// inherit "default". With them it routes IPv6 between the homes.
+	sysctls := [][2]string{{"net.ipv6.conf.all.disable_ipv6", "1"}, {"net.ipv6.conf.default.disable_ipv6", "1"}}
+	if v6 {
+		sysctls = [][2]string{{"net.ipv6.conf.all.forwarding", "1"}}
+	}
+	for _, kv := range sysctls {
+		if err := inet.sysctl(kv[0], kv[1]); err != nil {
+			return fmt.Errorf("netlab: internet: %s: %w", kv[0], err)
 		}
 	}
 	inetSeg, err := l.newSegment(inet, "br0", netip.PrefixFrom(internetGateway, internetPrefix.Bits()), internetFirst)
 	if err != nil {
 		return err
+	}
+	if v6 {
+		if err := inetSeg.addIPv6(internetGateway6, internetFirst6); err != nil {
+			return err
+		}
 	}
 	segs := map[string]*segment{"": inetSeg}
 
@@ -191,7 +261,9 @@ func (l *Lab) build(ctx context.Context, carrier map[string]bool) error {
 			return err
 		}
 		r := &Router{nat: rs.NAT, lan: rs.LAN.Masked(), carrier: carrier[rs.Name]}
-		if !r.lan.IsValid() {
+		if !rs.Stack.v4() {
+			r.lan = netip.Prefix{}
+		} else if !r.lan.IsValid() {
 			if r.carrier {
 				r.lan = netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(i + 1), 0}), 24)
 			} else {
@@ -211,24 +283,37 @@ func (l *Lab) build(ctx context.Context, carrier map[string]bool) error {
 		if err := r.sysctl("net.ipv4.ip_forward", "1"); err != nil {
 			return fmt.Errorf("netlab: %s: enable forwarding: %w", rs.Name, err)
 		}
+		r.Namespace.stack = rs.Stack
 		if r.wan, err = l.attach(up, r.Namespace, wanIf, rs.WAN); err != nil {
 			return err
 		}
-		if up == inetSeg {
+		if up == inetSeg && !rs.Stack.v6() {
 			_ = r.sysctl("net.ipv6.conf."+wanIf+".disable_ipv6", "1")
 		}
-		gw := r.lan.Masked().Addr().Next()
-		first := gw.Next()
-		if r.lan.Bits() <= 27 {
-			for range 8 { // hosts from .10, as a home router's DHCP might
-				first = first.Next()
+		var gw, first netip.Addr
+		if r.lan.IsValid() {
+			gw = r.lan.Masked().Addr().Next()
+			first = gw.Next()
+			if r.lan.Bits() <= 27 {
+				for range 8 { // hosts from .10, as a home router's DHCP might
+					first = first.Next()
+				}
 			}
 		}
-		if segs[rs.Name], err = l.newSegment(r.Namespace, lanIf, netip.PrefixFrom(gw, r.lan.Bits()), first); err != nil {
+		var gwp netip.Prefix
+		if gw.IsValid() {
+			gwp = netip.PrefixFrom(gw, r.lan.Bits())
+		}
+		if segs[rs.Name], err = l.newSegment(r.Namespace, lanIf, gwp, first); err != nil {
 			return err
 		}
 		if err := installNAT(r.Namespace, rs.NAT); err != nil {
 			return fmt.Errorf("netlab: %s: nftables: %w", rs.Name, err)
+		}
+		if rs.Stack.v6() {
+			if err := l.homeIPv6(r, i, segs[rs.Name]); err != nil {
+				return err
+			}
 		}
 		l.routers[rs.Name] = r
 	}
@@ -241,10 +326,11 @@ func (l *Lab) build(ctx context.Context, carrier map[string]bool) error {
 		if h.Namespace, err = l.newNamespace(hs.Name); err != nil {
 			return err
 		}
+		h.Namespace.stack = hs.Stack
 		if h.addr, err = l.attach(segs[hs.Router], h.Namespace, hostIf, hs.Link); err != nil {
 			return err
 		}
-		if hs.Router == "" {
+		if hs.Router == "" && !hs.Stack.v6() {
 			_ = h.sysctl("net.ipv6.conf."+hostIf+".disable_ipv6", "1")
 		}
 		l.hosts[hs.Name] = h
@@ -271,12 +357,22 @@ func (l *Lab) Prefix() string { return l.prefix }
 func (l *Lab) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lab %s: internet %v (namespace %s)\n", l.prefix, internetPrefix, l.internet.path)
+	if l.spec.usesIPv6() {
+		fmt.Fprintf(&b, "  IPv6 internet %v, backbone %v\n", internetPrefix6, internetGateway6.Masked())
+	}
 	for _, rs := range l.spec.Routers {
 		r := l.routers[rs.Name]
 		if r == nil {
 			continue
 		}
-		fmt.Fprintf(&b, "  router %s: %v NAT, WAN %v, LAN %v, public %v\n", rs.Name, r.nat, r.WANAddr(), r.lan, r.PublicAddr())
+		switch {
+		case !r.lan.IsValid():
+			fmt.Fprintf(&b, "  router %s: IPv6 only, WAN %v, LAN %v\n", rs.Name, r.WANAddr6(), r.lan6)
+		case r.lan6.IsValid():
+			fmt.Fprintf(&b, "  router %s: %v NAT, WAN %v, LAN %v, public %v; IPv6 WAN %v, LAN %v\n", rs.Name, r.nat, r.WANAddr(), r.lan, r.PublicAddr(), r.WANAddr6(), r.lan6)
+		default:
+			fmt.Fprintf(&b, "  router %s: %v NAT, WAN %v, LAN %v, public %v\n", rs.Name, r.nat, r.WANAddr(), r.lan, r.PublicAddr())
+		}
 	}
 	for _, hs := range l.spec.Hosts {
 		h := l.hosts[hs.Name]
@@ -287,7 +383,14 @@ func (l *Lab) String() string {
 		if r := h.Router(); r != nil {
 			where = "behind " + r.name
 		}
-		fmt.Fprintf(&b, "  host %s: %v, %s\n", hs.Name, h.Addr(), where)
+		switch a4, a6 := h.Addr(), h.Addr6(); {
+		case a4.IsValid() && a6.IsValid():
+			fmt.Fprintf(&b, "  host %s: %v and %v, %s\n", hs.Name, a4, a6, where)
+		case a6.IsValid():
+			fmt.Fprintf(&b, "  host %s: %v, %s\n", hs.Name, a6, where)
+		default:
+			fmt.Fprintf(&b, "  host %s: %v, %s\n", hs.Name, a4, where)
+		}
 	}
 	return b.String()
 }

@@ -27,9 +27,11 @@ const (
 type segment struct {
 	ns      *Namespace
 	bridge  *netlink.Bridge
-	prefix  netip.Prefix // gateway address with the subnet's length
+	prefix  netip.Prefix // gateway address with the subnet's length; invalid: no IPv4
 	next    netip.Addr   // the next address to hand out
 	nextTap int          // numbers the bridge ports: p1, p2, ...
+	prefix6 netip.Prefix // IPv6 gateway address with /64; invalid: no IPv6
+	next6   netip.Addr   // the next IPv6 address to hand out
 }
 
 // newSegment makes a bridge named name in ns holding the address gw.
@@ -38,8 +40,10 @@ func (l *Lab) newSegment(ns *Namespace, name string, gw netip.Prefix, first neti
 	if err := ns.handle.LinkAdd(br); err != nil {
 		return nil, fmt.Errorf("netlab: %s: add bridge %s: %w", ns.name, name, err)
 	}
-	if err := ns.handle.AddrAdd(br, &netlink.Addr{IPNet: ipNet(gw)}); err != nil {
-		return nil, fmt.Errorf("netlab: %s: address %v on %s: %w", ns.name, gw, name, err)
+	if gw.IsValid() {
+		if err := ns.handle.AddrAdd(br, &netlink.Addr{IPNet: ipNet(gw)}); err != nil {
+			return nil, fmt.Errorf("netlab: %s: address %v on %s: %w", ns.name, gw, name, err)
+		}
 	}
 	if err := ns.handle.LinkSetUp(br); err != nil {
 		return nil, fmt.Errorf("netlab: %s: %s up: %w", ns.name, name, err)
@@ -47,6 +51,16 @@ func (l *Lab) newSegment(ns *Namespace, name string, gw netip.Prefix, first neti
 	seg := &segment{ns: ns, bridge: br, prefix: gw, next: first}
 	ns.lanSeg = seg
 	return seg, nil
+}
+
+// addIPv6 gives the segment's bridge the IPv6 gateway address gw (a /64),
+// and hands out addresses from first.
+func (s *segment) addIPv6(gw netip.Prefix, first netip.Addr) error {
+	if err := s.ns.handle.AddrAdd(s.bridge, &netlink.Addr{IPNet: ipNet(gw), Flags: unix.IFA_F_NODAD}); err != nil {
+		return fmt.Errorf("netlab: %s: address %v on %s: %w", s.ns.name, gw, s.bridge.Name, err)
+	}
+	s.prefix6, s.next6 = gw, first
+	return nil
 }
 
 func (s *segment) alloc() (netip.Addr, error) {
@@ -74,10 +88,23 @@ func ipNet(p netip.Prefix) *net.IPNet {
 // next address of the segment and a default route through the segment's
 // gateway, and shapes the link. Both ends are made directly in their
 // namespaces: nothing ever appears in the machine's own namespace.
+//
+// IPv4 and IPv6 go as far as both ends have them: a node on the internet
+// takes the versions of its own stack, a node on a LAN those of the LAN. The
+// IPv4 address is returned (invalid without IPv4), the IPv6 one kept in
+// child.addr6.
 func (l *Lab) attach(seg *segment, child *Namespace, ifName string, link Link) (netip.Addr, error) {
-	addr, err := seg.alloc()
-	if err != nil {
-		return netip.Addr{}, err
+	want := StackDual
+	if seg.ns == l.internet {
+		want = child.stack
+	}
+	var addr netip.Addr
+	var err error
+	v4 := seg.prefix.IsValid() && want.v4()
+	if v4 {
+		if addr, err = seg.alloc(); err != nil {
+			return netip.Addr{}, err
+		}
 	}
 	seg.nextTap++
 	port := fmt.Sprintf("p%d", seg.nextTap)
@@ -115,19 +142,42 @@ func (l *Lab) attach(seg *segment, child *Namespace, ifName string, link Link) (
 	if err != nil {
 		return fail("find "+ifName, err)
 	}
-	if err := child.handle.AddrAdd(childEnd, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(addr, seg.prefix.Bits()))}); err != nil {
-		return fail("address", err)
+	if v4 {
+		if err := child.handle.AddrAdd(childEnd, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(addr, seg.prefix.Bits()))}); err != nil {
+			return fail("address", err)
+		}
+	}
+	child.addr6 = netip.Addr{}
+	v6 := seg.prefix6.IsValid() && want.v6()
+	if v6 {
+		child.addr6 = seg.next6
+		seg.next6 = seg.next6.Next()
+		if err := child.handle.AddrAdd(childEnd, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(child.addr6, 64)), Flags: unix.IFA_F_NODAD}); err != nil {
+			return fail("IPv6 address", err)
+		}
 	}
 	if err := child.handle.LinkSetUp(childEnd); err != nil {
 		return fail(ifName+" up", err)
 	}
-	route := &netlink.Route{
-		LinkIndex: childEnd.Attrs().Index,
-		Gw:        seg.prefix.Addr().AsSlice(),
-		Dst:       &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
+	if v4 {
+		route := &netlink.Route{
+			LinkIndex: childEnd.Attrs().Index,
+			Gw:        seg.prefix.Addr().AsSlice(),
+			Dst:       &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
+		}
+		if err := child.handle.RouteAdd(route); err != nil {
+			return fail("default route", err)
+		}
 	}
-	if err := child.handle.RouteAdd(route); err != nil {
-		return fail("default route", err)
+	if v6 {
+		route := &netlink.Route{
+			LinkIndex: childEnd.Attrs().Index,
+			Gw:        seg.prefix6.Addr().AsSlice(),
+			Dst:       &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)},
+		}
+		if err := child.handle.RouteAdd(route); err != nil {
+			return fail("IPv6 default route", err)
+		}
 	}
 	if link.Rate > 0 {
 		if err := shape(seg.ns.handle, parentEnd, link.Rate); err != nil {

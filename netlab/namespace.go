@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -30,8 +31,10 @@ type Namespace struct {
 	handle *netlink.Handle // netlink inside the namespace; closed on Close
 
 	// Set while the lab is built; changed only under lab.chg (change.go).
-	up     *uplink  // how this node plugs into its upstream; nil for the internet
-	lanSeg *segment // the segment this node serves (a router's LAN, the internet)
+	up     *uplink    // how this node plugs into its upstream; nil for the internet
+	lanSeg *segment   // the segment this node serves (a router's LAN, the internet)
+	stack  Stack      // what a node on the internet asks for when it attaches
+	addr6  netip.Addr // the node's IPv6 address on its uplink; invalid without
 
 	closeOnce sync.Once
 }

@@ -48,6 +48,34 @@ func (n NAT) String() string {
 	return fmt.Sprintf("NAT(%d)", int(n))
 }
 
+// Stack is which IP versions a home (or a public host) has.
+type Stack int
+
+const (
+	// StackIPv4 is IPv4 only: the zero value, and every home before IPv6.
+	StackIPv4 Stack = iota
+	// StackDual is dual-stack: IPv4 behind the router's NAT, and IPv6 with a
+	// public /64 on the LAN, no NAT, behind the router's stateful firewall.
+	StackDual
+	// StackIPv6 is IPv6 only: the LAN has no IPv4 at all.
+	StackIPv6
+)
+
+func (s Stack) String() string {
+	switch s {
+	case StackIPv4:
+		return "IPv4"
+	case StackDual:
+		return "dual-stack"
+	case StackIPv6:
+		return "IPv6-only"
+	}
+	return fmt.Sprintf("Stack(%d)", int(s))
+}
+
+func (s Stack) v4() bool { return s != StackIPv6 }
+func (s Stack) v6() bool { return s != StackIPv4 }
+
 // Link shapes one attachment (a router's WAN side or a host's uplink). Each
 // setting applies in both directions. The zero value is an ideal link: a plain
 // veth pair. Delay or Loss put a small emulator in the process that built the
@@ -130,6 +158,11 @@ type RouterSpec struct {
 	LAN netip.Prefix
 	// WAN shapes the link from the router to its upstream.
 	WAN Link
+	// Stack is the home's IP versions. With IPv6 the LAN gets a /64 of the
+	// lab's IPv6 internet, routed to the router, and the router filters
+	// IPv6 like a port-restricted cone, without translating. Only a router
+	// on the internet can have IPv6 (no carrier-grade NAT64 here).
+	Stack Stack
 }
 
 // HostSpec describes a host: a laptop behind a router, or a machine with a
@@ -142,6 +175,10 @@ type HostSpec struct {
 	Router string
 	// Link shapes the host's uplink (to its router's LAN or to the internet).
 	Link Link
+	// Stack applies to a public host: StackIPv4 (the zero value) or
+	// StackDual, a public IPv6 address as well. A host behind a router has
+	// its router's stack.
+	Stack Stack
 }
 
 // Spec is a lab's topology: routers and hosts around one simulated internet.
@@ -193,6 +230,12 @@ func (s Spec) check() (carrier map[string]bool, err error) {
 			}
 			carrier[r.Upstream] = true
 		}
+		if r.Stack < StackIPv4 || r.Stack > StackIPv6 {
+			return nil, bad("router %q: unknown stack %d", r.Name, int(r.Stack))
+		}
+		if r.Stack.v6() && r.Upstream != "" {
+			return nil, bad("router %q: IPv6 (%v) only on a router on the internet", r.Name, r.Stack)
+		}
 		if err := r.WAN.check(); err != nil {
 			return nil, bad("router %q WAN: %v", r.Name, err)
 		}
@@ -214,6 +257,11 @@ func (s Spec) check() (carrier map[string]bool, err error) {
 			if _, ok := routers[h.Router]; !ok {
 				return nil, bad("host %q: unknown router %q", h.Name, h.Router)
 			}
+			if h.Stack != StackIPv4 {
+				return nil, bad("host %q: a host behind a router has its router's stack", h.Name)
+			}
+		} else if h.Stack != StackIPv4 && h.Stack != StackDual {
+			return nil, bad("host %q: a public host is IPv4 or dual-stack, not %v", h.Name, h.Stack)
 		}
 		if err := h.Link.check(); err != nil {
 			return nil, bad("host %q link: %v", h.Name, err)
@@ -241,6 +289,9 @@ func (s Spec) tree(b *strings.Builder, parent, indent string) {
 			continue
 		}
 		line := r.Name + ": " + r.NAT.String() + " NAT"
+		if r.Stack != StackIPv4 {
+			line += ", " + r.Stack.String()
+		}
 		if r.LAN.IsValid() {
 			line += ", LAN " + r.LAN.String()
 		}
@@ -256,6 +307,9 @@ func (s Spec) tree(b *strings.Builder, parent, indent string) {
 		line := h.Name
 		if parent == "" {
 			line += ": public host"
+			if h.Stack != StackIPv4 {
+				line += ", " + h.Stack.String()
+			}
 		}
 		if h.Link != (Link{}) {
 			line += ", link " + h.Link.String()
