@@ -120,8 +120,30 @@ func run() int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	results := make([]result, 0, len(selected))
-	failed := false
+	results, failed := runRows(ctx, selected, *n, *warmup)
+	if err := runAtExit(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: teardown of shared fixtures: %v\n", err)
+		failed = true
+	}
+	if len(results) > 0 {
+		printTable(os.Stdout, results)
+	}
+	if msgs && ctx.Err() == nil && !runMessages(ctx, len(results) > 0) {
+		failed = true
+	}
+	if failed || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "bench: interrupted")
+		}
+		return 1
+	}
+	return 0
+}
+
+// runRows measures the selected rows one after another, saying on stderr how
+// each went, until ctx ends; failed reports that a row or its teardown failed.
+func runRows(ctx context.Context, selected []row, n, warmup int) (results []result, failed bool) {
+	results = make([]result, 0, len(selected))
 	for _, r := range selected {
 		fmt.Fprintf(os.Stderr, "bench: %s ...\n", r.name)
 		start := time.Now()
@@ -130,7 +152,7 @@ func run() int {
 			res = result{row: r}
 			res.juxta, res.base, res.err = r.derive(results)
 		} else {
-			res = runRow(ctx, r, *n, *warmup)
+			res = runRow(ctx, r, n, warmup)
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s done in %.1fs\n", r.name, time.Since(start).Seconds())
 		if res.err != nil {
@@ -146,36 +168,28 @@ func run() int {
 			break
 		}
 	}
-	if err := runAtExit(); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: teardown of shared fixtures: %v\n", err)
-		failed = true
+	return results, failed
+}
+
+// runMessages measures and prints the message-pipe table, after the row table
+// if there was one; it reports whether that worked.
+func runMessages(ctx context.Context, afterTable bool) (ok bool) {
+	ok = true
+	fmt.Fprintf(os.Stderr, "bench: %s ...\n", msgsName)
+	start := time.Now()
+	lines, err := messagesTable(ctx)
+	fmt.Fprintf(os.Stderr, "bench: %s done in %.1fs\n", msgsName, time.Since(start).Seconds())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %s: %v\n", msgsName, err)
+		ok = false
 	}
-	if len(results) > 0 {
-		printTable(os.Stdout, results)
-	}
-	if msgs && ctx.Err() == nil {
-		fmt.Fprintf(os.Stderr, "bench: %s ...\n", msgsName)
-		start := time.Now()
-		lines, err := messagesTable(ctx)
-		fmt.Fprintf(os.Stderr, "bench: %s done in %.1fs\n", msgsName, time.Since(start).Seconds())
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", msgsName, err)
-			failed = true
+	if len(lines) > 0 {
+		if afterTable {
+			fmt.Println()
 		}
-		if len(lines) > 0 {
-			if len(results) > 0 {
-				fmt.Println()
-			}
-			printMessages(os.Stdout, lines)
-		}
+		printMessages(os.Stdout, lines)
 	}
-	if failed || ctx.Err() != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "bench: interrupted")
-		}
-		return 1
-	}
-	return 0
+	return ok
 }
 
 // result is what one row measured.

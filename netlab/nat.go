@@ -88,79 +88,89 @@ func installNAT(ns *Namespace, nat NAT) error {
 	}
 
 	if cone {
-		restricted := nat == NATRestricted
-		keyType := nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
-		if restricted {
-			keyType = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeIPAddr, nftables.TypeInetService)
-		}
-		m := &nftables.Set{
-			Table:      t,
-			Name:       "cone",
-			IsMap:      true,
-			Dynamic:    true,
-			HasTimeout: true,
-			Timeout:    mappingTimeout,
-			// Field lengths of the key, which `nft list ruleset` needs.
-			Concatenation: true,
-			KeyType:       keyType,
-			DataType:      nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService),
-		}
-		if err := c.AddSet(m, nil); err != nil {
+		if err := addConeMapping(c, t, nat == NATRestricted); err != nil {
 			return err
-		}
-		record := c.AddChain(&nftables.Chain{Name: "record", Table: t, Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(200), Policy: &accept})
-		pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
-			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
-		for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-			// Outbound, after masquerade has chosen the public port: remember
-			// who owns it. The reply tuple's destination port is that port.
-			key := []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}}
-			next := uint32(regWord + 1)
-			if restricted {
-				key = append(key, &expr.Payload{DestRegister: next, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}) // ip daddr
-				next++
-			}
-			key = append(key, &expr.Ct{Key: expr.CtKeyPROTODST, Direction: ctDirReply, Register: next})
-			c.AddRule(&nftables.Rule{Table: t, Chain: record, Exprs: cat(
-				oif(wanIf),
-				[]expr.Any{
-					&expr.Ct{Key: expr.CtKeyDIRECTION, Register: reg1},
-					&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{ctDirOriginal}},
-				},
-				l4(proto),
-				key,
-				[]expr.Any{
-					&expr.Ct{Key: expr.CtKeySRC, Direction: ctDirOriginal, Register: regData},
-					&expr.Ct{Key: expr.CtKeyPROTOSRC, Direction: ctDirOriginal, Register: regData + 1},
-					&expr.Dynset{SrcRegKey: reg1, SrcRegData: regData, SetName: m.Name, SetID: m.ID,
-						Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: mappingTimeout},
-				},
-			)})
-
-			// Inbound, new connections only (nat chains see nothing else):
-			// send a packet whose key is mapped to the owner.
-			key = []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}}
-			next = regWord + 1
-			if restricted {
-				key = append(key, &expr.Payload{DestRegister: next, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}) // ip saddr
-				next++
-			}
-			key = append(key, &expr.Payload{DestRegister: next, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}) // th dport
-			c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: cat(
-				iif(wanIf),
-				l4(proto),
-				key,
-				[]expr.Any{
-					&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
-					&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4,
-						RegAddrMin: reg1, RegProtoMin: regWord + 1, Specified: true},
-				},
-			)})
 		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("%v NAT: %w", nat, err)
+	}
+	return nil
+}
+
+// addConeMapping adds the cone types' mapping: the @cone map, the record
+// chain that fills it from outbound packets and the prerouting chain that
+// sends inbound packets to the host and port that made the mapping.
+func addConeMapping(c *nftables.Conn, t *nftables.Table, restricted bool) error {
+	accept := nftables.ChainPolicyAccept
+	keyType := nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	if restricted {
+		keyType = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeIPAddr, nftables.TypeInetService)
+	}
+	m := &nftables.Set{
+		Table:      t,
+		Name:       "cone",
+		IsMap:      true,
+		Dynamic:    true,
+		HasTimeout: true,
+		Timeout:    mappingTimeout,
+		// Field lengths of the key, which `nft list ruleset` needs.
+		Concatenation: true,
+		KeyType:       keyType,
+		DataType:      nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService),
+	}
+	if err := c.AddSet(m, nil); err != nil {
+		return err
+	}
+	record := c.AddChain(&nftables.Chain{Name: "record", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(200), Policy: &accept})
+	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
+	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+		// Outbound, after masquerade has chosen the public port: remember
+		// who owns it. The reply tuple's destination port is that port.
+		key := []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}}
+		next := uint32(regWord + 1)
+		if restricted {
+			key = append(key, &expr.Payload{DestRegister: next, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}) // ip daddr
+			next++
+		}
+		key = append(key, &expr.Ct{Key: expr.CtKeyPROTODST, Direction: ctDirReply, Register: next})
+		c.AddRule(&nftables.Rule{Table: t, Chain: record, Exprs: cat(
+			oif(wanIf),
+			[]expr.Any{
+				&expr.Ct{Key: expr.CtKeyDIRECTION, Register: reg1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{ctDirOriginal}},
+			},
+			l4(proto),
+			key,
+			[]expr.Any{
+				&expr.Ct{Key: expr.CtKeySRC, Direction: ctDirOriginal, Register: regData},
+				&expr.Ct{Key: expr.CtKeyPROTOSRC, Direction: ctDirOriginal, Register: regData + 1},
+				&expr.Dynset{SrcRegKey: reg1, SrcRegData: regData, SetName: m.Name, SetID: m.ID,
+					Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: mappingTimeout},
+			},
+		)})
+
+		// Inbound, new connections only (nat chains see nothing else):
+		// send a packet whose key is mapped to the owner.
+		key = []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}}
+		next = regWord + 1
+		if restricted {
+			key = append(key, &expr.Payload{DestRegister: next, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}) // ip saddr
+			next++
+		}
+		key = append(key, &expr.Payload{DestRegister: next, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}) // th dport
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: cat(
+			iif(wanIf),
+			l4(proto),
+			key,
+			[]expr.Any{
+				&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
+				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4,
+					RegAddrMin: reg1, RegProtoMin: regWord + 1, Specified: true},
+			},
+		)})
 	}
 	return nil
 }

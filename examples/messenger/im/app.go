@@ -151,24 +151,9 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 		return nil, err
 	}
 
-	pcfg := peer.Config{Dir: filepath.Join(cfg.Dir, "peer"), Name: cfg.Name, SuperPeers: cfg.SuperPeers, NoMDNS: cfg.NoMDNS, Port: cfg.Port, Logger: cfg.Logger}
-	if cfg.Loopback && cfg.ListenIP == "" {
-		cfg.ListenIP = "127.0.0.1"
-	}
-	if cfg.ListenIP != "" {
-		ip := net.ParseIP(cfg.ListenIP)
-		if ip == nil {
-			return nil, fmt.Errorf("messenger: listen address %q is not an IP address", cfg.ListenIP)
-		}
-		proto := "ip4"
-		if ip.To4() == nil {
-			proto = "ip6"
-		}
-		pcfg.ListenAddrs = []string{fmt.Sprintf("/%s/%s/tcp/%d", proto, ip, cfg.Port), fmt.Sprintf("/%s/%s/udp/%d/quic-v1", proto, ip, cfg.Port)}
-	}
-	if cfg.SuperPeer {
-		pcfg.Role = peer.RoleSuperPeer
-		pcfg.Reachability = peer.ReachabilityPublic
+	pcfg, err := peerConfig(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if m.p, err = peer.New(ctx, pcfg); err != nil {
 		return nil, err
@@ -210,6 +195,30 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 	m.rejoinRooms(ctx)
 	m.resumeSending(m.ctx)
 	return m, nil
+}
+
+// peerConfig is the peer's configuration for a messenger with cfg.
+func peerConfig(cfg Config) (peer.Config, error) {
+	pcfg := peer.Config{Dir: filepath.Join(cfg.Dir, "peer"), Name: cfg.Name, SuperPeers: cfg.SuperPeers, NoMDNS: cfg.NoMDNS, Port: cfg.Port, Logger: cfg.Logger}
+	if cfg.Loopback && cfg.ListenIP == "" {
+		cfg.ListenIP = "127.0.0.1"
+	}
+	if cfg.ListenIP != "" {
+		ip := net.ParseIP(cfg.ListenIP)
+		if ip == nil {
+			return peer.Config{}, fmt.Errorf("messenger: listen address %q is not an IP address", cfg.ListenIP)
+		}
+		proto := "ip4"
+		if ip.To4() == nil {
+			proto = "ip6"
+		}
+		pcfg.ListenAddrs = []string{fmt.Sprintf("/%s/%s/tcp/%d", proto, ip, cfg.Port), fmt.Sprintf("/%s/%s/udp/%d/quic-v1", proto, ip, cfg.Port)}
+	}
+	if cfg.SuperPeer {
+		pcfg.Role = peer.RoleSuperPeer
+		pcfg.Reachability = peer.ReachabilityPublic
+	}
+	return pcfg, nil
 }
 
 func (m *Messenger) loadBoxKey() error {

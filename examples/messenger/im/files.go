@@ -334,27 +334,37 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 			return err
 		}
 	}
+	rep, err := m.placeReceived(f, part, dir, name, t, h.Size, contact)
+	if err != nil {
+		return err
+	}
+	return reply(rep)
+}
+
+// placeReceived checks the whole partial file's hash and moves it into dir
+// as name; the reply says how that went, the error that the stream failed.
+func (m *Messenger) placeReceived(f *os.File, part, dir, name string, t *Transfer, size int64, contact Contact) (fileReply, error) {
 	if err := f.Sync(); err != nil {
-		return reply(fileReply{Err: "receiver's disk refused the file: " + err.Error()})
+		return fileReply{Err: "receiver's disk refused the file: " + err.Error()}, nil
 	}
 	sum, err := fileSHA256(part)
 	if err != nil {
-		return err
+		return fileReply{}, err
 	}
 	if hex.EncodeToString(sum) != t.SHA256 {
 		os.Remove(part)
 		m.progress(t, func(t *Transfer) { t.State, t.Err = "failed", "hash mismatch; starting over" })
-		return reply(fileReply{Err: "hash mismatch"})
+		return fileReply{Err: "hash mismatch"}, nil
 	}
 	f.Close()
 	dst, err := safename.Place(part, dir, name)
 	if err != nil {
 		os.Remove(part)
-		return reply(fileReply{Err: "receiver cannot store files", Final: true})
+		return fileReply{Err: "receiver cannot store files", Final: true}, nil
 	}
-	m.progress(t, func(t *Transfer) { t.State, t.Done, t.Path = "done", h.Size, dst })
-	m.emit(Notice{Text: fmt.Sprintf("received %s from %s (%d bytes, sha256 ok)", name, contact.Label(), h.Size)})
-	return reply(fileReply{Done: true})
+	m.progress(t, func(t *Transfer) { t.State, t.Done, t.Path = "done", size, dst })
+	m.emit(Notice{Text: fmt.Sprintf("received %s from %s (%d bytes, sha256 ok)", name, contact.Label(), size)})
+	return fileReply{Done: true}, nil
 }
 
 func fileSHA256(path string) ([]byte, error) {

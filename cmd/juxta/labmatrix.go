@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/juxta-p2p/juxta/netlab"
+)
+
+type pairKey struct{ a, b natType }
+
+// Summary is a pair's outcome over N trials.
+type Summary struct {
+	A, B           natType
+	Expected       string
+	N              int
+	Direct         int
+	Relayed        int
+	Failed         int
+	ConnectMs      float64 // median time to the first connection
+	TimeToDirectMs float64 // median over direct trials that began relayed
+	RelayedRTTMs   float64 // median
+	DirectRTTMs    float64 // median
+	Outcome        string  // as expected, better, worse
+	Errors         []string
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	return xs[len(xs)/2]
+}
+
+func summarize(trials []Trial) []Summary {
+	groups := map[pairKey][]Trial{}
+	var order []pairKey
+	for _, t := range trials {
+		k := pairKey{t.A, t.B}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], t)
+	}
+	var out []Summary
+	for _, k := range order {
+		ts := groups[k]
+		s := Summary{A: k.a, B: k.b, N: len(ts), Expected: "relayed"}
+		if expectDirect(k.a, k.b) {
+			s.Expected = "direct"
+		}
+		var ttd, rr, dr, cm []float64
+		for _, t := range ts {
+			if t.Connected {
+				cm = append(cm, t.ConnectMs)
+			}
+			switch {
+			case !t.Connected:
+				s.Failed++
+				s.Errors = append(s.Errors, t.Err)
+			case t.FinalPath == "direct":
+				s.Direct++
+				if t.FirstPath == "relayed" {
+					ttd = append(ttd, t.TimeToDirectMs)
+				}
+			default:
+				s.Relayed++
+			}
+			if t.RelayedRTTMs > 0 {
+				rr = append(rr, t.RelayedRTTMs)
+			}
+			if t.DirectRTTMs > 0 {
+				dr = append(dr, t.DirectRTTMs)
+			}
+		}
+		s.ConnectMs, s.TimeToDirectMs, s.RelayedRTTMs, s.DirectRTTMs = median(cm), median(ttd), median(rr), median(dr)
+		switch {
+		case s.Failed > 0:
+			s.Outcome = "worse: some tries failed to connect"
+		case s.Expected == "direct" && s.Direct < s.N:
+			s.Outcome = fmt.Sprintf("worse: %d of %d relayed", s.Relayed, s.N)
+		case s.Expected == "relayed" && s.Direct > 0:
+			s.Outcome = fmt.Sprintf("better: %d of %d direct", s.Direct, s.N)
+		default:
+			s.Outcome = "as expected"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func markdown(w io.Writer, sums []Summary, n int, delay time.Duration) {
+	fmt.Fprintf(w, "| peer A | peer B | expected | direct | relayed | failed | first connection | time to direct | RTT relayed | RTT direct | outcome |\n")
+	fmt.Fprintf(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	f := func(x float64) string {
+		if x == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f ms", x)
+	}
+	for _, s := range sums {
+		fmt.Fprintf(w, "| %s | %s | %s | %d/%d | %d | %d | %s | %s | %s | %s | %s |\n",
+			s.A, s.B, s.Expected, s.Direct, s.N, s.Relayed, s.Failed, f(s.ConnectMs), f(s.TimeToDirectMs), f(s.RelayedRTTMs), f(s.DirectRTTMs), s.Outcome)
+	}
+	fmt.Fprintf(w, "\n%d tries per pair; each router's WAN link adds %s each way; the two super-peers sit on the simulated internet behind 15 ms links. Times are medians from the start of the dial: \"first connection\" is the first path up (relayed for a private peer), \"time to direct\" the moment the direct connection replaced it. \"RTT relayed\" shows only where the hole punch had not finished before the ping.\n", n, delay)
+}
+
+func runMatrix(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("juxta lab matrix", flag.ContinueOnError)
+	fs.SetOutput(out)
+	n := fs.Int("n", 1, "tries per pair")
+	delay := fs.Duration("delay", 25*time.Millisecond, "one-way delay on each router's WAN link")
+	wait := fs.Duration("wait", 10*time.Second, "how long a try waits for a direct connection")
+	types := fs.String("types", "", "comma-separated NAT types (default: all; see 'juxta lab types')")
+	mdFile := fs.String("md", "", "also write the markdown table to this file")
+	asJSON := fs.Bool("json", false, "print every try as JSON instead of the table")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sel := allTypes
+	if *types != "" {
+		sel = nil
+		for _, t := range strings.Split(*types, ",") {
+			if !slices.Contains(allTypes, natType(t)) {
+				return fmt.Errorf("lab: unknown NAT type %q (see 'juxta lab types')", t)
+			}
+			sel = append(sel, natType(t))
+		}
+	}
+	if err := netlab.Cleanup(); err != nil && errors.Is(err, netlab.ErrNotRoot) {
+		return err
+	}
+	var trials []Trial
+	for i, a := range sel {
+		for _, b := range sel[i:] {
+			for try := range *n {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				tr := runTrial(ctx, a, b, *delay, *wait)
+				fmt.Fprintf(os.Stderr, "%-16s %-16s try %d: %s", a, b, try+1, orDash(tr.FinalPath))
+				if tr.Err != "" {
+					fmt.Fprintf(os.Stderr, " (%s)", tr.Err)
+				}
+				fmt.Fprintln(os.Stderr)
+				trials = append(trials, tr)
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(trials)
+	}
+	sums := summarize(trials)
+	markdown(out, sums, *n, *delay)
+	if *mdFile != "" {
+		var b strings.Builder
+		markdown(&b, sums, *n, *delay)
+		if err := os.WriteFile(*mdFile, []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, s := range sums {
+		if s.Failed > 0 {
+			return fmt.Errorf("lab: %s × %s failed to connect %d of %d times", s.A, s.B, s.Failed, s.N)
+		}
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
