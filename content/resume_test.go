@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,34 +21,70 @@ import (
 const helperEnv = "JUXTA_CONTENT_HELPER"
 
 func helperMain() int {
-	ctx := context.Background()
-	p, err := peer.New(ctx, peer.TestConfig())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer p.Close()
-	s, err := New(ctx, Config{Peer: p, Dir: os.Getenv("JXC_DIR"), NoAnnounce: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer s.Close()
-	inv, err := peer.ParseInvite(os.Getenv("JXC_PROVIDER"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	id, err := ParseID(os.Getenv("JXC_ID"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if _, err := s.Fetch(ctx, id, os.Getenv("JXC_DST"), WithProviders(inv.Peer), OnlyProviders()); err != nil {
+	if err := runHelper(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// runHelper is a content peer in a child process. JXC_MODE=seed adds
+// JXC_SRC, prints "invite: <invite>" and serves until stdin closes;
+// otherwise it fetches JXC_ID into JXC_DST from the providers whose invites
+// JXC_PROVIDER holds (space-separated) and prints "done <seconds>".
+// JXC_LISTEN, if set, is its listen address (in a netlab namespace).
+func runHelper(ctx context.Context) error {
+	pc := peer.TestConfig()
+	if l := os.Getenv("JXC_LISTEN"); l != "" {
+		pc.ListenAddrs = []string{l}
+	}
+	p, err := peer.New(ctx, pc)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	s, err := New(ctx, Config{Peer: p, Dir: os.Getenv("JXC_DIR"), NoAnnounce: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if os.Getenv("JXC_MODE") == "seed" {
+		if _, err := s.Add(ctx, os.Getenv("JXC_SRC")); err != nil {
+			return err
+		}
+		fmt.Println("invite:", p.Invite())
+		io.Copy(io.Discard, os.Stdin)
+		return nil
+	}
+	var provs []peer.Addr
+	for _, f := range strings.Fields(os.Getenv("JXC_PROVIDER")) {
+		inv, err := peer.ParseInvite(f)
+		if err != nil {
+			return err
+		}
+		provs = append(provs, inv.Peer)
+	}
+	id, err := ParseID(os.Getenv("JXC_ID"))
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if os.Getenv("JXC_VERBOSE") != "" {
+		sub := s.Subscribe(ctx, 256)
+		defer sub.Cancel()
+		go func() {
+			for ev := range sub.C {
+				if p, ok := ev.(Progress); ok {
+					fmt.Fprintf(os.Stderr, "%.2fs %d/%d pieces %.1f MB/s peers %d\n", time.Since(start).Seconds(), p.Pieces, p.TotalPieces, p.Rate/1e6, len(p.Peers))
+				}
+			}
+		}()
+	}
+	if _, err := s.Fetch(ctx, id, os.Getenv("JXC_DST"), WithProviders(provs...), OnlyProviders()); err != nil {
+		return err
+	}
+	fmt.Println("done", time.Since(start).Seconds())
+	return nil
 }
 
 // piecesDone counts the pieces a state file marks as written.

@@ -1,0 +1,153 @@
+package content
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/juxta-p2p/juxta/netlab"
+)
+
+// labPeer is a helper process (runHelper) on a netlab host.
+type labPeer struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+	errb  *strings.Builder
+}
+
+func startLabPeer(t *testing.T, ctx context.Context, lab *netlab.Lab, host string, env ...string) *labPeer {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=1",
+		"JXC_LISTEN=/ip4/" + lab.Host(host).Addr().String() + "/tcp/0"}, env...)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := &labPeer{cmd: cmd, stdin: stdin, lines: make(chan string, 16), errb: &strings.Builder{}}
+	cmd.Stderr = lp.errb
+	if err := lab.Host(host).Start(ctx, cmd); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(lp.lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lp.lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return lp
+}
+
+// line waits for the helper's next line starting with prefix and returns the rest.
+func (lp *labPeer) line(t *testing.T, prefix string, wait time.Duration) string {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		select {
+		case l, ok := <-lp.lines:
+			if !ok {
+				t.Fatalf("helper ended before %q: %s", prefix, lp.errb.String())
+			}
+			if rest, ok := strings.CutPrefix(l, prefix); ok {
+				return strings.TrimSpace(rest)
+			}
+		case <-deadline:
+			t.Fatalf("no %q from the helper in %v: %s", prefix, wait, lp.errb.String())
+		}
+	}
+}
+
+// TestLabManySeedersIntoOne is acceptance 4b and 4c: four seeders with
+// 20 Mbit/s uplinks into one leecher with a 100 Mbit/s link finish at least
+// 3.3× faster than from one of them alone (the bound is 4×, the leecher's
+// link allowing 80 Mbit/s); and a fifth seeder on a 1 Mbit/s link delays
+// that by at most 10%: the endgame asks the fast seeders for the pieces the
+// slow one sits on. Links are netlab's rate caps; every peer is a process of
+// its own in its own namespace. JUXTA_LONG=1 moves 128 MiB instead of 48.
+func TestLabManySeedersIntoOne(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("netlab needs root (network namespaces, netlink, nftables): run the tests as root, as CI does")
+	}
+	if testing.Short() {
+		t.Skip("builds a lab")
+	}
+	size := 48 << 20
+	if os.Getenv("JUXTA_LONG") != "" {
+		size = 128 << 20
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	const seedRate, leechRate, slowRate = 20_000_000, 100_000_000, 1_000_000
+	spec := netlab.Spec{Hosts: []netlab.HostSpec{{Name: "leech", Link: netlab.Link{Rate: leechRate}}}}
+	for i := range 4 {
+		spec.Hosts = append(spec.Hosts, netlab.HostSpec{Name: fmt.Sprint("seed", i), Link: netlab.Link{Rate: seedRate}})
+	}
+	spec.Hosts = append(spec.Hosts, netlab.HostSpec{Name: "slow", Link: netlab.Link{Rate: slowRate}})
+	lab, err := netlab.New(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	base := t.TempDir()
+	src := writeRandom(t, base, "src", size, 77)
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := hashContent(ctx, bytesReader(data), int64(size), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = nil
+	var invites []string
+	for _, host := range []string{"seed0", "seed1", "seed2", "seed3", "slow"} {
+		sp := startLabPeer(t, ctx, lab, host, "JXC_MODE=seed", "JXC_SRC="+src, "JXC_DIR="+filepath.Join(base, host))
+		invites = append(invites, sp.line(t, "invite:", 2*time.Minute))
+	}
+	fetch := func(run string, provs []string) float64 {
+		dir := filepath.Join(base, run)
+		fp := startLabPeer(t, ctx, lab, "leech", "JXC_DIR="+dir, "JXC_DST="+filepath.Join(dir, "copy"),
+			"JXC_ID="+id.String(), "JXC_PROVIDER="+strings.Join(provs, " "))
+		secs, err := strconv.ParseFloat(fp.line(t, "done", 6*time.Minute), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameFile(t, src, filepath.Join(dir, "copy"))
+		if os.Getenv("JXC_VERBOSE") != "" {
+			t.Logf("%s:\n%s", run, fp.errb.String())
+		}
+		return secs
+	}
+	one := fetch("one", invites[:1])
+	four := fetch("four", invites[:4])
+	withSlow := fetch("four-and-slow", invites)
+	ideal := float64(size) * 8 / seedRate
+	t.Logf("%d MiB: one 20 Mbit/s seeder %.1fs (link-bound %.1fs), four %.1fs (link-bound %.1fs): %.2f× faster (target ≥ 3.3×)",
+		size>>20, one, ideal, four, float64(size)*8/(4*seedRate), one/four)
+	t.Logf("four and a 1 Mbit/s seeder: %.1fs, %+.1f%% (target ≤ +10%%)", withSlow, (withSlow/four-1)*100)
+	if one/four < 3.3 {
+		t.Errorf("four seeders were only %.2f× faster than one", one/four)
+	}
+	if withSlow > 1.1*four {
+		t.Errorf("a 1 Mbit/s seeder among four delayed completion by %.0f%%", (withSlow/four-1)*100)
+	}
+}
