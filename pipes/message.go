@@ -1,7 +1,6 @@
 package pipes
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -12,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	pool "github.com/libp2p/go-buffer-pool"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-msgio"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/juxta-p2p/juxta/peer"
@@ -89,9 +88,9 @@ type MsgConn struct {
 	wmu sync.Mutex // serialises writes to the current stream
 
 	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced on every state change; guarded by mu
+	changed  chan struct{} // closed and replaced on a state change someone waits for; guarded by mu
+	waiting  bool          // someone waits on changed; guarded by mu
 	str      network.Stream
-	w        msgio.WriteCloser
 	gen      int       // stream generation; guarded by mu
 	broken   bool      // the current stream failed; guarded by mu
 	lostAt   time.Time // when the stream broke; guarded by mu
@@ -102,18 +101,22 @@ type MsgConn struct {
 	recvSeq  uint64    // highest delivered in order
 	ackOwed  int       // messages delivered since our last ack
 	ackTimer *time.Timer
-	ackBusy  bool     // an ack goroutine is running; guarded by mu
-	inqBytes int      // bytes in inq; guarded by mu
-	inq      [][]byte // delivered, not yet read
-	eof      bool     // the other side closed
-	closed   bool     // Close was called
-	err      error    // terminal error
+	ackArmed bool          // ackTimer is running; guarded by mu
+	ackKick  chan struct{} // wakes ackLoop (reliable pipes); capacity 1
+	inqBytes int           // bytes in inq; guarded by mu
+	inq      [][]byte      // delivered, not yet read
+	eof      bool          // the other side closed
+	closed   bool          // Close was called
+	err      error         // terminal error
 	wg       sync.WaitGroup
 }
 
+// outMsg is a sent message kept for resending: its whole frame as written,
+// and the size of its payload.
 type outMsg struct {
-	seq  uint64
-	data []byte
+	seq   uint64
+	frame []byte
+	size  int
 }
 
 func (s *Service) newMsgConn(id string, remote peer.ID, cfg MessageConfig, reliable, dialer bool, sid [sidLen]byte) *MsgConn {
@@ -123,6 +126,11 @@ func (s *Service) newMsgConn(id string, remote peer.ID, cfg MessageConfig, relia
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	s.track(c, func() { c.Close() })
+	if reliable {
+		c.ackKick = make(chan struct{}, 1)
+		c.wg.Add(1)
+		go c.ackLoop()
+	}
 	return c
 }
 
@@ -161,13 +169,22 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 	if len(msg) > c.cfg.MaxMessage {
 		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), c.cfg.MaxMessage)
 	}
-	data := bytes.Clone(msg)
+	// The one copy of msg: into its frame, which a reliable pipe also keeps
+	// for resending; an unreliable pipe borrows a pooled buffer.
+	var buf []byte
+	if c.reliable {
+		buf = make([]byte, maxHeader+len(msg))
+	} else {
+		buf = pool.Get(maxHeader + len(msg))
+		defer pool.Put(buf)
+	}
+	frameBuf(buf, msg)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
 	for c.reliable && c.err == nil && !c.closed &&
-		(len(c.unacked) >= c.cfg.Window || (c.ubytes > 0 && c.ubytes+len(data) > c.cfg.WindowBytes)) {
-		ch := c.changed
+		(len(c.unacked) >= c.cfg.Window || (c.ubytes > 0 && c.ubytes+len(msg) > c.cfg.WindowBytes)) {
+		ch := c.waitChLocked()
 		c.mu.Unlock()
 		c.wmu.Unlock()
 		select {
@@ -187,12 +204,15 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 	if c.reliable {
 		seq = c.nextSeq
 		c.nextSeq++
-		c.unacked = append(c.unacked, outMsg{seq, data})
-		c.ubytes += len(data)
 	}
-	w, gen, broken := c.w, c.gen, c.broken
+	frame := sealFrame(buf, fData, seq)
+	if c.reliable {
+		c.unacked = append(c.unacked, outMsg{seq, frame, len(msg)})
+		c.ubytes += len(msg)
+	}
+	str, gen, broken := c.str, c.gen, c.broken
 	c.mu.Unlock()
-	if broken || w == nil {
+	if broken || str == nil {
 		if c.reliable {
 			return seq, nil // resent on resume
 		}
@@ -201,12 +221,12 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 	// ctx bounds the write too: a peer that stops reading must not hold Send
 	// (and wmu) forever. On a reliable pipe the message stays in the resend
 	// buffer and goes out again on the resumed stream.
-	c.mu.Lock()
-	str := c.str
-	c.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { _ = str.SetWriteDeadline(time.Now()) })
-	err := w.WriteMsg(dataFrame(seq, data))
-	if !stop() {
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = str.SetWriteDeadline(time.Now()) })
+	}
+	_, err := str.Write(frame)
+	if stop != nil && !stop() {
 		_ = str.SetWriteDeadline(time.Time{})
 	}
 	if err != nil {
@@ -230,7 +250,7 @@ func (c *MsgConn) WaitDelivered(ctx context.Context, seq uint64) error {
 			c.mu.Unlock()
 			return err
 		}
-		ch := c.changed
+		ch := c.waitChLocked()
 		c.mu.Unlock()
 		select {
 		case <-ch:
@@ -271,7 +291,7 @@ func (c *MsgConn) Recv(ctx context.Context) ([]byte, error) {
 			c.mu.Unlock()
 			return nil, err
 		}
-		ch := c.changed
+		ch := c.waitChLocked()
 		c.mu.Unlock()
 		select {
 		case <-ch:
@@ -315,18 +335,18 @@ func (c *MsgConn) Close() error {
 		return fmt.Errorf("pipes: close: %w", net.ErrClosed)
 	}
 	c.closed = true
-	str, w := c.str, c.w
+	str := c.str
 	if c.ackTimer != nil {
 		c.ackTimer.Stop()
 	}
 	c.signalLocked()
 	c.mu.Unlock()
-	if w != nil {
+	if str != nil {
 		// A write stuck on a peer that stopped reading holds wmu: bound it
 		// before waiting for the lock.
 		_ = str.SetWriteDeadline(time.Now().Add(time.Second))
 		c.wmu.Lock()
-		_ = w.WriteMsg([]byte{fClose})
+		_, _ = str.Write(smallFrame(fClose, 0, false))
 		c.wmu.Unlock()
 		_ = str.CloseWrite()
 		// The other side closes its end on fClose; do not wait for it long.
@@ -346,7 +366,20 @@ func (c *MsgConn) forget() {
 	c.s.untrack(c)
 }
 
+// waitChLocked returns the channel that the next state change closes, and
+// marks that someone waits on it.
+func (c *MsgConn) waitChLocked() chan struct{} {
+	c.waiting = true
+	return c.changed
+}
+
+// signalLocked wakes whoever waits for a state change. With no one waiting,
+// as on a busy pipe whose Recv keeps finding messages, it costs nothing.
 func (c *MsgConn) signalLocked() {
+	if !c.waiting {
+		return
+	}
+	c.waiting = false
 	close(c.changed)
 	c.changed = make(chan struct{})
 }

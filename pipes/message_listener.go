@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-msgio"
 
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -98,14 +97,13 @@ func (l *MsgListener) handle(str network.Stream) {
 		return
 	}
 	_ = str.SetDeadline(time.Now().Add(10 * time.Second))
-	r := msgio.NewVarintReaderSize(str, l.cfg.MaxMessage+frameOverhead)
-	b, err := r.ReadMsg()
+	r := newFrameReader(str, l.cfg.MaxMessage+frameOverhead)
+	b, err := r.next()
 	if err != nil {
 		str.Reset()
 		return
 	}
 	h, err := parseHello(b)
-	r.ReleaseMsg(b)
 	if err != nil {
 		str.Reset()
 		return
@@ -119,8 +117,7 @@ func (l *MsgListener) handle(str network.Stream) {
 		c := l.s.sessions[key]
 		l.s.mu.Unlock()
 		if c == nil {
-			w := msgio.NewVarintWriter(str)
-			_ = w.WriteMsg([]byte{fRefuse})
+			_, _ = str.Write(smallFrame(fRefuse, 0, false))
 			str.Close()
 			return
 		}
@@ -130,7 +127,7 @@ func (l *MsgListener) handle(str network.Stream) {
 	c := l.s.newMsgConn(l.id, remote, l.cfg, flags&helloReliable != 0, false, sid)
 	if c.reliable && !l.s.addSession(key, remote, c) {
 		c.Close()
-		_ = msgio.NewVarintWriter(str).WriteMsg([]byte{fRefuse})
+		_, _ = str.Write(smallFrame(fRefuse, 0, false))
 		str.Close()
 		return
 	}

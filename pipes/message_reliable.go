@@ -1,22 +1,12 @@
 package pipes
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-msgio"
 )
-
-func dataFrame(seq uint64, data []byte) []byte {
-	f := make([]byte, 0, frameOverhead+len(data))
-	f = append(f, fData)
-	f = binary.AppendUvarint(f, seq)
-	return append(f, data...)
-}
 
 func (c *MsgConn) ackLocked(n uint64) {
 	if n <= c.acked {
@@ -28,28 +18,29 @@ func (c *MsgConn) ackLocked(n uint64) {
 	c.acked = n
 	i := 0
 	for i < len(c.unacked) && c.unacked[i].seq <= n {
-		c.ubytes -= len(c.unacked[i].data)
+		c.ubytes -= c.unacked[i].size
+		c.unacked[i] = outMsg{} // the frame's memory goes now, not at the next append
 		i++
 	}
-	c.unacked = append(c.unacked[:0], c.unacked[i:]...)
+	// Drop the front without moving the rest: append reallocates once the
+	// array's end is reached, copying only what is still unacknowledged.
+	c.unacked = c.unacked[i:]
 	c.signalLocked()
 }
 
 // read runs one stream generation's reader.
-func (c *MsgConn) read(gen int, str network.Stream, r msgio.ReadCloser) {
+func (c *MsgConn) read(gen int, str network.Stream, r *frameReader) {
 	defer c.wg.Done()
 	for {
-		b, err := r.ReadMsg()
+		b, err := r.next()
 		if err != nil {
-			if errors.Is(err, msgio.ErrMsgTooLarge) {
+			if errors.Is(err, errFrameTooLarge) {
 				c.s.log.Debug("oversized frame; stream reset", "peer", c.remote, "pipe", c.id)
 			}
 			c.breakStream(gen, err)
 			return
 		}
-		ok := c.frame(gen, str, b)
-		r.ReleaseMsg(b)
-		if !ok {
+		if !c.frame(gen, str, b) {
 			return
 		}
 	}
@@ -64,7 +55,7 @@ func (c *MsgConn) frame(gen int, str network.Stream, b []byte) bool {
 	}
 	switch typ {
 	case fData:
-		return c.deliver(gen, n, bytes.Clone(data))
+		return c.deliver(gen, n, data) // b is ours: Recv hands data out as is
 	case fAck:
 		c.mu.Lock()
 		c.ackLocked(n)
@@ -92,7 +83,7 @@ func (c *MsgConn) deliver(gen int, seq uint64, data []byte) bool {
 			c.mu.Unlock()
 			return false
 		}
-		ch := c.changed
+		ch := c.waitChLocked()
 		c.mu.Unlock()
 		<-ch
 		c.mu.Lock()
@@ -105,7 +96,7 @@ func (c *MsgConn) deliver(gen int, seq uint64, data []byte) bool {
 		if seq != c.recvSeq+1 {
 			// A duplicate from a resend: drop it, but ack so the sender
 			// frees its buffer.
-			c.owedAckLocked(gen, true)
+			c.owedAckLocked(true)
 			c.mu.Unlock()
 			return true
 		}
@@ -115,67 +106,97 @@ func (c *MsgConn) deliver(gen int, seq uint64, data []byte) bool {
 	c.inqBytes += len(data)
 	c.signalLocked()
 	if c.reliable {
-		c.owedAckLocked(gen, false)
+		c.owedAckLocked(false)
 	}
 	c.mu.Unlock()
 	return true
 }
 
 // Acks are cumulative and coalesced: one per ackEvery messages, or after
-// ackDelay, whichever comes first.
+// ackDelay, whichever comes first. One goroutine per reliable connection
+// (ackLoop) writes them, always the latest count, so that the reader never
+// blocks on a write (two peers whose readers each waited to write an ack to
+// the other, while neither read, would deadlock) and no ack waits for a
+// goroutine to start.
 const (
 	ackEvery = 32
 	ackDelay = 5 * time.Millisecond
 )
 
-func (c *MsgConn) owedAckLocked(gen int, now bool) {
+func (c *MsgConn) owedAckLocked(now bool) {
 	c.ackOwed++
 	if now || c.ackOwed >= ackEvery {
 		c.ackOwed = 0
-		if !c.ackBusy { // at most one ack in flight; it sends the latest recvSeq
-			c.ackBusy = true
-			c.sendAckAsync(gen)
-		}
+		c.kickAck()
 		return
 	}
+	if c.ackArmed {
+		return
+	}
+	c.ackArmed = true
 	if c.ackTimer == nil {
-		c.ackTimer = time.AfterFunc(ackDelay, func() {
-			c.mu.Lock()
-			c.ackTimer = nil
-			owed, seq, g := c.ackOwed, c.recvSeq, c.gen
-			c.ackOwed = 0
-			c.mu.Unlock()
-			if owed > 0 {
-				c.sendAck(g, seq)
-			}
-		})
+		c.ackTimer = time.AfterFunc(ackDelay, c.ackTimeout)
+	} else {
+		c.ackTimer.Reset(ackDelay)
 	}
 }
 
-func (c *MsgConn) sendAckAsync(gen int) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.mu.Lock()
-		seq := c.recvSeq
-		c.mu.Unlock()
-		c.sendAck(gen, seq)
-		c.mu.Lock()
-		c.ackBusy = false
-		c.mu.Unlock()
-	}()
+func (c *MsgConn) ackTimeout() {
+	c.mu.Lock()
+	c.ackArmed = false
+	owed := c.ackOwed
+	c.ackOwed = 0
+	c.mu.Unlock()
+	if owed > 0 {
+		c.kickAck()
+	}
 }
 
-func (c *MsgConn) sendAck(gen int, seq uint64) {
+// kickAck asks ackLoop for an ack; it never blocks.
+func (c *MsgConn) kickAck() {
+	select {
+	case c.ackKick <- struct{}{}:
+	default: // one is pending; it will carry the latest count
+	}
+}
+
+// ackLoop writes the acks of a reliable connection until it ends.
+func (c *MsgConn) ackLoop() {
+	defer c.wg.Done()
+	var sent uint64 // acked on stream generation sentGen
+	sentGen := -1
+	for {
+		select {
+		case <-c.ackKick:
+		case <-c.ctx.Done():
+			return
+		}
+		c.mu.Lock()
+		seq, gen := c.recvSeq, c.gen
+		c.mu.Unlock()
+		if seq == 0 || (seq == sent && gen == sentGen) {
+			continue
+		}
+		if c.sendAck(gen, seq) {
+			sent, sentGen = seq, gen
+		}
+	}
+}
+
+// sendAck writes an ack of seq on stream generation gen, if it is still the
+// current one, and reports whether it did.
+func (c *MsgConn) sendAck(gen int, seq uint64) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
-	w, cur, broken := c.w, c.gen, c.broken
+	str, cur, broken := c.str, c.gen, c.broken
 	c.mu.Unlock()
-	if w == nil || cur != gen || broken {
-		return
+	if str == nil || cur != gen || broken {
+		return false
 	}
-	if err := w.WriteMsg(binary.AppendUvarint([]byte{fAck}, seq)); err != nil {
+	if _, err := str.Write(smallFrame(fAck, seq, true)); err != nil {
 		c.breakStream(gen, err)
+		return false
 	}
+	return true
 }

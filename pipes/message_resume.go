@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-msgio"
 
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -36,15 +35,14 @@ func (c *MsgConn) connect(ctx context.Context, resume bool) error {
 	c.mu.Lock()
 	recv := c.recvSeq
 	c.mu.Unlock()
-	hello := append([]byte{fHello, flags}, c.sid[:]...)
+	hello := append([]byte{flags}, c.sid[:]...)
 	hello = binary.AppendUvarint(hello, recv)
-	w := msgio.NewVarintWriter(str)
-	r := msgio.NewVarintReaderSize(str, c.cfg.MaxMessage+frameOverhead)
-	if err := w.WriteMsg(hello); err != nil {
+	r := newFrameReader(str, c.cfg.MaxMessage+frameOverhead)
+	if err := writeFrame(str, fHello, hello); err != nil {
 		str.Reset()
 		return err
 	}
-	b, err := r.ReadMsg()
+	b, err := r.next()
 	if err != nil {
 		str.Reset()
 		return fmt.Errorf("hello: %w", err)
@@ -58,7 +56,6 @@ func (c *MsgConn) connect(ctx context.Context, resume bool) error {
 		return fmt.Errorf("%w: bad hello answer", ErrSessionLost)
 	}
 	peerRecv, n := binary.Uvarint(b[1:])
-	r.ReleaseMsg(b)
 	if n <= 0 {
 		str.Reset()
 		return fmt.Errorf("%w: bad hello answer", ErrSessionLost)
@@ -71,7 +68,7 @@ func (c *MsgConn) connect(ctx context.Context, resume bool) error {
 // attach makes str the connection's stream: it answers the hello (listener
 // side), drops what the other side already has, resends the rest in order, and
 // starts the reader.
-func (c *MsgConn) attach(str network.Stream, r msgio.ReadCloser, peerRecv uint64, answer bool) {
+func (c *MsgConn) attach(str network.Stream, r *frameReader, peerRecv uint64, answer bool) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
@@ -83,11 +80,10 @@ func (c *MsgConn) attach(str network.Stream, r msgio.ReadCloser, peerRecv uint64
 	old := c.str
 	c.gen++
 	gen := c.gen
-	c.str, c.w, c.broken = str, msgio.NewVarintWriter(str), false
+	c.str, c.broken = str, false
 	c.ackLocked(peerRecv)
 	resend := append([]outMsg(nil), c.unacked...)
 	recv := c.recvSeq
-	w := c.w
 	c.signalLocked()
 	c.mu.Unlock()
 	if old != nil {
@@ -99,13 +95,13 @@ func (c *MsgConn) attach(str network.Stream, r msgio.ReadCloser, peerRecv uint64
 	_ = str.SetWriteDeadline(time.Now().Add(resendTimeout))
 	var err error
 	if answer {
-		err = w.WriteMsg(binary.AppendUvarint([]byte{fHelloAck}, recv))
+		_, err = str.Write(smallFrame(fHelloAck, recv, true))
 	}
 	for _, m := range resend {
 		if err != nil {
 			break
 		}
-		err = w.WriteMsg(dataFrame(m.seq, m.data))
+		_, err = str.Write(m.frame) // sealed with its sequence number on Send
 	}
 	_ = str.SetWriteDeadline(time.Time{})
 	c.wg.Add(1)
@@ -187,7 +183,7 @@ func (c *MsgConn) awaitResume(gen int, cause error) {
 	for {
 		c.mu.Lock()
 		back := c.gen != gen || c.closed || c.err != nil
-		ch := c.changed
+		ch := c.waitChLocked()
 		c.mu.Unlock()
 		if back {
 			return
