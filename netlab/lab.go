@@ -260,60 +260,9 @@ func (l *Lab) build(ctx context.Context, carrier map[string]bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		r := &Router{nat: rs.NAT, lan: rs.LAN.Masked(), carrier: carrier[rs.Name]}
-		if !rs.Stack.v4() {
-			r.lan = netip.Prefix{}
-		} else if !r.lan.IsValid() {
-			if r.carrier {
-				r.lan = netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(i + 1), 0}), 24)
-			} else {
-				r.lan = netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(i + 1), 0}), 24)
-			}
-		}
-		if rs.Upstream != "" {
-			r.upstream = l.routers[rs.Upstream]
-		}
-		up := segs[rs.Upstream]
-		if r.lan.Overlaps(up.prefix) {
-			return fmt.Errorf("%w: router %q: LAN %v overlaps its upstream's network %v", ErrBadSpec, rs.Name, r.lan, up.prefix)
-		}
-		if r.Namespace, err = l.newNamespace(rs.Name); err != nil {
+		r, err := l.buildRouter(i, rs, carrier[rs.Name], segs)
+		if err != nil {
 			return err
-		}
-		if err := r.sysctl("net.ipv4.ip_forward", "1"); err != nil {
-			return fmt.Errorf("netlab: %s: enable forwarding: %w", rs.Name, err)
-		}
-		r.Namespace.stack = rs.Stack
-		if r.wan, err = l.attach(up, r.Namespace, wanIf, rs.WAN); err != nil {
-			return err
-		}
-		if up == inetSeg && !rs.Stack.v6() {
-			_ = r.sysctl("net.ipv6.conf."+wanIf+".disable_ipv6", "1")
-		}
-		var gw, first netip.Addr
-		if r.lan.IsValid() {
-			gw = r.lan.Masked().Addr().Next()
-			first = gw.Next()
-			if r.lan.Bits() <= 27 {
-				for range 8 { // hosts from .10, as a home router's DHCP might
-					first = first.Next()
-				}
-			}
-		}
-		var gwp netip.Prefix
-		if gw.IsValid() {
-			gwp = netip.PrefixFrom(gw, r.lan.Bits())
-		}
-		if segs[rs.Name], err = l.newSegment(r.Namespace, lanIf, gwp, first); err != nil {
-			return err
-		}
-		if err := installNAT(r.Namespace, rs.NAT); err != nil {
-			return fmt.Errorf("netlab: %s: nftables: %w", rs.Name, err)
-		}
-		if rs.Stack.v6() {
-			if err := l.homeIPv6(r, i, segs[rs.Name]); err != nil {
-				return err
-			}
 		}
 		l.routers[rs.Name] = r
 	}
@@ -336,6 +285,68 @@ func (l *Lab) build(ctx context.Context, carrier map[string]bool) error {
 		l.hosts[hs.Name] = h
 	}
 	return nil
+}
+
+// buildRouter builds the router rs at position i in Spec.Routers, with its
+// LAN segment in segs.
+func (l *Lab) buildRouter(i int, rs RouterSpec, carrier bool, segs map[string]*segment) (*Router, error) {
+	r := &Router{nat: rs.NAT, lan: rs.LAN.Masked(), carrier: carrier}
+	if !rs.Stack.v4() {
+		r.lan = netip.Prefix{}
+	} else if !r.lan.IsValid() {
+		if r.carrier {
+			r.lan = netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(i + 1), 0}), 24)
+		} else {
+			r.lan = netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(i + 1), 0}), 24)
+		}
+	}
+	if rs.Upstream != "" {
+		r.upstream = l.routers[rs.Upstream]
+	}
+	up := segs[rs.Upstream]
+	if r.lan.Overlaps(up.prefix) {
+		return nil, fmt.Errorf("%w: router %q: LAN %v overlaps its upstream's network %v", ErrBadSpec, rs.Name, r.lan, up.prefix)
+	}
+	var err error
+	if r.Namespace, err = l.newNamespace(rs.Name); err != nil {
+		return nil, err
+	}
+	if err := r.sysctl("net.ipv4.ip_forward", "1"); err != nil {
+		return nil, fmt.Errorf("netlab: %s: enable forwarding: %w", rs.Name, err)
+	}
+	r.Namespace.stack = rs.Stack
+	if r.wan, err = l.attach(up, r.Namespace, wanIf, rs.WAN); err != nil {
+		return nil, err
+	}
+	if rs.Upstream == "" && !rs.Stack.v6() {
+		_ = r.sysctl("net.ipv6.conf."+wanIf+".disable_ipv6", "1")
+	}
+	var gw, first netip.Addr
+	if r.lan.IsValid() {
+		gw = r.lan.Masked().Addr().Next()
+		first = gw.Next()
+		if r.lan.Bits() <= 27 {
+			for range 8 { // hosts from .10, as a home router's DHCP might
+				first = first.Next()
+			}
+		}
+	}
+	var gwp netip.Prefix
+	if gw.IsValid() {
+		gwp = netip.PrefixFrom(gw, r.lan.Bits())
+	}
+	if segs[rs.Name], err = l.newSegment(r.Namespace, lanIf, gwp, first); err != nil {
+		return nil, err
+	}
+	if err := installNAT(r.Namespace, rs.NAT); err != nil {
+		return nil, fmt.Errorf("netlab: %s: nftables: %w", rs.Name, err)
+	}
+	if rs.Stack.v6() {
+		if err := l.homeIPv6(r, i, segs[rs.Name]); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // Host returns the host with this name, or nil.

@@ -68,6 +68,7 @@ type PathReport struct {
 	TimeToDirectMs float64 `json:"time_to_direct_ms,omitempty"`
 	RelayedRTTMs   float64 `json:"relayed_rtt_ms,omitempty"`
 	DirectRTTMs    float64 `json:"direct_rtt_ms,omitempty"`
+	DirectVia      string  `json:"direct_via,omitempty"` // ip6 or ip4: the direct path's IP version (ip6 if any is)
 	HolePunches    int     `json:"hole_punches"`
 }
 
@@ -215,6 +216,9 @@ func classify(rep *Report, p *peer.Peer, obs []ma.Multiaddr) {
 			return
 		}
 		rep.Reachability, rep.Mapping = "public", "none"
+		if rep.Filtering == peer.FilteringAddressDependent || rep.Filtering == peer.FilteringAddressPortDependent {
+			rep.Reachability = "firewalled" // a public address behind a stateful firewall (IPv6 homes)
+		}
 		return
 	}
 	rep.Reachability = "private"
@@ -280,6 +284,7 @@ func checkPath(ctx context.Context, p *peer.Peer, sub *event.Subscription[peer.E
 		}
 	}
 	pr.FinalPath = p.PathTo(id).String()
+	pr.DirectVia = directVia(p, id)
 	if pr.FinalPath == "direct" {
 		if rtt, err := pingOnce(ctx, p, id); err == nil {
 			pr.DirectRTTMs = ms(rtt)
@@ -316,6 +321,8 @@ func verdict(rep *Report) {
 		rep.Advice = append(rep.Advice, "To learn what your NAT does, give super-peers with public addresses (-superpeer).")
 	case rep.Reachability == "public":
 		rep.Verdict = "You are reachable directly: other peers can dial you, and you can serve as a super-peer."
+	case rep.Reachability == "firewalled":
+		rep.Verdict = "You have a public address behind a stateful firewall (no NAT), as IPv6 homes do: nobody can dial you unasked, but hole punching works, so your chats go direct after a first moment through a relay."
 	case rep.Mapping == "endpoint-independent":
 		rep.Verdict = "You are behind a NAT that keeps one public port per socket: hole punching works, so your chats go direct after a first moment through a relay."
 		if rep.Filtering == peer.FilteringAddressPortDependent {
@@ -336,13 +343,13 @@ func verdict(rep *Report) {
 	switch rep.Reachability {
 	case "public":
 		rep.DirectTo = peerKinds
-	case "private":
+	case "private", "firewalled":
 		rep.DirectTo, rep.RelayedTo = reachDirect(rep.Mapping, rep.Filtering)
 	}
 	if strings.HasPrefix(rep.IPv6, "yes") {
 		rep.Advice = append(rep.Advice, "You have IPv6: peers that have it too are reached directly over it, through your router's firewall by hole punching.")
 	}
-	if rep.Reachability == "private" && len(rep.Relays) == 0 {
+	if (rep.Reachability == "private" || rep.Reachability == "firewalled") && len(rep.Relays) == 0 {
 		rep.Advice = append(rep.Advice, "No relay reservation: peers that cannot punch through will not reach you. Check that the super-peers are reachable.")
 	}
 	if rep.Path != nil {

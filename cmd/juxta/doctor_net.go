@@ -14,7 +14,6 @@ import (
 // Failing to reach a super-peer over UDP/IPv4 is a problem; anything else
 // that could not be measured is a note.
 func netReport(rep *Report, nc peer.NetCheck, superPeers int) []ma.Multiaddr {
-	var obs []ma.Multiaddr
 	rep.IPv6 = "none (no public IPv6 address)"
 	for _, c := range nc.Checks {
 		nr := NetReport{Network: c.Network, Mapping: c.Mapping, Filtering: c.Filtering}
@@ -25,23 +24,31 @@ func netReport(rep *Report, nc peer.NetCheck, superPeers int) []ma.Multiaddr {
 		for _, pb := range c.Problems {
 			rep.Notes = append(rep.Notes, c.Network+": "+pb)
 		}
-		switch c.Network {
-		case "udp4":
-			for _, o := range c.Observed {
-				a, err := ma.NewMultiaddr(o.Addr)
-				if err != nil {
-					continue
-				}
-				obs = append(obs, a)
-				rep.Observed = append(rep.Observed, Observation{SuperPeer: o.SuperPeer.String(), Addr: a.String(), Transport: transportOf(a)})
-			}
-			rep.Filtering = c.Filtering
-			if len(c.Observed) < superPeers {
-				rep.Problems = append(rep.Problems, c.Problems...)
-			}
-		case "udp6":
+		if c.Network == "udp6" {
 			rep.IPv6 = ipv6Summary(c)
 		}
+	}
+	// UDP over IPv4 decides, or over IPv6 on a host that reached no
+	// super-peer over IPv4 (an IPv6-only home).
+	primary, ok := nc.Check("udp4")
+	if c6, ok6 := nc.Check("udp6"); ok6 && len(c6.Observed) > len(primary.Observed) {
+		primary, ok = c6, true
+	}
+	if !ok {
+		return nil
+	}
+	var obs []ma.Multiaddr
+	for _, o := range primary.Observed {
+		a, err := ma.NewMultiaddr(o.Addr)
+		if err != nil {
+			continue
+		}
+		obs = append(obs, a)
+		rep.Observed = append(rep.Observed, Observation{SuperPeer: o.SuperPeer.String(), Addr: a.String(), Transport: transportOf(a)})
+	}
+	rep.Filtering = primary.Filtering
+	if len(primary.Observed) < superPeers {
+		rep.Problems = append(rep.Problems, primary.Problems...)
 	}
 	return obs
 }
@@ -90,4 +97,20 @@ func reachDirect(mapping, filtering string) (direct, relayed []string) {
 		}
 	}
 	return direct, relayed
+}
+
+// directVia is "ip6" when a direct connection to id runs over IPv6, "ip4"
+// when one runs over IPv4 only, "" without a direct connection.
+func directVia(p *peer.Peer, id peer.ID) string {
+	via := ""
+	for _, c := range p.Status().Conns {
+		if c.Peer != id || c.Path != peer.PathDirect {
+			continue
+		}
+		if strings.HasPrefix(c.Addr, "/ip6/") {
+			return "ip6"
+		}
+		via = "ip4"
+	}
+	return via
 }

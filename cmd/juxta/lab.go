@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +58,9 @@ func (t natType) endpointIndependent() bool { return t != natSymmetric }
 // direct when one side is public or full cone, or both map endpoint-
 // independently; relayed otherwise.
 func expectDirect(a, b natType) bool {
+	if a.hasIPv6() || b.hasIPv6() {
+		return expectVia(a, b) != ""
+	}
 	if a == natPublic || b == natPublic || a == natFullCone || b == natFullCone {
 		return true
 	}
@@ -74,7 +78,7 @@ func runLab(ctx context.Context, args []string, out io.Writer) error {
 	case "run":
 		return runInLab(ctx, args[1:], out)
 	case "types":
-		for _, t := range allTypes {
+		for _, t := range append(slices.Clone(allTypes), ipv6Types...) {
 			fmt.Fprintln(out, t)
 		}
 		return nil
@@ -89,6 +93,9 @@ func runLab(ctx context.Context, args []string, out io.Writer) error {
 func addHome(spec *netlab.Spec, name string, t natType, wan netlab.Link) error {
 	router := "r" + name
 	switch t {
+	case natDual, natDualSym, natIPv6:
+		addIPv6Home(spec, name, t, wan)
+		return nil
 	case natPublic:
 		spec.Hosts = append(spec.Hosts, netlab.HostSpec{Name: name, Link: wan})
 		return nil
@@ -124,7 +131,11 @@ func twoHomes(a, b natType, delay time.Duration) (netlab.Spec, error) {
 	// The super-peers sit a little further away, as a hosted server does: a
 	// relayed round trip is longer than a direct one.
 	far := netlab.Link{Delay: 15 * time.Millisecond}
-	spec.Hosts = append(spec.Hosts, netlab.HostSpec{Name: "sp1", Link: far}, netlab.HostSpec{Name: "sp2", Link: far})
+	var stack netlab.Stack
+	if a.hasIPv6() || b.hasIPv6() {
+		stack = netlab.StackDual // a relay for IPv4-only and IPv6-only homes alike
+	}
+	spec.Hosts = append(spec.Hosts, netlab.HostSpec{Name: "sp1", Link: far, Stack: stack}, netlab.HostSpec{Name: "sp2", Link: far, Stack: stack})
 	return spec, nil
 }
 
@@ -213,6 +224,7 @@ type Trial struct {
 	TimeToDirectMs float64
 	RelayedRTTMs   float64
 	DirectRTTMs    float64
+	DirectVia      string // ip4 or ip6: the IP version of the direct path
 	MappingB       string
 	Err            string
 }
@@ -297,6 +309,7 @@ func runTrial(ctx context.Context, a, b natType, delay, wait time.Duration) (tr 
 	tr.Connected = true
 	tr.FirstPath, tr.FinalPath = rep.Path.FirstPath, rep.Path.FinalPath
 	tr.ConnectMs, tr.TimeToDirectMs, tr.RelayedRTTMs, tr.DirectRTTMs = rep.Path.ConnectMs, rep.Path.TimeToDirectMs, rep.Path.RelayedRTTMs, rep.Path.DirectRTTMs
+	tr.DirectVia = rep.Path.DirectVia
 	return tr
 }
 

@@ -69,6 +69,35 @@ func TestNATMatrixEachPairOnce(t *testing.T) {
 	}
 }
 
+// The IPv6 rows, once each: two dual-stack homes go direct over IPv6 (even
+// behind symmetric IPv4 NATs), IPv6-only homes go direct over IPv6, and an
+// IPv4-only and an IPv6-only home connect through a super-peer that has both.
+func TestNATMatrixIPv6Rows(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var trials []Trial
+	for _, pair := range ipv6Pairs {
+		a, b := pair[0], pair[1]
+		tr := runTrial(ctx, a, b, 25*time.Millisecond, 10*time.Second)
+		trials = append(trials, tr)
+		if !tr.Connected {
+			t.Errorf("%s × %s did not connect: %s", a, b, tr.Err)
+			continue
+		}
+		want := expectVia(a, b)
+		switch {
+		case want == "" && tr.FinalPath != "relayed":
+			t.Logf("%s × %s: theory says relayed, got %s over %s", a, b, tr.FinalPath, tr.DirectVia)
+		case want != "" && (tr.FinalPath != "direct" || tr.DirectVia != want):
+			t.Errorf("%s × %s: theory says direct over %s, got %s over %q", a, b, want, tr.FinalPath, tr.DirectVia)
+		}
+	}
+	var b strings.Builder
+	markdown(&b, summarize(trials), 1, 25*time.Millisecond)
+	t.Logf("\n%s", b.String())
+}
+
 // juxta doctor, run inside the lab, tells the NATs apart: mapping and
 // filtering over UDP and TCP for every NAT type of the lab. sp2 counts sp1
 // among its super-peers, so that sp1 can have it probe from another address.

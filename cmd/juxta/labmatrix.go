@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,6 +30,7 @@ type Summary struct {
 	RelayedRTTMs   float64 // median
 	DirectRTTMs    float64 // median
 	Outcome        string  // as expected, better, worse
+	Via            string  // IP versions of the direct paths: "IPv6", "IPv4", "IPv6 4/5, IPv4 1/5"
 	Errors         []string
 }
 
@@ -60,7 +60,11 @@ func summarize(trials []Trial) []Summary {
 			s.Expected = "direct"
 		}
 		var ttd, rr, dr, cm []float64
+		via := map[string]int{}
 		for _, t := range ts {
+			if t.FinalPath == "direct" {
+				via[t.DirectVia]++
+			}
 			if t.Connected {
 				cm = append(cm, t.ConnectMs)
 			}
@@ -84,6 +88,8 @@ func summarize(trials []Trial) []Summary {
 			}
 		}
 		s.ConnectMs, s.TimeToDirectMs, s.RelayedRTTMs, s.DirectRTTMs = median(cm), median(ttd), median(rr), median(dr)
+		s.Via = viaSummary(via, s.Direct)
+		want := expectVia(k.a, k.b)
 		switch {
 		case s.Failed > 0:
 			s.Outcome = "worse: some tries failed to connect"
@@ -91,6 +97,8 @@ func summarize(trials []Trial) []Summary {
 			s.Outcome = fmt.Sprintf("worse: %d of %d relayed", s.Relayed, s.N)
 		case s.Expected == "relayed" && s.Direct > 0:
 			s.Outcome = fmt.Sprintf("better: %d of %d direct", s.Direct, s.N)
+		case (k.a.hasIPv6() || k.b.hasIPv6()) && want != "" && via[want] < s.Direct:
+			s.Outcome = fmt.Sprintf("worse: %d of %d direct over %s", via[want], s.Direct, want)
 		default:
 			s.Outcome = "as expected"
 		}
@@ -100,8 +108,8 @@ func summarize(trials []Trial) []Summary {
 }
 
 func markdown(w io.Writer, sums []Summary, n int, delay time.Duration) {
-	fmt.Fprintf(w, "| peer A | peer B | expected | direct | relayed | failed | first connection | time to direct | RTT relayed | RTT direct | outcome |\n")
-	fmt.Fprintf(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(w, "| peer A | peer B | expected | direct | relayed | failed | first connection | time to direct | RTT relayed | RTT direct | direct over | outcome |\n")
+	fmt.Fprintf(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	f := func(x float64) string {
 		if x == 0 {
 			return "–"
@@ -109,8 +117,8 @@ func markdown(w io.Writer, sums []Summary, n int, delay time.Duration) {
 		return fmt.Sprintf("%.0f ms", x)
 	}
 	for _, s := range sums {
-		fmt.Fprintf(w, "| %s | %s | %s | %d/%d | %d | %d | %s | %s | %s | %s | %s |\n",
-			s.A, s.B, s.Expected, s.Direct, s.N, s.Relayed, s.Failed, f(s.ConnectMs), f(s.TimeToDirectMs), f(s.RelayedRTTMs), f(s.DirectRTTMs), s.Outcome)
+		fmt.Fprintf(w, "| %s | %s | %s | %d/%d | %d | %d | %s | %s | %s | %s | %s | %s |\n",
+			s.A, s.B, s.Expected, s.Direct, s.N, s.Relayed, s.Failed, f(s.ConnectMs), f(s.TimeToDirectMs), f(s.RelayedRTTMs), f(s.DirectRTTMs), orDash(s.Via), s.Outcome)
 	}
 	fmt.Fprintf(w, "\n%d tries per pair; each router's WAN link adds %s each way; the two super-peers sit on the simulated internet behind 15 ms links. Times are medians from the start of the dial: \"first connection\" is the first path up (relayed for a private peer), \"time to direct\" the moment the direct connection replaced it. \"RTT relayed\" shows only where the hole punch had not finished before the ping.\n", n, delay)
 }
@@ -124,37 +132,31 @@ func runMatrix(ctx context.Context, args []string, out io.Writer) error {
 	types := fs.String("types", "", "comma-separated NAT types (default: all; see 'juxta lab types')")
 	mdFile := fs.String("md", "", "also write the markdown table to this file")
 	asJSON := fs.Bool("json", false, "print every try as JSON instead of the table")
+	withIPv6 := fs.Bool("ipv6", true, "add the IPv6 rows (dual-stack, IPv6-only and IPv4-only homes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	sel := allTypes
-	if *types != "" {
-		sel = nil
-		for _, t := range strings.Split(*types, ",") {
-			if !slices.Contains(allTypes, natType(t)) {
-				return fmt.Errorf("lab: unknown NAT type %q (see 'juxta lab types')", t)
-			}
-			sel = append(sel, natType(t))
-		}
+	pairs, err := matrixPairs(*types, *withIPv6)
+	if err != nil {
+		return err
 	}
 	if err := netlab.Cleanup(); err != nil && errors.Is(err, netlab.ErrNotRoot) {
 		return err
 	}
 	var trials []Trial
-	for i, a := range sel {
-		for _, b := range sel[i:] {
-			for try := range *n {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				tr := runTrial(ctx, a, b, *delay, *wait)
-				fmt.Fprintf(os.Stderr, "%-16s %-16s try %d: %s", a, b, try+1, orDash(tr.FinalPath))
-				if tr.Err != "" {
-					fmt.Fprintf(os.Stderr, " (%s)", tr.Err)
-				}
-				fmt.Fprintln(os.Stderr)
-				trials = append(trials, tr)
+	for _, pair := range pairs {
+		a, b := pair[0], pair[1]
+		for try := range *n {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
+			tr := runTrial(ctx, a, b, *delay, *wait)
+			fmt.Fprintf(os.Stderr, "%-20s %-20s try %d: %s %s", a, b, try+1, orDash(tr.FinalPath), tr.DirectVia)
+			if tr.Err != "" {
+				fmt.Fprintf(os.Stderr, " (%s)", tr.Err)
+			}
+			fmt.Fprintln(os.Stderr)
+			trials = append(trials, tr)
 		}
 	}
 	if *asJSON {
