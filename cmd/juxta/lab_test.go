@@ -114,9 +114,12 @@ func TestDoctorInLab(t *testing.T) {
 			{Name: "sym", NAT: netlab.NATSymmetric},
 			{Name: "cgn", NAT: netlab.NATPortRestricted},
 			{Name: "dbl", NAT: netlab.NATPortRestricted, Upstream: "cgn"},
+			{Name: "dual", Stack: netlab.StackDual},
+			{Name: "six", Stack: netlab.StackIPv6},
 		},
 		Hosts: []netlab.HostSpec{
-			{Name: "sp1"}, {Name: "sp2"}, {Name: "pub"},
+			{Name: "sp1", Stack: netlab.StackDual}, {Name: "sp2", Stack: netlab.StackDual}, {Name: "pub"},
+			{Name: "h-dual", Router: "dual"}, {Name: "h-six", Router: "six"},
 			{Name: "h-full", Router: "full"}, {Name: "h-restr", Router: "restr"}, {Name: "h-port", Router: "port"},
 			{Name: "h-sym", Router: "sym"}, {Name: "h-dbl", Router: "dbl"},
 		},
@@ -154,8 +157,11 @@ func TestDoctorInLab(t *testing.T) {
 		{"h-port", "port-restricted cone", "private", eim, apdf, "symmetric"},
 		{"h-sym", "symmetric", "private", edm, apdf, "port-restricted,symmetric"},
 		{"h-dbl", "double NAT", "private", eim, apdf, "symmetric"},
+		// IPv6 homes: no NAT, a stateful firewall.
+		{"h-dual", "dual-stack (IPv4 port-restricted)", "private", eim, apdf, "symmetric"},
+		{"h-six", "IPv6-only", "firewalled", "none", apdf, "symmetric"},
 	}
-	table := "| home | reachability | UDP mapping | UDP filtering | TCP mapping | TCP filtering | IPv6 | direct to | relayed to |\n|---|---|---|---|---|---|---|---|---|\n"
+	table := "| home | reachability | UDP mapping | UDP filtering | TCP mapping | TCP filtering | IPv6 (UDP) | direct to | relayed to |\n|---|---|---|---|---|---|---|---|---|\n"
 	for _, c := range cases {
 		cmd := lab.Host(c.host).Command(ctx, juxtaProgram, "doctor", "-json", "-wait", "3s", "-superpeer", invites[0], "-superpeer", invites[1])
 		out, err := cmd.Output()
@@ -182,12 +188,29 @@ func TestDoctorInLab(t *testing.T) {
 		for _, n := range rep.Network {
 			got[n.Network] = n
 		}
-		for _, network := range []string{"udp4", "tcp4"} {
+		networks := []string{"udp4", "tcp4"}
+		if c.host == "h-six" {
+			networks = nil
+		}
+		if strings.HasPrefix(c.host, "h-dual") || c.host == "h-six" {
+			// IPv6: the host's own address, port-restricted filtering.
+			for _, network := range []string{"udp6", "tcp6"} {
+				if n := got[network]; n.Mapping != "none" || n.Filtering != apdf {
+					t.Errorf("%s over %s: mapping %q, filtering %q; want none, %q", c.host, network, n.Mapping, n.Filtering, apdf)
+				}
+			}
+			if !strings.HasPrefix(rep.IPv6, "yes, no NAT") {
+				t.Errorf("%s: IPv6 %q", c.host, rep.IPv6)
+			}
+		} else if !strings.HasPrefix(rep.IPv6, "none") {
+			t.Errorf("%s: IPv6 %q, want none", c.host, rep.IPv6)
+		}
+		for _, network := range networks {
 			if n := got[network]; n.Mapping != c.mapping || n.Filtering != c.filtering {
 				t.Errorf("%s over %s: mapping %q, filtering %q; want %q, %q", c.host, network, n.Mapping, n.Filtering, c.mapping, c.filtering)
 			}
 		}
-		if rep.Reachability == "private" && strings.Join(rep.RelayedTo, ",") != c.relayedTo {
+		if rep.Reachability != "public" && strings.Join(rep.RelayedTo, ",") != c.relayedTo {
 			t.Errorf("%s: relayed to %v, want %q", c.host, rep.RelayedTo, c.relayedTo)
 		}
 		table += fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.kind, rep.Reachability,
