@@ -31,7 +31,11 @@
 // (at most Config.Pipeline requests) so that no round trip idles a fast link
 // and a slow provider does not sit on pieces others could send;
 // when all remaining pieces are in flight (endgame), they are asked again of
-// other providers, and the duplicates cancelled when the first copy arrives.
+// other providers that have run dry, and the duplicates cancelled when the
+// first copy arrives. Peers that start downloading together find each other
+// before any knows the tree: a downloader holds such a hello (bounded by
+// MaxUploads and a timeout) until its own tree arrives, instead of answering
+// "not found" and being given up on.
 // A provider sending a piece that fails verification gets a strike; after
 // Config.MaxBadPieces it is banned (BanTime) and its pieces are fetched
 // elsewhere. When no provider is left the error names the ID and says why

@@ -31,6 +31,8 @@ type download struct {
 	owned bool
 
 	doneCh    chan struct{} // closed when every piece is verified and written
+	treeCh    chan struct{} // closed when the tree is known and the swarm serves
+	endCh     chan struct{} // closed when Fetch returns
 	announced atomic.Bool   // announced as a provider while downloading
 	doneOnce  sync.Once
 
@@ -102,6 +104,7 @@ func (d *download) setTree(t *tree) error {
 	for _, ss := range d.sessions {
 		ss.avail(d)
 	}
+	close(d.treeCh)
 	if !d.s.cfg.NoAnnounce { // a downloader serves what it has
 		d.announced.Store(true)
 		d.s.announce(d.id, d.name)
@@ -171,6 +174,10 @@ func (d *download) peerRate(id peer.ID) float64 {
 	return 0
 }
 
+// endgameDepth is how many requests a session may have out when it is asked
+// for pieces already in flight elsewhere (endgame).
+const endgameDepth = 2
+
 // pick chooses the next piece to ask ss for: the rarest piece it has that
 // nobody was asked for, starting at the session's cursor so that a lone
 // provider streams the file in order; when there is none (endgame), a piece
@@ -198,7 +205,14 @@ func (d *download) pick(ss *downSession) int {
 	if d.idle > 0 {
 		return -1 // not endgame: other providers will be asked for the rest
 	}
-	// Endgame: every piece left is in flight; ask again where least asked.
+	// Endgame: every piece left is in flight; ask again where least asked,
+	// but only of a session that has run dry (fewer than endgameDepth
+	// requests out): with many providers a second of data at each covers
+	// much of a file, and duplicates asked of busy sessions would spend
+	// the swarm's uplinks on copies.
+	if len(ss.requested) >= endgameDepth {
+		return -1
+	}
 	bestF := 255
 	for i := range n {
 		if d.have.has(i) || !ss.have.has(i) || d.inflight[i] >= 3 {

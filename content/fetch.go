@@ -81,7 +81,7 @@ func (s *Service) Fetch(ctx context.Context, id ID, dst string, opts ...FetchOpt
 		return Info{}, fmt.Errorf("content: fetch %s: %w", id, ErrBusy)
 	}
 	d := &download{s: s, id: id, name: o.name, dst: dst, owned: owned,
-		doneCh: make(chan struct{}), sessions: map[peer.ID]*downSession{}}
+		doneCh: make(chan struct{}), treeCh: make(chan struct{}), endCh: make(chan struct{}), sessions: map[peer.ID]*downSession{}}
 	if d.name == "" && !owned {
 		d.name = filepath.Base(dst)
 	}
@@ -92,6 +92,7 @@ func (s *Service) Fetch(ctx context.Context, id ID, dst string, opts ...FetchOpt
 		s.mu.Lock()
 		delete(s.downloads, id)
 		s.mu.Unlock()
+		close(d.endCh)
 		s.wg.Done()
 	}()
 	info, err := d.run(ctx, o)

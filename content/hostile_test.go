@@ -194,3 +194,89 @@ func TestHostileProviders(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileHellosDuringTreeWait: a download that does not know its tree yet
+// holds hellos for its ID until it does (so peers starting together do not
+// give up on each other). A squatter opening more such streams than
+// MaxUploads is refused as busy at once, and the held streams are answered
+// "not found" as soon as the download ends, not after helloTimeout.
+func TestHostileHellosDuringTreeWait(t *testing.T) {
+	ctx := testCtx(t)
+	const slots = 3
+	a := newNode(t, func(c *Config) { c.MaxUploads = slots })
+	// A provider that takes the stream and never answers: a's download
+	// never learns the tree.
+	mute := rawHost(t)
+	mute.SetStreamHandler(protocol.ID(ProtocolID), func(s network.Stream) {
+		io.Copy(io.Discard, s)
+	})
+	var id ID
+	copy(id[:], randBytes(32, 3))
+	fctx, cancel := context.WithCancel(ctx)
+	fetched := make(chan error, 1)
+	go func() {
+		_, err := a.s.Fetch(fctx, id, filepath.Join(t.TempDir(), "x"), WithProviders(jAddr(mute)), OnlyProviders())
+		fetched <- err
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		a.s.mu.Lock()
+		started := a.s.downloads[id] != nil
+		a.s.mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the download did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h := rawHost(t)
+	hello := frameBytes(fHello, id[:], []byte{helloWantTree})
+	var held []network.Stream
+	for range slots {
+		s := rawStream(t, h, a)
+		s.Write(hello)
+		held = append(held, s)
+	}
+	// Held, not answered: nothing to read for a while.
+	held[0].SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := held[0].Read(make([]byte, 1)); n > 0 || !errors.Is(err, errDeadline) && !isTimeout(err) {
+		t.Fatalf("a hello during the tree wait was answered at once: %d bytes, %v", n, err)
+	}
+	// Past MaxUploads: refused as busy, at once.
+	extra := make([]network.Stream, 0, 2)
+	for range 2 {
+		s := rawStream(t, h, a)
+		s.Write(hello)
+		extra = append(extra, s)
+	}
+	start := time.Now()
+	busy := 0
+	for _, s := range extra {
+		if b := expectEnd(t, s); len(b) > frameHeader && b[0] == fError && b[frameHeader] == codeBusy {
+			busy++
+		}
+	}
+	if busy != len(extra) || time.Since(start) > helloTimeout/2 {
+		t.Fatalf("%d of %d streams past MaxUploads refused as busy, in %v", busy, len(extra), time.Since(start))
+	}
+	// The download ends: the held streams are answered now.
+	cancel()
+	<-fetched
+	start = time.Now()
+	for _, s := range held {
+		b := expectEnd(t, s)
+		if len(b) <= frameHeader || b[0] != fError || b[frameHeader] != codeNotFound {
+			t.Fatalf("a held stream got %q after the download ended", b)
+		}
+	}
+	if waited := time.Since(start); waited > helloTimeout/2 {
+		t.Fatalf("held streams answered %v after the download ended", waited)
+	}
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}

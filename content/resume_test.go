@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -31,7 +32,9 @@ func helperMain() int {
 // runHelper is a content peer in a child process. JXC_MODE=seed adds
 // JXC_SRC, prints "invite: <invite>" and serves until stdin closes;
 // otherwise it fetches JXC_ID into JXC_DST from the providers whose invites
-// JXC_PROVIDER holds (space-separated) and prints "done <seconds>".
+// JXC_PROVIDER holds (space-separated) and prints "done <seconds>". With
+// JXC_MODE=swarm it prints its invite first, reads the providers' invites
+// from a line of stdin, and after "done" serves until stdin closes.
 // JXC_LISTEN, if set, is its listen address (in a netlab namespace).
 func runHelper(ctx context.Context) error {
 	pc := peer.TestConfig()
@@ -56,8 +59,17 @@ func runHelper(ctx context.Context) error {
 		io.Copy(io.Discard, os.Stdin)
 		return nil
 	}
+	swarm := os.Getenv("JXC_MODE") == "swarm"
+	in := bufio.NewReader(os.Stdin)
+	list := os.Getenv("JXC_PROVIDER")
+	if swarm {
+		fmt.Println("invite:", p.Invite())
+		if list, err = in.ReadString('\n'); err != nil {
+			return err
+		}
+	}
 	var provs []peer.Addr
-	for _, f := range strings.Fields(os.Getenv("JXC_PROVIDER")) {
+	for _, f := range strings.Fields(list) {
 		inv, err := peer.ParseInvite(f)
 		if err != nil {
 			return err
@@ -75,7 +87,11 @@ func runHelper(ctx context.Context) error {
 		go func() {
 			for ev := range sub.C {
 				if p, ok := ev.(Progress); ok {
-					fmt.Fprintf(os.Stderr, "%.2fs %d/%d pieces %.1f MB/s peers %d\n", time.Since(start).Seconds(), p.Pieces, p.TotalPieces, p.Rate/1e6, len(p.Peers))
+					line := fmt.Sprintf("%.2fs %d/%d pieces %.1f MB/s up %.1f MB peers", time.Since(start).Seconds(), p.Pieces, p.TotalPieces, p.Rate/1e6, float64(s.Uploaded())/1e6)
+					for _, pr := range p.Peers {
+						line += fmt.Sprintf(" %.1f", pr.Down/1e6)
+					}
+					fmt.Fprintln(os.Stderr, line)
 				}
 			}
 		}()
@@ -84,6 +100,9 @@ func runHelper(ctx context.Context) error {
 		return err
 	}
 	fmt.Println("done", time.Since(start).Seconds())
+	if swarm {
+		io.Copy(io.Discard, in)
+	}
 	return nil
 }
 

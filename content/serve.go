@@ -301,6 +301,12 @@ func (s *Service) serve(str network.Stream) error {
 		return fmt.Errorf("%w: %w", errRefused, ErrDenied)
 	}
 	sw, err := s.openSwarm(id)
+	if errors.Is(err, ErrNotFound) && s.awaitTree(id) {
+		// Peers that start downloading together ask each other before
+		// any has the tree: answered at once with "not found" they would
+		// give up on each other, and the swarm would run from the seed.
+		sw, err = s.openSwarm(id)
+	}
 	if err != nil {
 		code := codeNotFound
 		if errors.Is(err, ErrStale) {
@@ -347,6 +353,30 @@ func (s *Service) serve(str network.Stream) error {
 		return werr
 	}
 	return rerr
+}
+
+// awaitTree waits, at most helloTimeout and no longer than the download
+// runs, for a download of id that does not know its tree yet to learn it,
+// and reports whether it did. The wait holds one of MaxUploads streams.
+func (s *Service) awaitTree(id ID) bool {
+	s.mu.Lock()
+	d := s.downloads[id]
+	s.mu.Unlock()
+	if d == nil {
+		return false
+	}
+	t := time.NewTimer(helloTimeout)
+	defer t.Stop()
+	select {
+	case <-d.treeCh:
+		return true
+	case <-d.endCh:
+		return false
+	case <-t.C:
+		return false
+	case <-s.ctx.Done():
+		return false
+	}
 }
 
 var errEOF = errors.New("content: downloader closed the stream")
