@@ -38,6 +38,7 @@ const (
 // and a raw stream handler, both draining what they get (drainAck).
 type pipeStreamFixture struct {
 	listen string
+	send   func(halfCloser) (float64, error) // sendBulk if nil
 
 	a, b  *pnode
 	close func() error
@@ -91,6 +92,9 @@ func (f *pipeStreamFixture) juxta(ctx context.Context) (float64, error) {
 	}
 	if err := settle(ctx); err != nil {
 		return 0, err
+	}
+	if f.send != nil {
+		return f.send(c)
 	}
 	return sendBulk(c)
 }

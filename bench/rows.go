@@ -175,6 +175,23 @@ var rows = []row{
 		note:   "as the TCP row, on QUIC only",
 	},
 	{
+		name:   "CPU per GiB, direct pipe TCP",
+		unit:   "CPU s/GiB",
+		better: lower,
+		setup:  pipeCPU.setup,
+		juxta:  pipeCPU.juxta,
+		base:   cpuPerGiB(newRaw, loopbackTCP),
+		note:   "the pipe stream throughput TCP transfer (a stream pipe between two juxta peers with discovery and pipes running) in CPU seconds per GiB (getrusage of this process: both ends); baseline is a raw stream between two stock go-libp2p hosts (libp2p.New, TCP only, default security order), so the ratio is juxta's whole cost: its security order, its muxer and the pipe layer",
+	},
+	{
+		name:   "CPU per GiB, through a super-peer's relay",
+		unit:   "CPU s/GiB",
+		better: lower,
+		juxta:  relayCPU(true),
+		base:   relayCPU(false),
+		note:   "128 MiB per repetition (after 1 s for the three fresh hosts to settle) on a stream through a circuit v2 relay on loopback TCP (the receiver reserves a slot, the sender dials its /p2p-circuit address only, the stream checked to run on the /p2p-circuit connection), CPU seconds per GiB of the relay and both ends (all in this process, getrusage); juxta: a super-peer (peer.TestSuperPeerConfig, relay data limit raised for the transfer) and two juxta peers; baseline: stock libp2p.New hosts, the relay with EnableRelayService(WithInfiniteLimits)",
+	},
+	{
 		name:   "message RTT p50",
 		unit:   "µs",
 		better: lower,
@@ -336,6 +353,7 @@ var (
 
 	tcpStock         = &stockOrders{listen: loopbackTCP}
 	pipeStreamTCP    = &pipeStreamFixture{listen: loopbackTCP}
+	pipeCPU          = &pipeStreamFixture{listen: loopbackTCP, send: cpuBulk}
 	pipeStreamQUIC   = &pipeStreamFixture{listen: loopbackQUIC}
 	msgRTTReliable   = &msgRTTFixture{reliable: true}
 	msgRTTUnreliable = &msgRTTFixture{}
