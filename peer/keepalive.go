@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -33,6 +34,11 @@ const DefaultKeepalive = 5 * time.Second
 
 // minKeepalive bounds Config.Keepalive from below: shorter ones are raised.
 const minKeepalive = 250 * time.Millisecond
+
+// reprobeTimeout bounds the ping of an older connection when a peer
+// connects again: the new connection shows the peer is up, so the old one
+// should answer within a round trip or two.
+const reprobeTimeout = 2 * time.Second
 
 // maxPingsInFlight bounds the keepalive pings running at once, and so the
 // goroutines they take: a round that finds more connections to check leaves
@@ -65,10 +71,12 @@ type keeper struct {
 	sem      chan struct{} // one slot per ping in flight
 	now      chan struct{} // asks for a round at once; buffered 1
 
-	mu         sync.Mutex
-	inflight   map[network.Conn]bool  // guarded by mu
-	wanted     map[lpeer.ID]time.Time // guarded by mu; peers whose path in use was lost, when
-	recovering bool                   // guarded by mu
+	mu           sync.Mutex
+	inflight     map[network.Conn]bool  // guarded by mu
+	wanted       map[lpeer.ID]time.Time // guarded by mu; peers whose path in use was lost, when
+	recovering   bool                   // guarded by mu
+	again        bool                   // guarded by mu; a trigger came during a recovery
+	againRefresh bool                   // guarded by mu; and it asked for a refresh
 }
 
 // startKeepalive starts the keepalive loop, the address watcher and the
@@ -103,19 +111,56 @@ func (k *keeper) loop() {
 	defer k.p.wg.Done()
 	t := time.NewTicker(k.interval)
 	defer t.Stop()
+	ifaces := interfaceIPs()
 	for {
 		select {
 		case <-k.p.ctx.Done():
 			return
 		case <-t.C:
+			// go-libp2p rereads the interfaces once a minute; a laptop
+			// that moved should not wait that long.
+			if now := interfaceIPs(); !sameStrings(now, ifaces) {
+				ifaces = now
+				k.addrsChanged(now)
+			}
 		case <-k.now:
 		}
 		for _, c := range k.targets() {
-			if !k.check(c) {
+			if !k.check(c, k.timeout) {
 				break // every slot busy: the rest wait for the next round
 			}
 		}
 	}
+}
+
+// interfaceIPs lists this host's interface addresses.
+func interfaceIPs() []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// addrsChanged reacts to a change of this peer's own addresses: every path
+// may have died with the old address, so each is probed at once, and a
+// recovery renews the super-peer connections (and so the public address
+// they observe) and punches again towards the peers in use.
+func (k *keeper) addrsChanged(now []string) {
+	k.p.log.Info("local addresses changed: checking every path", "addrs", now)
+	k.mu.Lock()
+	for _, c := range k.p.host.Network().Conns() {
+		if len(k.wanted) < maxWanted && inUse(c) {
+			k.wanted[c.RemotePeer()] = time.Now()
+		}
+	}
+	k.mu.Unlock()
+	k.probeNow()
+	k.recover("local addresses changed", true)
 }
 
 // probeNow asks for a keepalive round at once.
@@ -148,9 +193,7 @@ func (k *keeper) watchAddrs(sub lpevent.Subscription) {
 				}
 			}
 			if last != nil && !sameStrings(last, now) {
-				k.p.log.Info("local addresses changed: checking every path", "addrs", now)
-				k.probeNow()
-				k.recover("local addresses changed")
+				k.addrsChanged(now)
 			}
 			last = now
 		}
@@ -217,9 +260,9 @@ func inUse(c network.Conn) bool {
 	return false
 }
 
-// check starts a ping on c unless one is in flight; false when every slot
-// is taken.
-func (k *keeper) check(c network.Conn) bool {
+// check starts a ping on c, answered within timeout, unless one is in
+// flight; false when every slot is taken.
+func (k *keeper) check(c network.Conn, timeout time.Duration) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.p.closed.Load() {
@@ -235,11 +278,11 @@ func (k *keeper) check(c network.Conn) bool {
 	}
 	k.inflight[c] = true
 	k.p.wg.Add(1)
-	go k.ping(c)
+	go k.ping(c, timeout)
 	return true
 }
 
-func (k *keeper) ping(c network.Conn) {
+func (k *keeper) ping(c network.Conn, timeout time.Duration) {
 	defer k.p.wg.Done()
 	defer func() {
 		k.mu.Lock()
@@ -247,7 +290,7 @@ func (k *keeper) ping(c network.Conn) {
 		k.mu.Unlock()
 		<-k.sem
 	}()
-	err := pingConn(k.p.ctx, c, k.timeout)
+	err := pingConn(k.p.ctx, c, timeout)
 	if err == nil || k.p.ctx.Err() != nil || c.IsClosed() || !isTimeout(err) {
 		// Answered, closing, or refused in words (no ping service, a
 		// resource limit): the path is alive.
@@ -311,6 +354,7 @@ func (k *keeper) lost(c network.Conn, err error) {
 	p := k.p
 	id := c.RemotePeer()
 	used := inUse(c)
+	direct := !isRelayed(c)
 	p.log.Info("path lost: closing the connection", "peer", id, "addr", c.RemoteMultiaddr(), "in_use", used, "err", err)
 	_ = c.Close()
 	if used {
@@ -322,8 +366,11 @@ func (k *keeper) lost(c network.Conn, err error) {
 	}
 	// One lost path often means the network changed under every path.
 	k.probeNow()
-	if p.isSuperPeer(id) || used {
-		k.recover("keepalive to " + id.ShortString() + " failed")
+	// A relayed path dies with the far side's network; a direct one may
+	// have died with ours, whose new public address the super-peers must
+	// observe anew.
+	if sp := p.isSuperPeer(id); sp || used {
+		k.recover("keepalive to "+id.ShortString()+" failed", !sp && direct)
 	}
 }
 
@@ -337,7 +384,7 @@ func (k *keeper) connected(c network.Conn) {
 	}
 	for _, old := range k.p.host.Network().ConnsToPeer(c.RemotePeer()) {
 		if old != c && !isRelayed(old) && !old.IsClosed() {
-			k.check(old)
+			k.check(old, reprobeTimeout)
 		}
 	}
 }

@@ -271,7 +271,7 @@ func TestKeepaliveBounded(t *testing.T) {
 	k := &keeper{p: p, sem: make(chan struct{}, 2), now: make(chan struct{}, 1), inflight: map[network.Conn]bool{}, wanted: map[lpeer.ID]time.Time{}}
 	k.sem <- struct{}{}
 	k.sem <- struct{}{}
-	if k.check(nil) {
+	if k.check(nil, time.Second) {
 		t.Error("check started a ping with every slot taken")
 	}
 	if got := (Config{}).keepaliveInterval(); got != DefaultKeepalive {

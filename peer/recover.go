@@ -39,32 +39,58 @@ const (
 	wantedFor = 2 * time.Minute
 )
 
-// recover starts a recovery unless one runs.
-func (k *keeper) recover(why string) {
+// recover starts a recovery unless one runs. refresh replaces the
+// super-peer connections that survived: when a path in use died while they
+// did not, this peer's public address has most likely changed under them
+// (QUIC follows a NAT rebinding), but libp2p still believes the address
+// they observed when they connected, and a hole punch from it fails. A new
+// connection is observed anew.
+func (k *keeper) recover(why string, refresh bool) {
 	if k.p.closed.Load() {
 		return
 	}
 	k.mu.Lock()
 	if k.recovering {
+		// The network changed again meanwhile (a laptop's address went,
+		// then came): run once more when this one ends.
+		k.again = true
+		k.againRefresh = k.againRefresh || refresh
 		k.mu.Unlock()
 		return
 	}
 	k.recovering = true
 	k.mu.Unlock()
 	k.p.wg.Add(1)
-	go k.recovery(why)
+	go k.recovery(why, refresh)
 }
 
-func (k *keeper) recovery(why string) {
+func (k *keeper) recovery(why string, refresh bool) {
 	p := k.p
 	defer p.wg.Done()
 	defer func() {
 		k.mu.Lock()
-		k.recovering = false
+		again, refresh := k.again, k.againRefresh
+		k.again, k.againRefresh = false, false
+		if !again || p.ctx.Err() != nil {
+			k.recovering = false
+			k.mu.Unlock()
+			return
+		}
 		k.mu.Unlock()
+		p.wg.Add(1)
+		go k.recovery(why+", and again", refresh) // still recovering
 	}()
 	start := time.Now()
-	p.log.Info("network changed: recovering", "why", why)
+	p.log.Info("network changed: recovering", "why", why, "refresh", refresh)
+	if refresh {
+		for _, sp := range p.superPeers {
+			for _, c := range p.host.Network().ConnsToPeer(sp.ID) {
+				if !isRelayed(c) {
+					_ = c.Close()
+				}
+			}
+		}
+	}
 	if !k.redialSuperPeers(start.Add(recoverFor)) {
 		return
 	}
@@ -149,7 +175,9 @@ func (k *keeper) renewReservations() {
 }
 
 // punchWanted reconnects to the peers whose paths in use were lost, and
-// starts a hole punch to those reached only through a relay.
+// punches holes to those reached only through a relay, again every
+// punchWantedEvery for punchWantedFor, until the path is direct: right
+// after a change, the other side may still be recovering itself.
 func (k *keeper) punchWanted() {
 	p := k.p
 	k.mu.Lock()
@@ -166,18 +194,39 @@ func (k *keeper) punchWanted() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(p.ctx, "juxta recovery"), 10*time.Second)
-			defer cancel()
-			if err := p.host.Connect(ctx, lpeer.AddrInfo{ID: id}); err != nil {
-				p.log.Debug("recovery: peer not reachable yet", "peer", id, "err", err)
-				return
-			}
-			if p.PathTo(ID(id)) == PathRelayed && p.hp != nil && p.punchable() {
-				if err := p.hp.DirectConnect(id); err != nil {
-					p.log.Debug("recovery: hole punch", "peer", id, "err", err)
+			deadline := time.Now().Add(punchWantedFor)
+			for p.PathTo(ID(id)) != PathDirect && time.Now().Before(deadline) {
+				k.punchOnce(id)
+				select {
+				case <-p.ctx.Done():
+					return
+				case <-time.After(punchWantedEvery):
 				}
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+const (
+	punchWantedFor   = 30 * time.Second
+	punchWantedEvery = 2 * time.Second
+)
+
+func (k *keeper) punchOnce(id lpeer.ID) {
+	p := k.p
+	if sw, ok := p.host.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(id) // dials that failed while the network changed
+	}
+	ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(p.ctx, "juxta recovery"), 5*time.Second)
+	defer cancel()
+	if err := p.host.Connect(ctx, lpeer.AddrInfo{ID: id}); err != nil {
+		p.log.Debug("recovery: peer not reachable yet", "peer", id, "err", err)
+		return
+	}
+	if p.PathTo(ID(id)) == PathRelayed && p.hp != nil && p.punchable() {
+		if err := p.hp.DirectConnect(id); err != nil {
+			p.log.Debug("recovery: hole punch", "peer", id, "err", err)
+		}
+	}
 }

@@ -25,6 +25,8 @@ func (c *MsgConn) connect(ctx context.Context, resume bool) error {
 	if d, ok := ctx.Deadline(); ok {
 		_ = str.SetDeadline(d)
 	}
+	// Cancelling ctx abandons the hello (resume starts over on a new path).
+	unwatch := context.AfterFunc(ctx, func() { str.Reset() })
 	flags := byte(0)
 	if c.reliable {
 		flags |= helloReliable
@@ -59,6 +61,9 @@ func (c *MsgConn) connect(ctx context.Context, resume bool) error {
 	if n <= 0 {
 		str.Reset()
 		return fmt.Errorf("%w: bad hello answer", ErrSessionLost)
+	}
+	if !unwatch() {
+		return fmt.Errorf("hello: %w", ctx.Err()) // reset by the cancellation
 	}
 	_ = str.SetDeadline(time.Time{})
 	c.attach(str, r, peerRecv, false)
@@ -142,14 +147,33 @@ func (c *MsgConn) breakStream(gen int, cause error) {
 }
 
 // resume dials the same peer again until the session continues, the pipe
-// closes, or ResumeTimeout passes.
+// closes, or ResumeTimeout passes. A new path to the peer (it came back
+// after its network changed, a relay or a hole punch found it) cuts the
+// backoff short, and an attempt that has hung for staleAttempt, most likely
+// on a path that died, is abandoned for one on the new path.
 func (c *MsgConn) resume(cause error) {
 	defer c.wg.Done()
 	deadline := time.Now().Add(c.cfg.ResumeTimeout)
 	backoff := 50 * time.Millisecond
+	newPath, stop := c.watchNewPath()
+	defer stop()
 	for {
 		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-		err := c.connect(ctx, true)
+		started := time.Now()
+		attempt := make(chan error, 1)
+		go func() { attempt <- c.connect(ctx, true) }()
+		var err error
+	wait:
+		for {
+			select {
+			case err = <-attempt:
+				break wait
+			case <-newPath:
+				if time.Since(started) > staleAttempt {
+					cancel()
+				}
+			}
+		}
 		cancel()
 		if err == nil {
 			return
@@ -168,10 +192,45 @@ func (c *MsgConn) resume(cause error) {
 		case <-c.ctx.Done():
 			c.fail(c.opErr("resume", net.ErrClosed))
 			return
+		case <-newPath:
+			backoff = 50 * time.Millisecond
 		case <-time.After(backoff):
+			backoff = min(backoff*2, 2*time.Second)
 		}
-		backoff = min(backoff*2, 2*time.Second)
 	}
+}
+
+// staleAttempt is how long a resume attempt may run before a new path to
+// the peer makes it start over: a healthy one, over a relay, takes a few
+// round trips.
+const staleAttempt = 2 * time.Second
+
+// watchNewPath signals, without blocking, every new connection or path
+// change to the remote peer, until stop.
+func (c *MsgConn) watchNewPath() (<-chan struct{}, func()) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	sub := c.s.p.Subscribe(ctx, 0)
+	ch := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range sub.C {
+			var id peer.ID
+			switch e := ev.(type) {
+			case peer.PeerConnected:
+				id = e.Peer
+			case peer.PathChanged:
+				id = e.Peer
+			}
+			if id == c.remote {
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return ch, func() { cancel(); <-done }
 }
 
 // awaitResume fails the listener side's session if the dialer does not come

@@ -29,6 +29,9 @@ const labUsage = `usage:
       bring up two homes (hosts a and b, behind NATs of the given types) and two
       super-peers (sp1, sp2) on the simulated internet, and run COMMAND in HOST,
       changing the network at the given times (see 'juxta lab run -h')
+  juxta lab recover [-keepalive D] SCENARIO...
+      chat between two homes while the network changes (renumber, reboot, roam,
+      idle) and print how long the chat took to recover
   juxta lab types
       list the NAT types
 
@@ -84,6 +87,10 @@ func runLab(ctx context.Context, args []string, out io.Writer) error {
 		return nil
 	case "peer":
 		return runLabPeer(ctx, args[1:], out)
+	case "chat":
+		return runLabChat(ctx, args[1:], out)
+	case "recover":
+		return runRecoverCmd(ctx, args[1:], out)
 	}
 	fmt.Fprint(out, labUsage)
 	return fmt.Errorf("lab: unknown subcommand %q", args[0])
