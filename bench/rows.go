@@ -152,6 +152,7 @@ var rows = []row{
 		setup:  exactDHT.setup,
 		juxta:  exactDHT.juxta,
 		base:   exactDHT.base,
+		target: 1.1,
 		note:   "3 super-peers (DHT servers) + 17 edges (DHT clients), QueryRate as above; one edge publishes, the 16 others take turns: Find(type, sha256 = exact, SourceDHT) = FindProvidersAsync + fetch from the provider; 32 queries per repetition, median shown; baseline is 3 kad-dht servers + 17 clients on libp2p.New hosts (prefix /juxta-bench, juxta's filters): FindProvidersAsync drained with the same limit (100), then one stream round trip (100 B, 1 KiB) to the provider",
 	},
 	{
@@ -198,7 +199,7 @@ var rows = []row{
 		setup:  msgRTTReliable.setup,
 		juxta:  msgRTTReliable.juxta,
 		base:   msgRTTReliable.base,
-		target: 1.2,
+		target: 1.1,
 		note:   "ping-pong of a 64 B message over a reliable message pipe (MsgConn Send, then Recv of the listener's echo), 2,000 per repetition, the repetition's median shown; two connected juxta peers (TCP and QUIC; go-libp2p picks QUIC); baseline is the same ping-pong on a raw libp2p stream on the same connection with the same framing (go-msgio varint length + payload)",
 	},
 	{
@@ -208,7 +209,7 @@ var rows = []row{
 		setup:  msgRTTUnreliable.setup,
 		juxta:  msgRTTUnreliable.juxta,
 		base:   msgRTTUnreliable.base,
-		target: 1.2,
+		target: 1.1,
 		note:   "as the reliable row, over a message pipe without MessageConfig.Reliable (no sequence numbers or acknowledgements)",
 	},
 	{
@@ -218,6 +219,7 @@ var rows = []row{
 		setup:  msgBulk.setup,
 		juxta:  msgBulk.juxta,
 		base:   msgBulk.base,
+		target: 0.9,
 		note:   "50,000 messages of 1 KiB through a new reliable message pipe per repetition (Send back to back, default window: 256 messages, 8 MiB), timed from the first Send to the receiver's Recv of the last, every message checked for order; baseline is as many go-msgio-framed 1 KiB messages written to one raw libp2p stream on the same connection, timed to the receiver's read of the last",
 	},
 	{
