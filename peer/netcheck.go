@@ -113,16 +113,21 @@ func CheckNetwork(ctx context.Context, cfg NetCheckConfig) (NetCheck, error) {
 	}
 	var out NetCheck
 	out.IPv6 = hasPublicIPv6()
-	for _, network := range []string{"udp4", "tcp4", "udp6", "tcp6"} {
-		if strings.HasSuffix(network, "6") && !out.IPv6 {
-			continue
-		}
+	networks := []string{"udp4", "tcp4"}
+	if out.IPv6 {
+		networks = append(networks, "udp6", "tcp6")
+	}
+	// The checks use separate sockets and hosts: run them at once.
+	out.Checks = make([]TransportCheck, len(networks))
+	var wg sync.WaitGroup
+	for i, network := range networks {
 		listen := cfg.ListenIP4
 		if strings.HasSuffix(network, "6") {
 			listen = cfg.ListenIP6
 		}
-		out.Checks = append(out.Checks, checkTransport(ctx, network, listen, sps))
+		wg.Go(func() { out.Checks[i] = checkTransport(ctx, network, listen, sps) })
 	}
+	wg.Wait()
 	return out, ctx.Err()
 }
 

@@ -91,7 +91,7 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 	}
 	cfg := peer.Config{SuperPeers: sps, NoMDNS: true, PortMapping: *portMap, Port: *port}
 	if *listen != "" {
-		cfg.ListenAddrs = []string{fmt.Sprintf("/ip4/%s/tcp/%d", *listen, *port), fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", *listen, *port)}
+		cfg.ListenAddrs = listenOn(*listen, *port)
 	}
 	rep, err := diagnose(ctx, cfg, *listen, *target, *wait)
 	if err != nil {

@@ -114,3 +114,12 @@ func directVia(p *peer.Peer, id peer.ID) string {
 	}
 	return via
 }
+
+// listenOn is TCP and QUIC on one IP address, IPv4 or IPv6, at port.
+func listenOn(ip string, port int) []string {
+	v := "ip4"
+	if strings.Contains(ip, ":") {
+		v = "ip6"
+	}
+	return []string{fmt.Sprintf("/%s/%s/tcp/%d", v, ip, port), fmt.Sprintf("/%s/%s/udp/%d/quic-v1", v, ip, port)}
+}

@@ -29,3 +29,12 @@ func TestReachDirect(t *testing.T) {
 		t.Errorf("unknown mapping: %v, %v", d, r)
 	}
 }
+
+func TestListenOn(t *testing.T) {
+	if got := strings.Join(listenOn("::1", 4001), " "); got != "/ip6/::1/tcp/4001 /ip6/::1/udp/4001/quic-v1" {
+		t.Fatal(got)
+	}
+	if got := strings.Join(listenOn("127.0.0.1", 0), " "); got != "/ip4/127.0.0.1/tcp/0 /ip4/127.0.0.1/udp/0/quic-v1" {
+		t.Fatal(got)
+	}
+}

@@ -43,7 +43,7 @@ func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 		*listen = "127.0.0.1"
 	}
 	if *listen != "" {
-		cfg.ListenAddrs = []string{fmt.Sprintf("/ip4/%s/tcp/%d", *listen, *port), fmt.Sprintf("/ip4/%s/udp/%d/quic-v1", *listen, *port)}
+		cfg.ListenAddrs = listenOn(*listen, *port)
 	}
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
