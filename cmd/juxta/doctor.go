@@ -26,6 +26,7 @@ import (
 type Report struct {
 	ID           string        `json:"id"`
 	LocalAddrs   []string      `json:"local_addrs"`
+	SuperPeers   int           `json:"super_peers"` // how many were given
 	Observed     []Observation `json:"observed"`
 	Reachability string        `json:"reachability"`         // public, private, local (super-peers on this machine or LAN), unknown
 	Mapping      string        `json:"mapping"`              // over UDP (QUIC), IPv4: none, endpoint-independent, endpoint-dependent, unknown
@@ -74,7 +75,6 @@ type PathReport struct {
 
 func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("juxta doctor", flag.ContinueOnError)
-	fs.SetOutput(out)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	target := fs.String("peer", "", "another peer's invite: connect and report the path (relayed, then direct or not)")
 	portMap := fs.Bool("port-mapping", false, "try UPnP/NAT-PMP port mapping on the router (sends multicast on the LAN)")
@@ -83,11 +83,11 @@ func runDoctor(ctx context.Context, args []string, out io.Writer) error {
 	listen := fs.String("listen", "", "listen on this IP only (default: all interfaces)")
 	var sps multi
 	fs.Var(&sps, "superpeer", "a super-peer's invite (repeatable; two tell the NAT's mapping behaviour)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out, 0); err != nil {
 		return err
 	}
 	if len(sps) == 0 {
-		return errors.New("doctor needs at least one -superpeer INVITE (two to classify the NAT)")
+		return &usageError{msg: "doctor needs at least one -superpeer INVITE (two to classify the NAT)", usage: flagUsage(fs)}
 	}
 	cfg := peer.Config{SuperPeers: sps, NoMDNS: true, PortMapping: *portMap, Port: *port}
 	if *listen != "" {
@@ -137,7 +137,14 @@ func diagnose(ctx context.Context, cfg peer.Config, listen, target string, wait 
 	if err != nil {
 		return nil, err
 	}
+	rep.SuperPeers = len(ncfg.SuperPeers)
 	obs := netReport(rep, nc, len(ncfg.SuperPeers))
+	for i, pb := range rep.Problems {
+		rep.Problems[i] = nameSuperPeers(pb, ncfg.SuperPeers)
+	}
+	for i, n := range rep.Notes {
+		rep.Notes[i] = nameSuperPeers(n, ncfg.SuperPeers)
+	}
 	classify(rep, p, obs)
 
 	// A private peer should hold a relay reservation.
@@ -162,7 +169,7 @@ func diagnose(ctx context.Context, cfg peer.Config, listen, target string, wait 
 	if target != "" {
 		rep.Path, err = checkPath(ctx, p, sub, target, wait)
 		if err != nil {
-			rep.Problems = append(rep.Problems, "peer: "+err.Error())
+			rep.Problems = append(rep.Problems, "test peer: "+err.Error())
 		}
 	}
 	verdict(rep)
@@ -230,6 +237,9 @@ func classify(rep *Report, p *peer.Peer, obs []ma.Multiaddr) {
 	}
 	if len(obs) < 2 {
 		rep.Mapping = "unknown (two super-peers are needed to tell)"
+		if rep.SuperPeers >= 2 {
+			rep.Mapping = "unknown (only one super-peer answered)"
+		}
 		return
 	}
 	ports := map[string]bool{}
@@ -336,10 +346,15 @@ func verdict(rep *Report) {
 			"Relayed chat works; large transfers are slower and bounded by the relay's limits.",
 			"Try -port-mapping if your router supports UPnP or NAT-PMP, or use IPv6 if your provider offers it.",
 			"Carrier-grade NAT (100.64.0.0/10 addresses) often behaves this way; ask your provider for a public IPv4 address.")
+	case len(rep.Observed) == 0:
+		rep.Verdict = "No super-peer answered, so nothing could be measured."
+	case rep.SuperPeers >= 2:
+		rep.Verdict = "Could not classify your NAT: only one of your super-peers answered."
 	default:
 		rep.Verdict = "Could not classify your NAT."
-		rep.Advice = append(rep.Advice, "Give two super-peers with -superpeer so that the mapping can be measured.")
+		rep.Advice = append(rep.Advice, "Give a second super-peer with -superpeer so that the mapping can be measured.")
 	}
+	rep.Advice = append(rep.Advice, problemAdvice(rep.Problems)...)
 	switch rep.Reachability {
 	case "public":
 		rep.DirectTo = peerKinds
@@ -428,5 +443,36 @@ func doctorFailed(rep *Report) error {
 	if len(rep.Problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %s", errDoctorFailed, strings.Join(rep.Problems, "; "))
+	return fmt.Errorf("%w: %s (the report above says what to do)", errDoctorFailed, strings.Join(rep.Problems, "; "))
+}
+
+// nameSuperPeers names the super-peers in a problem line as the rest of the
+// report does (shortID), not in libp2p's "<peer.ID 12*abcdef>" form nor in
+// full, and puts a multi-line dial error on one line.
+func nameSuperPeers(line string, sps []peer.Addr) string {
+	for _, sp := range sps {
+		line = strings.ReplaceAll(line, sp.ID.ShortString(), shortID(sp.ID.String()))
+		line = strings.ReplaceAll(line, sp.ID.String(), shortID(sp.ID.String()))
+	}
+	return strings.Join(strings.Fields(line), " ")
+}
+
+// problemAdvice says what to do about the failed checks.
+func problemAdvice(problems []string) []string {
+	var superPeer, testPeer bool
+	for _, pb := range problems {
+		superPeer = superPeer || strings.HasPrefix(pb, "super-peer ")
+		testPeer = testPeer || strings.HasPrefix(pb, "test peer: ")
+	}
+	var out []string
+	if superPeer {
+		out = append(out, "A super-peer did not answer: check that it is running, that its invite is current (it changes with the super-peer's addresses), and that no firewall blocks UDP to it; then run juxta doctor again.")
+	}
+	if testPeer {
+		out = append(out, "The test peer (-peer) was not reached: check that it is running and that its invite is current.")
+	}
+	if len(problems) > 0 && !superPeer && !testPeer {
+		out = append(out, "A check failed (see the problem lines); run juxta doctor again, and if it fails the same way, report it with the -json output.")
+	}
+	return out
 }

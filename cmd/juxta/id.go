@@ -11,13 +11,12 @@ import (
 
 func runID(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("juxta id", flag.ContinueOnError)
-	fs.SetOutput(out)
 	dir := fs.String("dir", defaultDir("identity"), "directory holding identity.key (created if missing)")
 	port := fs.Int("port", 0, "the port this identity will listen on, for the invite's addresses")
 	noQR := fs.Bool("no-qr", false, "do not print the QR code")
 	var sps multi
 	fs.Var(&sps, "superpeer", "a super-peer's invite to include (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out, 0); err != nil {
 		return err
 	}
 	p, err := peer.New(ctx, peer.Config{Dir: *dir, Port: *port, SuperPeers: sps, NoMDNS: true})

@@ -72,8 +72,7 @@ func expectDirect(a, b natType) bool {
 
 func runLab(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(out, labUsage)
-		return errors.New("lab: no subcommand")
+		return &usageError{msg: "lab: no subcommand", usage: labUsage}
 	}
 	switch args[0] {
 	case "matrix":
@@ -81,6 +80,10 @@ func runLab(ctx context.Context, args []string, out io.Writer) error {
 	case "run":
 		return runInLab(ctx, args[1:], out)
 	case "types":
+		fs := flag.NewFlagSet("juxta lab types", flag.ContinueOnError)
+		if err := parseFlags(fs, args[1:], out, 0); err != nil {
+			return err
+		}
 		for _, t := range append(slices.Clone(allTypes), ipv6Types...) {
 			fmt.Fprintln(out, t)
 		}
@@ -92,8 +95,11 @@ func runLab(ctx context.Context, args []string, out io.Writer) error {
 	case "recover":
 		return runRecoverCmd(ctx, args[1:], out)
 	}
-	fmt.Fprint(out, labUsage)
-	return fmt.Errorf("lab: unknown subcommand %q", args[0])
+	if isHelp(args[0]) {
+		fmt.Fprint(out, labUsage)
+		return flag.ErrHelp
+	}
+	return &usageError{msg: fmt.Sprintf("lab: unknown subcommand %q", args[0]), usage: labUsage}
 }
 
 // addHome adds a host named name in the given position to spec.
@@ -325,14 +331,13 @@ func runTrial(ctx context.Context, a, b natType, delay, wait time.Duration) (tr 
 // killed.
 func runLabPeer(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("juxta lab peer", flag.ContinueOnError)
-	fs.SetOutput(out)
 	mdns := fs.Bool("mdns", false, "find LAN peers with mDNS (only inside a lab)")
 	expect := fs.String("expect", "", "print 'connected ID PATH' when this peer connects")
 	publish := fs.String("publish", "", "publish a lab.note advertisement with this name")
 	find := fs.String("find", "", "search the LAN for lab.note advertisements matching this name (wildcards) and print 'found NAME from ID'")
 	var sps multi
 	fs.Var(&sps, "superpeer", "a super-peer's invite (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out, 0); err != nil {
 		return err
 	}
 	p, err := peer.New(ctx, peer.Config{SuperPeers: sps, NoMDNS: !*mdns})
@@ -392,7 +397,6 @@ func runLabPeer(ctx context.Context, args []string, out io.Writer) error {
 
 func runInLab(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("juxta lab run", flag.ContinueOnError)
-	fs.SetOutput(out)
 	a := fs.String("a", string(natPortRestricted), "NAT type of home a")
 	b := fs.String("b", string(natPortRestricted), "NAT type of home b")
 	delay := fs.Duration("delay", 25*time.Millisecond, "one-way delay on each router's WAN link")
@@ -403,21 +407,20 @@ func runInLab(ctx context.Context, args []string, out io.Writer) error {
 		fs.PrintDefaults()
 		fmt.Fprint(fs.Output(), labChangeUsage)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out, -1); err != nil {
 		return err
 	}
 	var changes []labChange
 	for _, s := range changeFlags {
 		c, err := parseLabChange(s)
 		if err != nil {
-			return err
+			return &usageError{msg: err.Error(), usage: flagUsage(fs)}
 		}
 		changes = append(changes, c)
 	}
 	rest := fs.Args()
 	if len(rest) < 3 || rest[1] != "--" {
-		fmt.Fprint(out, labUsage)
-		return errors.New("lab run: want HOST -- COMMAND [ARGS...]")
+		return &usageError{msg: "lab run: want HOST -- COMMAND [ARGS...]", usage: flagUsage(fs)}
 	}
 	spec, err := twoHomes(natType(*a), natType(*b), *delay)
 	if err != nil {

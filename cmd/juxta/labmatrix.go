@@ -125,7 +125,6 @@ func markdown(w io.Writer, sums []Summary, n int, delay time.Duration) {
 
 func runMatrix(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("juxta lab matrix", flag.ContinueOnError)
-	fs.SetOutput(out)
 	n := fs.Int("n", 1, "tries per pair")
 	delay := fs.Duration("delay", 25*time.Millisecond, "one-way delay on each router's WAN link")
 	wait := fs.Duration("wait", 10*time.Second, "how long a try waits for a direct connection")
@@ -133,17 +132,18 @@ func runMatrix(ctx context.Context, args []string, out io.Writer) error {
 	mdFile := fs.String("md", "", "also write the markdown table to this file")
 	asJSON := fs.Bool("json", false, "print every try as JSON instead of the table")
 	withIPv6 := fs.Bool("ipv6", true, "add the IPv6 rows (dual-stack, IPv6-only and IPv4-only homes)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out, 0); err != nil {
 		return err
 	}
 	pairs, err := matrixPairs(*types, *withIPv6)
 	if err != nil {
-		return err
+		return &usageError{msg: err.Error(), usage: flagUsage(fs)}
 	}
 	if err := netlab.Cleanup(); err != nil && errors.Is(err, netlab.ErrNotRoot) {
 		return err
 	}
 	var trials []Trial
+	prog := &matrixProgress{total: len(pairs) * *n, start: time.Now()}
 	for _, pair := range pairs {
 		a, b := pair[0], pair[1]
 		for try := range *n {
@@ -151,11 +151,7 @@ func runMatrix(ctx context.Context, args []string, out io.Writer) error {
 				return ctx.Err()
 			}
 			tr := runTrial(ctx, a, b, *delay, *wait)
-			fmt.Fprintf(os.Stderr, "%-20s %-20s try %d: %s %s", a, b, try+1, orDash(tr.FinalPath), tr.DirectVia)
-			if tr.Err != "" {
-				fmt.Fprintf(os.Stderr, " (%s)", tr.Err)
-			}
-			fmt.Fprintln(os.Stderr)
+			fmt.Fprintln(os.Stderr, prog.line(a, b, try+1, tr, time.Now()))
 			trials = append(trials, tr)
 		}
 	}
@@ -179,6 +175,29 @@ func runMatrix(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// matrixProgress counts the matrix's tries as they finish, for a progress
+// line per try: tries done of the total, and the time left estimated from the
+// mean time per try so far.
+type matrixProgress struct {
+	total int
+	done  int
+	start time.Time
+}
+
+// line records one finished try of the pair a, b and describes it.
+func (p *matrixProgress) line(a, b natType, try int, tr Trial, now time.Time) string {
+	p.done++
+	left := time.Duration(float64(now.Sub(p.start)) / float64(p.done) * float64(p.total-p.done)).Round(time.Second)
+	s := fmt.Sprintf("[%d/%d, ETA %s] %-20s %-20s try %d: %s", p.done, p.total, left, a, b, try, orDash(tr.FinalPath))
+	if tr.DirectVia != "" {
+		s += " " + tr.DirectVia
+	}
+	if tr.Err != "" {
+		s += " (" + tr.Err + ")"
+	}
+	return s
 }
 
 func orDash(s string) string {

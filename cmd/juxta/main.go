@@ -8,8 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -35,29 +33,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout)
-	if code := exitCode(err); code != 0 {
-		fmt.Fprintln(os.Stderr, "juxta:", err)
-		os.Exit(code)
-	}
-}
-
-// exitCode maps run's error to the exit status: 0 for none and for -h
-// (flag.ErrHelp), 2 for a usage error (a bad flag), 1 for the rest, a
-// failed doctor check included.
-func exitCode(err error) int {
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case strings.Contains(err.Error(), "flag provided but not defined"), strings.HasPrefix(err.Error(), "invalid value"), strings.HasPrefix(err.Error(), "bad flag syntax"):
-		return 2
-	}
-	return 1
+	report(os.Stderr, err)
+	stop()
+	os.Exit(exitCode(err))
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(out, usage)
-		return fmt.Errorf("no command")
+		return &usageError{msg: "no command", usage: usage}
 	}
 	switch args[0] {
 	case "superpeer":
@@ -68,12 +51,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runDoctor(ctx, args[1:], out)
 	case "lab":
 		return runLab(ctx, args[1:], out)
-	case "help", "-h", "--help":
+	}
+	if isHelp(args[0]) {
 		fmt.Fprint(out, usage)
 		return nil
 	}
-	fmt.Fprint(out, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return &usageError{msg: fmt.Sprintf("unknown command %q", args[0]), usage: usage}
 }
 
 type multi []string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,6 +16,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main() // the test binary as the juxta command (cli_test.go)
+		return
+	}
 	leaktest.VerifyTestMain(m)
 }
 

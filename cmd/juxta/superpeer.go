@@ -23,7 +23,6 @@ func defaultDir(name string) string {
 
 func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("juxta superpeer", flag.ContinueOnError)
-	fs.SetOutput(out)
 	dir := fs.String("dir", defaultDir("superpeer"), "directory for the identity and the discovery index")
 	port := fs.Int("port", 4001, "port for TCP and QUIC (0: any)")
 	listen := fs.String("listen", "", "listen on this IP only (default: all interfaces)")
@@ -31,14 +30,14 @@ func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 	verbose := fs.Bool("v", false, "log to stderr")
 	var others multi
 	fs.Var(&others, "superpeer", "another super-peer's invite (repeatable): forms the overlay")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out, 0); err != nil {
 		return err
 	}
 	cfg := peer.SuperPeerConfig(*dir, *port)
 	cfg.SuperPeers = others
 	if *loopback {
 		if *listen != "" && *listen != "127.0.0.1" {
-			return fmt.Errorf("juxta superpeer: -loopback and -listen %s disagree; give one", *listen)
+			return &usageError{msg: fmt.Sprintf("juxta superpeer: -loopback and -listen %s disagree; give one", *listen), usage: flagUsage(fs)}
 		}
 		*listen = "127.0.0.1"
 	}
