@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -186,8 +187,15 @@ func (d *download) pick(ss *downSession) int {
 	n := len(d.have) * 8
 	n = min(n, d.t.pieces())
 	best, bestA := -1, int(^uint(0)>>1)
+	start := ss.cursor
+	if len(d.sessions) > 1 {
+		// Among several providers, start anywhere: downloaders scanning
+		// in order from their cursors catch up with each other and then
+		// ask a seed for the same pieces, one after the other.
+		start = rand.IntN(n)
+	}
 	for k := range n {
-		i := (ss.cursor + k) % n
+		i := (start + k) % n
 		if d.have.has(i) || d.inflight[i] > 0 || !ss.have.has(i) {
 			continue
 		}

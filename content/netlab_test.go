@@ -217,7 +217,7 @@ func TestLabSwarmNearBound(t *testing.T) {
 		sameFile(t, src, filepath.Join(base, fmt.Sprint("leech", i), "copy"))
 	}
 	if os.Getenv("JXC_VERBOSE") != "" {
-		t.Logf("leech0:\n%s", leechers[0].errb.String())
+		t.Logf("leech0:\n%s\nseed:\n%s", leechers[0].errb.String(), seed.errb.String())
 	}
 	all := time.Since(start).Seconds()
 	f, u := float64(size)*8, float64(rate)

@@ -56,6 +56,20 @@ func runHelper(ctx context.Context) error {
 			return err
 		}
 		fmt.Println("invite:", p.Invite())
+		if os.Getenv("JXC_VERBOSE") != "" {
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for t0 := time.Now(); ; {
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Second):
+						fmt.Fprintf(os.Stderr, "%.0fs seed uploaded %.1f MB\n", time.Since(t0).Seconds(), float64(s.Uploaded())/1e6)
+					}
+				}
+			}()
+		}
 		io.Copy(io.Discard, os.Stdin)
 		return nil
 	}
