@@ -18,6 +18,7 @@ import (
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/juxta-p2p/juxta/internal/attack"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -142,6 +143,7 @@ func TestAttackHugeQueryIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	rssBefore := freeRSS(t)
+	mem := attack.WatchMemory()
 	stop := make(chan struct{})
 	var hres *honest
 	var hw sync.WaitGroup
@@ -176,6 +178,7 @@ func TestAttackHugeQueryIDs(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	hw.Wait()
+	mem.SuperPeer(t, "issue 12 #3, query IDs of 256 KiB from 4 identities", floodPercentile(hres.lat, 0.99))
 	growth := freeRSS(t) - rssBefore
 	kept := sp.d.seen.Len()
 	t.Logf("sent %d queries, %d refused for their ID; IDs kept %d; RSS +%.1f MiB", sent.Load(), refused.Load(), kept, float64(growth)/(1<<20))
@@ -211,29 +214,51 @@ func TestAttackHugeQueryIDs(t *testing.T) {
 
 // Issue 12, item 4: glob queries over every attribute of 10,000 ads with 32
 // attributes each stalled the index. Now they match outside the lock within
-// globBudget, and keyword and exact queries are answered meanwhile.
+// globBudget, with the pattern compiled once per query, and keyword and exact
+// queries are answered meanwhile; the super-peer stays under 256 MiB.
 func TestAttackGlobQueries(t *testing.T) {
 	ctx := testCtx(t)
 	sp := newNode(t, peer.TestSuperPeerConfig(), Config{QueryRate: 1e6, PublishRate: 1e6})
-	pub := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true}, sp)
 	asker := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true}, sp)
 	n := 10_000
 	if floodRace() {
 		n = 2_000
 	}
-	ads := make([]Advertisement, n)
-	for i := range ads {
+	// The share comes from a raw host, not a juxta edge, and the test lets
+	// its copy go once it is indexed: the super-peer is then the only one in
+	// the process holding it, and the process's RSS bounds the super-peer's
+	// closely.
+	pubHost, pubKey := rawHost(t)
+	rawConnect(t, pubHost, sp)
+	pubID := peer.ID(pubHost.ID())
+	now := time.Now()
+	raws := make([][]byte, n)
+	for i := range raws {
 		attrs := map[string]string{"name": fmt.Sprintf("file %d of the share.bin", i)}
 		for j := range MaxAttrs - 1 {
 			attrs[fmt.Sprint("a", j)] = fmt.Sprintf("attribute value %d number %d with some words", j, i)
 		}
-		ads[i] = Advertisement{Type: "fileshare.file", ID: fmt.Sprint("f", i), Attrs: attrs}
+		raw, err := seal(Advertisement{Type: "fileshare.file", ID: fmt.Sprint("f", i), Attrs: attrs,
+			Lifetime: time.Hour, Expiration: 30 * time.Minute, Publisher: pubID, Seq: 1, Issued: now}, pubKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws[i] = raw
 	}
-	if _, err := pub.d.PublishBatch(ctx, ads); err != nil {
-		t.Fatal(err)
+	const batch = 256 // ads of ~1.8 KB: a frame under 1 MiB
+	for i := 0; i < n; i += batch {
+		rs, err := rawCall(ctx, pubHost, sp.p.ID(), request{Op: opPublish, Ads: raws[i:min(n, i+batch)]})
+		if err != nil || len(rs) == 0 || rs[len(rs)-1].Err != "" {
+			t.Fatalf("publish batch at %d: %+v %v", i, rs, err)
+		}
 	}
+	raws = nil
 	eventually(t, "the share indexed", func() bool { return sp.d.store.len() >= n })
+	// The process runs under the super-peer's memory limit, as juxta
+	// superpeer does (peer.LimitSuperPeerMemory); restored after.
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(peer.SuperPeerMemoryLimit))
 
+	mem := attack.WatchMemory()
 	stop := make(chan struct{})
 	var hres *honest
 	var hw sync.WaitGroup
@@ -264,6 +289,7 @@ func TestAttackGlobQueries(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	hw.Wait()
+	mem.SuperPeer(t, fmt.Sprintf("issue 12 #4, glob queries over %d ads x %d attributes from 4 identities", n, MaxAttrs), floodPercentile(hres.lat, 0.99))
 	t.Logf("%d glob queries over %d ads x %d attributes; slowest answer %v (budget %v)", queries.Load(), n, MaxAttrs, time.Duration(worst.Load()).Round(time.Millisecond), globBudget)
 	// The budget plus the machine's load: four attackers share two cores with
 	// everything else.
@@ -298,10 +324,12 @@ func TestAttackFakeSuperPeer(t *testing.T) {
 	if _, err := far.d.Publish(ctx, fileAd("far", "far away song.ogg")); err != nil {
 		t.Fatal(err)
 	}
+	mem := attack.WatchMemory()
 	stop := make(chan struct{})
 	go func() { time.Sleep(2 * time.Second); close(stop) }()
 	// The query misses at sp, so sp forwards it: to trusted only.
 	hres := runHonest(ctx, asker, Query{Keywords: "far away", Sources: SourceSuperPeers}, 1, 10*time.Millisecond, stop)
+	mem.SuperPeer(t, "issue 12 #10, a fake super-peer neighbour", floodPercentile(hres.lat, 0.99))
 	hres.check(t, "fake super-peer")
 	if n := fakeQueries.Load(); n != 0 {
 		t.Errorf("the fake super-peer received %d forwarded queries", n)
@@ -390,6 +418,7 @@ func TestAttackMillionAdsOnePublisher(t *testing.T) {
 	ads := floodSign(t, key, peer.ID(h.ID()), 2*quota)
 	t.Logf("signed %d advertisements in %v", len(ads), time.Since(t0).Round(time.Millisecond))
 	rssBefore := freeRSS(t)
+	mem := attack.WatchMemory()
 
 	stop := make(chan struct{})
 	var hres *honest
@@ -434,6 +463,7 @@ func TestAttackMillionAdsOnePublisher(t *testing.T) {
 	elapsed := time.Since(start)
 	close(stop)
 	hw.Wait()
+	mem.SuperPeer(t, fmt.Sprintf("issue 14 #6, %d advertisements from one publisher", total), floodPercentile(hres.lat, 0.99))
 	held := sp.d.store.held(peer.ID(h.ID()))
 	growth := maxRSS.Load() - rssBefore
 	t.Logf("pushed %d in %v (%.0f/s): accepted %d, held %d (quota %d), quota drops %d; super-peer RSS peak +%.1f MiB (%.1f → %.1f MiB)",

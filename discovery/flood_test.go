@@ -17,6 +17,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/juxta-p2p/juxta/internal/attack"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -202,6 +203,7 @@ func floodRun(t *testing.T, cfg Config, total, attackers int, tolerateEviction b
 	runtime.GC()
 	debug.FreeOSMemory()
 	rssBefore := floodRSS(t)
+	mem := attack.WatchMemory()
 	dropsBefore := sp.d.Stats().Dropped
 
 	var r floodResult
@@ -304,6 +306,7 @@ func floodRun(t *testing.T, cfg Config, total, attackers int, tolerateEviction b
 	<-floodEnded
 	close(stop)
 	sampler.Wait()
+	mem.SuperPeer(t, fmt.Sprintf("issue 14 flood (%s), %d advertisements from %d identities", t.Name(), total, attackers), floodPercentile(r.latencies, 0.99))
 	rssAfter := floodRSS(t)
 
 	r.sent, r.accepted, r.sendErrs = sent.Load(), accepted.Load(), sendErrs.Load()

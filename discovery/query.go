@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"bytes"
 	"fmt"
 	"iter"
 	"maps"
@@ -47,7 +48,8 @@ type Query struct {
 	// Sources selects where Find looks; 0 means DefaultSources.
 	Sources Source
 
-	kw *kwQuery // parsed Keywords; set by normalize
+	kw  *kwQuery     // parsed Keywords; set by normalize
+	pat *globPattern // compiled Value; set by normalize
 }
 
 // Query defaults and limits.
@@ -110,6 +112,7 @@ func (q *Query) normalize() error {
 		return err
 	}
 	q.kw = kw
+	q.pat = compileGlob(q.Value)
 	switch {
 	case q.Offset < 0:
 		return fmt.Errorf("%w: negative offset", ErrInvalid)
@@ -160,10 +163,14 @@ func (q *Query) matchesIn(scope, typ string, attrs iter.Seq2[string, string]) bo
 	if q.kw != nil {
 		return q.kw.matchesIn(attrs)
 	}
+	pat := q.pat
+	if pat == nil {
+		pat = compileGlob(q.Value)
+	}
 	if q.Attr != "" {
 		for k, v := range attrs {
 			if k == q.Attr {
-				return glob(q.Value, v)
+				return pat.match(v)
 			}
 		}
 		return false
@@ -172,7 +179,7 @@ func (q *Query) matchesIn(scope, typ string, attrs iter.Seq2[string, string]) bo
 		return true
 	}
 	for _, v := range attrs {
-		if glob(q.Value, v) {
+		if pat.match(v) {
 			return true
 		}
 	}
@@ -181,23 +188,70 @@ func (q *Query) matchesIn(scope, typ string, attrs iter.Seq2[string, string]) bo
 
 // glob matches s against pattern, where '*' matches any run of characters, case
 // insensitively. An empty pattern matches only the empty string.
-func glob(pattern, s string) bool {
-	pattern, s = strings.ToLower(pattern), strings.ToLower(s)
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == s
+func glob(pattern, s string) bool { return compileGlob(pattern).match(s) }
+
+// globPattern is a glob lowered and split at '*' once per query, not once
+// per attribute value: a query over every attribute of 10,000 advertisements
+// matches 320,000 values, and the garbage of splitting the pattern for each
+// doubled a super-peer's heap under a glob attack (issue 12, item 4).
+type globPattern struct {
+	exact bool     // no '*'
+	parts [][]byte // lowered, split at '*'
+}
+
+func compileGlob(pattern string) *globPattern {
+	ss := strings.Split(strings.ToLower(pattern), "*")
+	g := &globPattern{exact: len(ss) == 1, parts: make([][]byte, len(ss))}
+	for i, p := range ss {
+		g.parts[i] = []byte(p)
 	}
-	if !strings.HasPrefix(s, parts[0]) {
+	return g
+}
+
+// globBuf bounds the values match lowers on the stack; longer or non-ASCII
+// values are lowered with strings.ToLower.
+const globBuf = 256
+
+// match reports whether s matches, case-insensitively. A short ASCII value
+// is lowered into a stack buffer: matching it allocates nothing.
+func (g *globPattern) match(s string) bool {
+	var buf [globBuf]byte
+	var b []byte
+	if len(s) <= globBuf && isASCII(s) {
+		b = buf[:len(s)]
+		for i := range len(s) {
+			c := s[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b[i] = c
+		}
+	} else {
+		b = []byte(strings.ToLower(s))
+	}
+	parts := g.parts
+	if g.exact {
+		return bytes.Equal(parts[0], b)
+	}
+	if !bytes.HasPrefix(b, parts[0]) {
 		return false
 	}
-	s = s[len(parts[0]):]
-	last := parts[len(parts)-1]
+	b = b[len(parts[0]):]
 	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, p)
+		i := bytes.Index(b, p)
 		if i < 0 {
 			return false
 		}
-		s = s[i+len(p):]
+		b = b[i+len(p):]
 	}
-	return strings.HasSuffix(s, last)
+	return bytes.HasSuffix(b, parts[len(parts)-1])
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

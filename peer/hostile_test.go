@@ -43,6 +43,7 @@ func TestHostileIdleConnections(t *testing.T) {
 	sp := newTestPeer(t, cfg)
 	target := lpeer.AddrInfo{ID: toLP(sp.ID()), Addrs: sp.host.Addrs()}
 
+	mem := attack.WatchMemory()
 	// One address, forty identities.
 	accepted := 0
 	for range 40 {
@@ -106,6 +107,7 @@ func TestHostileIdleConnections(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	mem.SuperPeer(t, "issue 12 #16, idle connections from 88 identities on 49 addresses", lat.P99())
 	t.Logf("40 identities from one address: %d connected (%d dial successes); trimmed to %d; %s",
 		fromOne, accepted, len(sp.Libp2p().Host.Network().Conns()), lat.String())
 }

@@ -47,6 +47,9 @@ func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	// A super-peer process: the collector works before the heap doubles
+	// (issue 12's 256 MiB bound under any single attack).
+	memLimit := peer.LimitSuperPeerMemory()
 	p, err := peer.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -64,6 +67,7 @@ func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "relay limits: %d reservations (%d per IP), %d circuits per peer, %s and %d KiB per relayed connection\n",
 		l.MaxReservations, l.MaxReservationsPerIP, l.MaxCircuits, l.ConnDuration, l.ConnData>>10)
+	fmt.Fprintf(out, "memory limit: %d MiB (soft; GOMEMLIMIT overrides)\n", memLimit>>20)
 	fmt.Fprintf(out, "invite: %s\n", p.Invite())
 	<-ctx.Done()
 	fmt.Fprintln(out, "super-peer stopping")

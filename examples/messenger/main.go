@@ -26,6 +26,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/juxta-p2p/juxta/examples/messenger/im"
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 type multi []string
@@ -135,6 +136,7 @@ func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 	if *loopback && *listen != "" && *listen != "127.0.0.1" {
 		return fmt.Errorf("superpeer: -loopback and -listen %s disagree; give one", *listen)
 	}
+	peer.LimitSuperPeerMemory() // the collector works before the heap doubles
 	m, err := im.Open(ctx, im.Config{Dir: *dir, Name: "super-peer", SuperPeer: true, Port: *port, Loopback: *loopback, ListenIP: *listen, NoMDNS: true})
 	if err != nil {
 		return err

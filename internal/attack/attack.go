@@ -1,14 +1,10 @@
 package attack
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,21 +46,7 @@ func Connect(ctx context.Context, h host.Host, target host.Host) error {
 }
 
 // RSS is the process's resident set in bytes (Linux; 0 elsewhere).
-func RSS() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func RSS() int64 { return status("VmRSS:") }
 
 // HeapInUse is the Go heap in use after a collection, in bytes: steadier
 // than RSS, which the runtime returns to the system lazily.

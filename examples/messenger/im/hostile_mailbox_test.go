@@ -48,6 +48,7 @@ func TestHostileMailboxFramePinning(t *testing.T) {
 	}
 	base := attack.RSS()
 	peak := attack.Watch(50 * time.Millisecond)
+	mem := attack.WatchMemory()
 	attackers := attack.Hosts(t, 8)
 	actx, stop := context.WithTimeout(ctx, 12*time.Second)
 	defer stop()
@@ -89,6 +90,7 @@ func TestHostileMailboxFramePinning(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	wg.Wait()
+	mem.SuperPeer(t, "issue 12 #1, 320 stalled mailbox frames from 8 identities", lat.P99())
 	rss, _ := peak.Stop()
 	t.Logf("RSS %s before, peak %s under 320 stalled streams from 8 identities; %s", attack.MiB(base), attack.MiB(rss), lat.String())
 	if n := lat.Failures(); n*20 > lat.Count()+n {
@@ -97,9 +99,6 @@ func TestHostileMailboxFramePinning(t *testing.T) {
 	// The attackers run in this process too: their own send buffers count.
 	if grown := rss - base; grown > mailboxBufferBudget+160<<20 {
 		t.Fatalf("RSS grew by %s; request buffers are bounded by %s", attack.MiB(grown), attack.MiB(mailboxBufferBudget))
-	}
-	if rss > 256<<20 {
-		t.Fatalf("super-peer RSS %s, bound 256 MiB", attack.MiB(rss))
 	}
 }
 
@@ -118,7 +117,16 @@ func TestHostileMailboxQuota(t *testing.T) {
 	}
 	attackers := attack.Hosts(t, 8)
 	blob := make([]byte, 32<<10)
+	mem := attack.WatchMemory()
+	// The honest user reads its mailbox between the attackers' deposits.
+	var lat attack.Latencies
 	for i, h := range attackers {
+		if err := lat.Time(func() error {
+			_, err := mailboxCall(ctx, honest.Peer().Libp2p().Host, sp.ID(), mbReq{Op: mbFetch})
+			return err
+		}); err != nil {
+			t.Fatalf("honest fetch under attack: %v", err)
+		}
 		if err := attack.Connect(ctx, h, sp.Peer().Libp2p().Host); err != nil {
 			t.Fatal(err)
 		}
@@ -131,6 +139,7 @@ func TestHostileMailboxQuota(t *testing.T) {
 			t.Fatalf("attacker %d keeps %d bytes, bound %d", i, own, lim.MaxOwn)
 		}
 	}
+	mem.SuperPeer(t, "issue 12 #2, 8 identities fill the mailbox store", lat.P99())
 	total, _ := sp.Mailbox().Usage("")
 	if total > lim.MaxTotal {
 		t.Fatalf("store holds %d live bytes, bound %d", total, lim.MaxTotal)
@@ -182,6 +191,7 @@ func TestHostileMailboxStranger(t *testing.T) {
 	if err := attack.Connect(ctx, h, sp.Peer().Libp2p().Host); err != nil {
 		t.Fatal(err)
 	}
+	mem := attack.WatchMemory()
 	var items []mbItem
 	for i := range 80 {
 		b := make([]byte, 4096)
@@ -191,7 +201,11 @@ func TestHostileMailboxStranger(t *testing.T) {
 	if r, err := mailboxCall(ctx, h, sp.ID(), mbReq{Op: mbDeposit, To: []byte(victim.ID()), Items: items}); err != nil || r.Stored != 80 {
 		t.Fatalf("deposit: %+v %v", r, err)
 	}
-	victim.fetchMailbox(ctx)
+	// The victim's fetch (and its acknowledgement of the junk) is the honest
+	// operation under this attack.
+	var lat attack.Latencies
+	_ = lat.Time(func() error { victim.fetchMailbox(ctx); return nil })
+	mem.SuperPeer(t, "issue 12 #11, a stranger fills one mailbox", lat.P99())
 	if n := sp.Mailbox().Count(victim.ID()); n != 0 {
 		t.Fatalf("%d items from a stranger still wait after the victim fetched", n)
 	}
