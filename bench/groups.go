@@ -82,9 +82,9 @@ func (f *presenceFixture) setup(ctx context.Context) (_ func() error, err error)
 		g := f.nw.members[i+1].g
 		switch f.policy {
 		case groups.PolicyOpen:
-			f.grps[i+1], err = g.JoinOpen(sctx, info)
+			f.grps[i+1], err = g.Join(sctx, groups.Open(info))
 		case groups.PolicyPassword:
-			f.grps[i+1], err = g.JoinPassword(sctx, info, benchPassword)
+			f.grps[i+1], err = g.Join(sctx, groups.Password(info, benchPassword))
 		default:
 			err = fmt.Errorf("policy %s not supported here", f.policy)
 		}
@@ -205,8 +205,8 @@ func (f *joinFixture) fresh(ctx context.Context) (*pnode, error) {
 	return n, nil
 }
 
-// juxta times one join by a fresh peer: JoinOpen, JoinPassword or
-// JoinInvite with a credential the creator issued to it beforehand.
+// juxta times one join by a fresh peer: Join with Open, Password or
+// Invited, with a credential the creator issued to it beforehand.
 func (f *joinFixture) juxta(ctx context.Context) (_ float64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -226,11 +226,11 @@ func (f *joinFixture) juxta(ctx context.Context) (_ float64, err error) {
 	var g *groups.Group
 	switch f.policy {
 	case groups.PolicyOpen:
-		g, err = n.g.JoinOpen(ctx, info)
+		g, err = n.g.Join(ctx, groups.Open(info))
 	case groups.PolicyPassword:
-		g, err = n.g.JoinPassword(ctx, info, benchPassword)
+		g, err = n.g.Join(ctx, groups.Password(info, benchPassword))
 	case groups.PolicyInvite:
-		g, err = n.g.JoinInvite(ctx, cred)
+		g, err = n.g.Join(ctx, groups.Invited(cred))
 	}
 	elapsed := time.Since(start)
 	if err != nil {
@@ -260,7 +260,7 @@ func (f *joinFixture) baseRoundTrip(ctx context.Context) (_ float64, err error) 
 }
 
 // baseArgon2 times argon2id with the parameters of the group's password
-// (and a fresh salt): the work JoinPassword cannot avoid.
+// (and a fresh salt): the work Join with Password cannot avoid.
 func (f *joinFixture) baseArgon2(ctx context.Context) (float64, error) {
 	salt := make([]byte, 16)
 	rand.Read(salt)

@@ -287,7 +287,7 @@ var rows = []row{
 		better: lower,
 		setup:  joinOpen.setup,
 		juxta:  joinOpen.juxta,
-		note:   "JoinOpen by a fresh peer (an edge of the super-peer, connected to the creator beforehand) with the group's Info in hand; it does no network I/O (presence starts in the background after it returns), so no baseline",
+		note:   "Join (Open) by a fresh peer (an edge of the super-peer, connected to the creator beforehand) with the group's Info in hand; it does no network I/O (presence starts in the background after it returns), so no baseline",
 	},
 	{
 		name:   "join latency, password",
@@ -296,7 +296,7 @@ var rows = []row{
 		setup:  joinPassword.setup,
 		juxta:  joinPassword.juxta,
 		base:   joinPassword.baseArgon2,
-		note:   "JoinPassword by a fresh peer as above: argon2id (19 MiB, 2 passes, 1 lane) dominates, checked against the verifier locally, nothing sent; baseline is that argon2id derivation alone, so the ratio is what JoinPassword adds to its KDF",
+		note:   "Join (Password) by a fresh peer as above: argon2id (19 MiB, 2 passes, 1 lane) dominates, checked against the verifier locally, nothing sent; baseline is that argon2id derivation alone, so the ratio is what Join adds to its KDF",
 	},
 	{
 		name:   "join latency, invite",
@@ -305,7 +305,7 @@ var rows = []row{
 		setup:  joinInvite.setup,
 		juxta:  joinInvite.juxta,
 		base:   joinInvite.baseRoundTrip,
-		note:   "JoinInvite by a fresh peer, connected to the creator beforehand, with a credential the creator issued to it: parse, verify the group advertisement and credential signatures, fetch the group key from the issuer (a new stream on the existing connection); baseline is one raw stream round trip (100 B request, 1 KiB answer) from a fresh peer, connected the same way, to the creator",
+		note:   "Join (Invited) by a fresh peer, connected to the creator beforehand, with a credential the creator issued to it: parse, verify the group advertisement and credential signatures, fetch the group key from the issuer (a new stream on the existing connection); baseline is one raw stream round trip (100 B request, 1 KiB answer) from a fresh peer, connected the same way, to the creator",
 	},
 	{
 		name:   "10,000 files searchable, PublishBatch",

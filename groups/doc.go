@@ -18,8 +18,8 @@
 //
 // # Membership policies
 //
-//   - Open: anyone joins (Service.JoinOpen).
-//   - Password (Service.JoinPassword): argon2id (OWASP minimum: 19 MiB, 2 passes;
+//   - Open: anyone joins (Service.Join with Open).
+//   - Password (Service.Join with Password): argon2id (OWASP minimum: 19 MiB, 2 passes;
 //     parameters travel in the advertisement) turns the password, a random salt
 //     and the group ID into three keys: a verifier published in the
 //     advertisement, an authentication key and a message key. A joiner checks
@@ -30,7 +30,7 @@
 //     sent, and a proof cannot be replayed to another peer. The verifier allows
 //     an offline guessing attack by whoever holds the advertisement; argon2id
 //     makes each guess cost 19 MiB and two passes, so choose a strong password.
-//   - Invite (Service.JoinInvite): the creator, and the admins it names, sign
+//   - Invite (Service.Join with Invited): the creator, and the admins it names, sign
 //     credentials (libp2p signed envelopes) that bind a peer ID to the group
 //     until an expiry. Group.Invite returns one as a string (prefix
 //     "juxtagroup1") that carries the group advertisement too, for handing over

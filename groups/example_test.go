@@ -53,9 +53,9 @@ func Example() {
 	club.SetPresence(groups.Busy, "thinking")
 
 	found, _ := bg.Find(ctx, "chess*")
-	_, err = bg.JoinPassword(ctx, found[0], "1. f3?")
+	_, err = bg.Join(ctx, groups.Password(found[0], "1. f3?"))
 	fmt.Println(errors.Is(err, groups.ErrWrongPassword))
-	mine, err := bg.JoinPassword(ctx, found[0], "e2e4 e7e5")
+	mine, err := bg.Join(ctx, groups.Password(found[0], "e2e4 e7e5"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package groups
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -434,72 +433,6 @@ func (s *Service) Lookup(ctx context.Context, id string) (Info, error) {
 		return Info{}, fmt.Errorf("groups: group %q not found", id)
 	}
 	return *best, nil
-}
-
-// JoinOpen joins an open group.
-func (s *Service) JoinOpen(ctx context.Context, info Info) (*Group, error) {
-	if info.Policy != PolicyOpen {
-		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
-	}
-	return s.register(s.newGroup(&info))
-}
-
-// JoinPassword joins a password group. The password is checked against the
-// group's verifier here; it is never sent to anyone. A wrong password fails
-// with ErrWrongPassword.
-func (s *Service) JoinPassword(ctx context.Context, info Info, password string) (*Group, error) {
-	if info.Policy != PolicyPassword {
-		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
-	}
-	if !info.kdf.sane() {
-		return nil, fmt.Errorf("%w: password parameters out of bounds", ErrBadGroup)
-	}
-	pw := derivePassword(password, info.ID, info.salt, info.kdf)
-	if !hmac.Equal(pw.verifier, info.verifier) {
-		return nil, fmt.Errorf("%w for group %q", ErrWrongPassword, info.Name)
-	}
-	g := s.newGroup(&info)
-	g.pw = pw
-	return s.register(g)
-}
-
-// JoinInvite joins an invite group with a credential string from its creator
-// or an admin (Group.Invite). The credential must name this peer, be unexpired
-// and not revoked; the group key is then fetched from a member.
-func (s *Service) JoinInvite(ctx context.Context, credential string) (*Group, error) {
-	cb, err := decodeCredString(credential)
-	if err != nil {
-		return nil, err
-	}
-	ad, err := discovery.Verify(cb.GroupAd, time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadGroup, err)
-	}
-	info, err := infoFromAd(ad, cb.GroupAd)
-	if err != nil {
-		return nil, err
-	}
-	if info.Policy != PolicyInvite {
-		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
-	}
-	c, err := verifyCredential(cb.Cred, info)
-	if err != nil {
-		return nil, err
-	}
-	if c.member != s.p.ID() {
-		return nil, fmt.Errorf("%w: issued to %s, not to this peer", ErrCredential, c.member)
-	}
-	if !time.Now().Before(c.expires) {
-		return nil, fmt.Errorf("%w on %s", ErrExpired, c.expires.UTC().Format(time.RFC3339))
-	}
-	g := s.newGroup(info)
-	g.cred = cb.Cred
-	// The issuer holds the key; so do the creator and the admins.
-	holders := append([]peer.ID{c.issuer, info.Creator}, info.Admins...)
-	if err := g.fetchKey(ctx, holders, 0); err != nil {
-		return nil, err
-	}
-	return s.register(g)
 }
 
 // Groups returns the groups this peer is in.

@@ -48,7 +48,7 @@ func TestHostileKDFParams(t *testing.T) {
 	}
 	bad := Info{ID: id, Name: w.Name, Policy: PolicyPassword, salt: w.Salt, verifier: w.Verifier, kdf: w.KDF}
 	start := time.Now()
-	if _, err := bob.g.JoinPassword(ctx, bad, "x"); err == nil {
+	if _, err := bob.g.Join(ctx, Password(bad, "x")); err == nil {
 		t.Fatal("joined a bomb")
 	}
 	t.Logf("refused in %v (info %v)", time.Since(start), info)
@@ -68,11 +68,11 @@ func TestHostileFutureEpoch(t *testing.T) {
 	}
 	credB, _ := ga.Invite(bob.p.ID(), 0)
 	credM, _ := ga.Invite(mallory.p.ID(), 0)
-	gb, err := bob.g.JoinInvite(ctx, credB)
+	gb, err := bob.g.Join(ctx, Invited(credB))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gm, err := mallory.g.JoinInvite(ctx, credM)
+	gm, err := mallory.g.Join(ctx, Invited(credM))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,10 +202,10 @@ func TestHostileScopedAds(t *testing.T) {
 			}
 			var gb *Group
 			if policy == PolicyPassword {
-				gb, err = bob.g.JoinPassword(ctx, ga.Info(), secret)
+				gb, err = bob.g.Join(ctx, Password(ga.Info(), secret))
 			} else {
 				cred, _ := ga.Invite(bob.p.ID(), 0)
-				gb, err = bob.g.JoinInvite(ctx, cred)
+				gb, err = bob.g.Join(ctx, Invited(cred))
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -257,7 +257,7 @@ func TestHostileGroupPipeListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gb, err := bob.g.JoinPassword(ctx, ga.Info(), secret)
+	gb, err := bob.g.Join(ctx, Password(ga.Info(), secret))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,12 +32,19 @@ func TestPasswordGroup(t *testing.T) {
 	if err != nil || len(found) != 1 || found[0].ID != ga.ID() || found[0].Policy != PolicyPassword {
 		t.Fatalf("find: %+v %v", found, err)
 	}
-	if _, err := eve.g.JoinPassword(ctx, found[0], "tr0ub4dor&3"); !errors.Is(err, ErrWrongPassword) {
+	if _, err := eve.g.Join(ctx, Password(found[0], "tr0ub4dor&3")); !errors.Is(err, ErrWrongPassword) {
 		t.Fatalf("wrong password: %v", err)
 	} else if !strings.Contains(err.Error(), "wrong password") {
 		t.Fatalf("unclear error: %v", err)
 	}
-	gb, err := bob.g.JoinPassword(ctx, found[0], secret)
+	// A credential of another kind than the group's, or none, is refused.
+	if _, err := eve.g.Join(ctx, Open(found[0])); !errors.Is(err, ErrPolicy) {
+		t.Fatalf("open credential for a password group: %v", err)
+	}
+	if _, err := eve.g.Join(ctx, Credential{}); !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), "no credential") {
+		t.Fatalf("no credential: %v", err)
+	}
+	gb, err := bob.g.Join(ctx, Password(found[0], secret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,12 +103,12 @@ func TestInviteGroupCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gb, err := bob.g.JoinInvite(ctx, credB)
+	gb, err := bob.g.Join(ctx, Invited(credB))
 	if err != nil {
 		t.Fatalf("valid credential: %v", err)
 	}
 	// Issued to someone else.
-	if _, err := carol.g.JoinInvite(ctx, credB); !errors.Is(err, ErrCredential) {
+	if _, err := carol.g.Join(ctx, Invited(credB)); !errors.Is(err, ErrCredential) {
 		t.Fatalf("someone else's credential: %v", err)
 	}
 	// Expired.
@@ -110,7 +117,7 @@ func TestInviteGroupCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
-	if _, err := carol.g.JoinInvite(ctx, short); !errors.Is(err, ErrExpired) {
+	if _, err := carol.g.Join(ctx, Invited(short)); !errors.Is(err, ErrExpired) {
 		t.Fatalf("expired credential: %v", err)
 	}
 	// Forged: mallory signs a credential for herself.
@@ -119,25 +126,25 @@ func TestInviteGroupCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs, _ := encodeCredString(ga.Info().raw, forged)
-	if _, err := mallory.g.JoinInvite(ctx, fs); !errors.Is(err, ErrCredential) {
+	if _, err := mallory.g.Join(ctx, Invited(fs)); !errors.Is(err, ErrCredential) {
 		t.Fatalf("forged credential: %v", err)
 	}
 	// Tampered: a flipped byte anywhere is caught.
 	bad := []byte(credB)
 	bad[len(bad)/2] ^= 1
-	if _, err := bob.g.JoinInvite(ctx, string(bad)); err == nil {
+	if _, err := bob.g.Join(ctx, Invited(string(bad))); err == nil {
 		t.Fatal("tampered credential accepted")
 	}
 	// Malformed strings get clear errors.
 	for _, s := range []string{"", "hello", "juxtagroup1!!!", "juxtagroup1aaaa", strings.Repeat("a", MaxCredentialLen+1)} {
-		if _, err := carol.g.JoinInvite(ctx, s); !errors.Is(err, ErrCredential) {
+		if _, err := carol.g.Join(ctx, Invited(s)); !errors.Is(err, ErrCredential) {
 			t.Fatalf("malformed %q: %v", s[:min(len(s), 20)], err)
 		}
 	}
 
 	// Revoked: carol joins, then is removed.
 	credC, _ := ga.Invite(carol.p.ID(), 0)
-	gc, err := carol.g.JoinInvite(ctx, credC)
+	gc, err := carol.g.Join(ctx, Invited(credC))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +184,7 @@ func TestInviteGroupCredentials(t *testing.T) {
 		t.Fatalf("bob received %q from a revoked member", m)
 	}
 	// Her old credential no longer fetches the key: she cannot rejoin.
-	if _, err := carol.g.JoinInvite(ctx, credC); !errors.Is(err, ErrRevoked) {
+	if _, err := carol.g.Join(ctx, Invited(credC)); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("revoked credential rejoined: %v", err)
 	}
 	// Nor open the group's pipes.
@@ -225,10 +232,10 @@ func TestRawPubsubAttacker(t *testing.T) {
 			}
 			var gb *Group
 			if policy == PolicyPassword {
-				gb, err = bob.g.JoinPassword(ctx, ga.Info(), secret)
+				gb, err = bob.g.Join(ctx, Password(ga.Info(), secret))
 			} else {
 				cred, _ := ga.Invite(bob.p.ID(), 0)
-				gb, err = bob.g.JoinInvite(ctx, cred)
+				gb, err = bob.g.Join(ctx, Invited(cred))
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -300,11 +307,11 @@ func TestScopedDiscovery(t *testing.T) {
 	ctx := testCtx(t)
 	g1, _ := alice.g.Create(ctx, Spec{Name: "G"})
 	h1, _ := alice.g.Create(ctx, Spec{Name: "H"})
-	g2, err := bob.g.JoinOpen(ctx, g1.Info())
+	g2, err := bob.g.Join(ctx, Open(g1.Info()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2, _ := bob.g.JoinOpen(ctx, h1.Info())
+	h2, _ := bob.g.Join(ctx, Open(h1.Info()))
 	if _, err := g1.Discovery().Publish(ctx, discovery.Advertisement{Type: "note", ID: "n1", Attrs: map[string]string{"text": "only in G"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func TestPresenceManyMembers(t *testing.T) {
 	}
 	groups[0] = g0
 	for i := 1; i < n; i++ {
-		if groups[i], err = nodes[i].g.JoinPassword(ctx, g0.Info(), secret); err != nil {
+		if groups[i], err = nodes[i].g.Join(ctx, Password(g0.Info(), secret)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -85,11 +85,11 @@ func TestPresenceOfflineAndInvisible(t *testing.T) {
 	alice, bob, carol := member(t, sp, "alice"), member(t, sp, "bob"), member(t, sp, "carol")
 	ctx := testCtx(t)
 	ga, _ := alice.g.Create(ctx, Spec{Name: "trio"})
-	gb, err := bob.g.JoinOpen(ctx, ga.Info())
+	gb, err := bob.g.Join(ctx, Open(ga.Info()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc, _ := carol.g.JoinOpen(ctx, ga.Info())
+	gc, _ := carol.g.Join(ctx, Open(ga.Info()))
 	meshed(t, ga, gb, gc)
 
 	// Invisible: others see bob offline, yet his pipes work.
@@ -152,7 +152,7 @@ func TestPresenceLeaveAnnounced(t *testing.T) {
 	alice, bob := memberWith(t, sp, "alice", slow), memberWith(t, sp, "bob", slow)
 	ctx := testCtx(t)
 	ga, _ := alice.g.Create(ctx, Spec{Name: "duo"})
-	gb, err := bob.g.JoinOpen(ctx, ga.Info())
+	gb, err := bob.g.Join(ctx, Open(ga.Info()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestPresenceLateHeartbeatAfterInvisible(t *testing.T) {
 	alice, bob := member(t, sp, "alice"), member(t, sp, "bob")
 	ctx := testCtx(t)
 	ga, _ := alice.g.Create(ctx, Spec{Name: "duo"})
-	gb, err := bob.g.JoinOpen(ctx, ga.Info())
+	gb, err := bob.g.Join(ctx, Open(ga.Info()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestPresenceReplayAfterForget(t *testing.T) {
 	alice, bob := member(t, sp, "alice"), member(t, sp, "bob")
 	ctx := testCtx(t)
 	ga, _ := alice.g.Create(ctx, Spec{Name: "duo"})
-	gb, err := bob.g.JoinOpen(ctx, ga.Info())
+	gb, err := bob.g.Join(ctx, Open(ga.Info()))
 	if err != nil {
 		t.Fatal(err)
 	}

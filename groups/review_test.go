@@ -47,7 +47,7 @@ func TestGroupKeyMustMatchSignature(t *testing.T) {
 		t.Fatal(err)
 	}
 	cred, _ := ga.Invite(bob.p.ID(), 0)
-	gb, err := bob.g.JoinInvite(ctx, cred)
+	gb, err := bob.g.Join(ctx, Invited(cred))
 	if err != nil {
 		t.Fatal(err)
 	}

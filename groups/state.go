@@ -27,8 +27,8 @@ type savedState struct {
 // online to hand over the key: the group's advertisement, this peer's
 // credential and the current group key with its signed revocation list.
 // It holds the group key: store it as you store the peer's own key. Password
-// groups rejoin with their password (JoinPassword needs nobody online), open
-// groups with JoinOpen.
+// groups rejoin with their password (Join with Password needs nobody online), open
+// groups with Open.
 func (g *Group) State() ([]byte, error) {
 	info := g.Info()
 	if info.Policy != PolicyInvite {
@@ -45,7 +45,7 @@ func (g *Group) State() ([]byte, error) {
 // they were first received: signed by the creator, issued to this peer,
 // unexpired (the creator and admins need no credential), not revoked. A key
 // changed while this peer was away (a revocation) is pushed by an admin when
-// it next meets this peer, or fetched with JoinInvite.
+// it next meets this peer, or fetched by Join with Invited.
 func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ func TestRestoreInviteGroupAfterRestarts(t *testing.T) {
 	}
 	credA, _ := ga.Invite(alice.p.ID(), 0)
 	credB, _ := ga.Invite(bob.p.ID(), 0)
-	gb, err := bob.g.JoinInvite(ctx, credB)
+	gb, err := bob.g.Join(ctx, Invited(credB))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestRestoreInviteGroupAfterRestarts(t *testing.T) {
 	// Bob comes back while alice is away: the credential alone cannot get
 	// the key, the saved state can.
 	bob = memberAt(t, sp, "bob", dirB)
-	if _, err := bob.g.JoinInvite(ctx, credB); !errors.Is(err, ErrNoKey) {
+	if _, err := bob.g.Join(ctx, Invited(credB)); !errors.Is(err, ErrNoKey) {
 		t.Fatalf("credential with the creator away: %v", err)
 	}
 	gb, err = bob.g.Restore(ctx, stateB)
@@ -50,7 +50,7 @@ func TestRestoreInviteGroupAfterRestarts(t *testing.T) {
 	// Alice comes back after him. Her own credential names nobody else to
 	// ask: the error says so in words, not %!w(<nil>).
 	alice = memberAt(t, sp, "alice", dirA)
-	_, err = alice.g.JoinInvite(ctx, credA)
+	_, err = alice.g.Join(ctx, Invited(credA))
 	if !errors.Is(err, ErrNoKey) || strings.Contains(err.Error(), "%!") {
 		t.Fatalf("creator's own credential: %v", err)
 	}

@@ -44,7 +44,7 @@ func (n *Node) JoinGroup(ctx context.Context, name, password string) error {
 		if info.Name != name {
 			continue
 		}
-		g, err := n.gs.JoinPassword(ctx, info, password)
+		g, err := n.gs.Join(ctx, groups.Password(info, password))
 		if err == nil {
 			return n.joined(name, password, g)
 		}

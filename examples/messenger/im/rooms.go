@@ -84,7 +84,7 @@ func (m *Messenger) JoinRoom(ctx context.Context, name, password string) error {
 		if tried++; tried > maxRoomCandidates {
 			break
 		}
-		g, err := m.gs.JoinPassword(ctx, info, password)
+		g, err := m.gs.Join(ctx, groups.Password(info, password))
 		if errors.Is(err, groups.ErrWrongPassword) || errors.Is(err, groups.ErrBadGroup) {
 			lastErr = err
 			continue
@@ -115,7 +115,7 @@ func (m *Messenger) RoomInvite(name string, contact peer.ID) (string, error) {
 
 // JoinRoomInvite joins an invite room with a credential.
 func (m *Messenger) JoinRoomInvite(ctx context.Context, credential string) error {
-	g, err := m.gs.JoinInvite(ctx, credential)
+	g, err := m.gs.Join(ctx, groups.Invited(credential))
 	if err != nil {
 		return err
 	}
@@ -157,12 +157,12 @@ func (m *Messenger) rejoinRooms(ctx context.Context) {
 			g, err = m.gs.Restore(ctx, r.State)
 		case r.Cred != "":
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			g, err = m.gs.JoinInvite(ctx, r.Cred)
+			g, err = m.gs.Join(ctx, groups.Invited(r.Cred))
 			cancel()
 		case r.Password != "":
 			var info groups.Info
 			if info, err = groups.ParseInfo(r.GroupAd); err == nil {
-				g, err = m.gs.JoinPassword(ctx, info, r.Password)
+				g, err = m.gs.Join(ctx, groups.Password(info, r.Password))
 			}
 		default:
 			err = errors.New("nothing to rejoin with")

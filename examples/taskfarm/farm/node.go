@@ -165,7 +165,7 @@ func (n *Node) createOrRejoin(ctx context.Context, name, password string) (*grou
 			return nil, fmt.Errorf("farm: %s: %w", path, err)
 		}
 		n.pw = st.Password
-		return n.gs.JoinPassword(ctx, info, st.Password)
+		return n.gs.Join(ctx, groups.Password(info, st.Password))
 	}
 	if password == "" {
 		return nil, errors.New("farm: a new farm needs a password")
@@ -207,7 +207,7 @@ func (n *Node) join(ctx context.Context, invite string) (inviteBody, error) {
 	if err != nil {
 		return inv, fmt.Errorf("%w: %v", ErrBadInvite, err)
 	}
-	g, err := n.gs.JoinPassword(ctx, info, inv.Password)
+	g, err := n.gs.Join(ctx, groups.Password(info, inv.Password))
 	if err != nil {
 		return inv, fmt.Errorf("farm: join: %w", err)
 	}

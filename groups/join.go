@@ -1,0 +1,120 @@
+package groups
+
+import (
+	"context"
+	"crypto/hmac"
+	"fmt"
+	"time"
+
+	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+// A Credential is what Join presents to a group, one for each policy: Open,
+// Password or Invited makes it. The zero Credential joins nothing.
+type Credential struct {
+	policy   Policy
+	info     Info   // Open, Password
+	password string // Password
+	invite   string // Invited
+}
+
+// Open is the credential for an open group, with its Info (from Lookup).
+func Open(info Info) Credential { return Credential{policy: PolicyOpen, info: info} }
+
+// Password is the credential for a password group, with its Info (from
+// Lookup). The password is checked against the group's verifier by Join; it
+// is never sent to anyone.
+func Password(info Info, password string) Credential {
+	return Credential{policy: PolicyPassword, info: info, password: password}
+}
+
+// Invited is the credential for an invite group: a credential string from
+// its creator or an admin (Group.Invite), which carries the group's Info.
+func Invited(credential string) Credential {
+	return Credential{policy: PolicyInvite, invite: credential}
+}
+
+// Join joins a group with cred:
+//   - Open: no network I/O; the group must be open.
+//   - Password: a wrong password fails with ErrWrongPassword.
+//   - Invited: the credential must name this peer, be unexpired and not
+//     revoked (ErrCredential, ErrExpired); the group key is then fetched from
+//     its issuer, the creator or an admin, until ctx ends.
+//
+// A credential for another policy than the group's fails with ErrPolicy.
+func (s *Service) Join(ctx context.Context, cred Credential) (*Group, error) {
+	switch cred.policy {
+	case PolicyOpen:
+		return s.joinOpen(cred.info)
+	case PolicyPassword:
+		return s.joinPassword(cred.info, cred.password)
+	case PolicyInvite:
+		return s.joinInvite(ctx, cred.invite)
+	}
+	return nil, fmt.Errorf("%w: no credential (make one with Open, Password or Invited)", ErrPolicy)
+}
+
+// joinOpen joins an open group.
+func (s *Service) joinOpen(info Info) (*Group, error) {
+	if info.Policy != PolicyOpen {
+		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	return s.register(s.newGroup(&info))
+}
+
+// joinPassword joins a password group: the password is checked against the
+// group's verifier here.
+func (s *Service) joinPassword(info Info, password string) (*Group, error) {
+	if info.Policy != PolicyPassword {
+		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	if !info.kdf.sane() {
+		return nil, fmt.Errorf("%w: password parameters out of bounds", ErrBadGroup)
+	}
+	pw := derivePassword(password, info.ID, info.salt, info.kdf)
+	if !hmac.Equal(pw.verifier, info.verifier) {
+		return nil, fmt.Errorf("%w for group %q", ErrWrongPassword, info.Name)
+	}
+	g := s.newGroup(&info)
+	g.pw = pw
+	return s.register(g)
+}
+
+// joinInvite joins an invite group with a credential string and fetches the
+// group key from a member.
+func (s *Service) joinInvite(ctx context.Context, credential string) (*Group, error) {
+	cb, err := decodeCredString(credential)
+	if err != nil {
+		return nil, err
+	}
+	ad, err := discovery.Verify(cb.GroupAd, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadGroup, err)
+	}
+	info, err := infoFromAd(ad, cb.GroupAd)
+	if err != nil {
+		return nil, err
+	}
+	if info.Policy != PolicyInvite {
+		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	c, err := verifyCredential(cb.Cred, info)
+	if err != nil {
+		return nil, err
+	}
+	if c.member != s.p.ID() {
+		return nil, fmt.Errorf("%w: issued to %s, not to this peer", ErrCredential, c.member)
+	}
+	if !time.Now().Before(c.expires) {
+		return nil, fmt.Errorf("%w on %s", ErrExpired, c.expires.UTC().Format(time.RFC3339))
+	}
+	g := s.newGroup(info)
+	g.cred = cb.Cred
+	// The issuer holds the key; so do the creator and the admins.
+	holders := append([]peer.ID{c.issuer, info.Creator}, info.Admins...)
+	if err := g.fetchKey(ctx, holders, 0); err != nil {
+		return nil, err
+	}
+	return s.register(g)
+}
