@@ -417,7 +417,11 @@ func (m *tuiModel) event(ev im.Event) tea.Cmd {
 				m.setNotice(false, "file %s from %s saved to %s", t.Name, m.peerLabel(t.Peer), t.Path)
 			}
 		case "failed":
-			m.setNotice(true, "file %s failed: %s", t.Name, t.Err)
+			toFrom := "to"
+			if !t.Out {
+				toFrom = "from"
+			}
+			m.setNotice(true, "file %s %s %s failed: %s", t.Name, toFrom, m.peerLabel(t.Peer), t.Err)
 		}
 	case im.RoomInvitation:
 		m.setNotice(false, "%s invites you to #%s — /room accept %s", e.From.Label(), e.Room, e.Room)

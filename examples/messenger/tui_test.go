@@ -246,9 +246,11 @@ func TestTUIModel(t *testing.T) {
 
 	// File transfers show with a progress bar.
 	tuiUpdate(t, m, eventMsg{im.TransferProgress{Transfer: im.Transfer{ID: "t1", Peer: bob, Name: "cat.jpg", Size: 200, Done: 100, State: "receiving"}}})
-	tuiWant(t, m, "↓ cat.jpg ██████░░░░░░ 50% receiving")
+	tuiWant(t, m, "↓ cat.jpg from bob ██████░░░░░░ 50% receiving")
 	tuiUpdate(t, m, eventMsg{im.TransferProgress{Transfer: im.Transfer{ID: "t1", Peer: bob, Name: "cat.jpg", Size: 200, Done: 200, State: "done", Path: "/dl/cat.jpg"}}})
 	tuiWant(t, m, "file cat.jpg from bob saved to /dl/cat.jpg")
+	tuiUpdate(t, m, eventMsg{im.TransferProgress{Transfer: im.Transfer{ID: "t2", Peer: bob, Out: true, Name: "big.iso", Size: 200, Done: 20, State: "failed", Err: "hash mismatch"}}})
+	tuiWant(t, m, "file big.iso to bob failed: hash mismatch")
 
 	// Removed: gone from the list.
 	f.contacts = f.contacts[1:]

@@ -336,11 +336,11 @@ func (m *tuiModel) statusLine() string {
 		if t.Size > 0 {
 			pct = int(t.Done * 100 / t.Size)
 		}
-		dir := "↑"
+		dir, toFrom := "↑", "to"
 		if !t.Out {
-			dir = "↓"
+			dir, toFrom = "↓", "from"
 		}
-		part := fmt.Sprintf("%s %s %s %d%% %s", dir, cleanLine(t.Name), bar(pct, 12), pct, t.State)
+		part := fmt.Sprintf("%s %s %s %s %s %d%% %s", dir, cleanLine(t.Name), toFrom, cleanLine(m.peerLabel(t.Peer)), bar(pct, 12), pct, t.State)
 		if t.Err != "" {
 			part += ": " + cleanLine(t.Err)
 		}

@@ -71,8 +71,11 @@ func (m *Messenger) Downloads() string { return filepath.Join(m.cfg.Dir, "downlo
 // file is through or ctx ends.
 func (m *Messenger) SendFile(ctx context.Context, id peer.ID, path string) (Transfer, error) {
 	c, ok := m.st.contact(id)
-	if !ok || c.State != Accepted {
-		return Transfer{}, fmt.Errorf("messenger: %s is not an accepted contact", id.ShortString())
+	if !ok {
+		return Transfer{}, fmt.Errorf("messenger: %s is not a contact", id.ShortString())
+	}
+	if c.State != Accepted {
+		return Transfer{}, fmt.Errorf("messenger: %s is not an accepted contact yet", c.Label())
 	}
 	f, err := os.Open(path)
 	if err != nil {
