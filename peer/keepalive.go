@@ -74,6 +74,7 @@ type keeper struct {
 	mu           sync.Mutex
 	inflight     map[network.Conn]bool  // guarded by mu
 	wanted       map[lpeer.ID]time.Time // guarded by mu; peers whose path in use was lost, when
+	inUse        map[lpeer.ID]time.Time // guarded by mu; peers last seen with connections in use, when
 	recovering   bool                   // guarded by mu
 	again        bool                   // guarded by mu; a trigger came during a recovery
 	againRefresh bool                   // guarded by mu; and it asked for a refresh
@@ -95,6 +96,7 @@ func (p *Peer) startKeepalive() error {
 		now:      make(chan struct{}, 1),
 		inflight: make(map[network.Conn]bool),
 		wanted:   make(map[lpeer.ID]time.Time),
+		inUse:    make(map[lpeer.ID]time.Time),
 	}
 	sub, err := p.host.EventBus().Subscribe(new(lpevent.EvtLocalAddressesUpdated))
 	if err != nil {
@@ -125,10 +127,32 @@ func (k *keeper) loop() {
 			}
 		case <-k.now:
 		}
-		for _, c := range k.targets() {
+		targets := k.targets()
+		k.noteInUse(targets)
+		for _, c := range targets {
 			if !k.check(c, k.timeout) {
 				break // every slot busy: the rest wait for the next round
 			}
+		}
+	}
+}
+
+// noteInUse remembers the peers with connections in use: when the network
+// changes, the connections may be gone (a vanished address fails QUIC's
+// sends at once) before anyone looks, and these peers are the ones to
+// reach and punch again.
+func (k *keeper) noteInUse(conns []network.Conn) {
+	now := time.Now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, at := range k.inUse {
+		if now.Sub(at) > wantedFor {
+			delete(k.inUse, id)
+		}
+	}
+	for _, c := range conns {
+		if _, ok := k.inUse[c.RemotePeer()]; (ok || len(k.inUse) < maxWanted) && inUse(c) {
+			k.inUse[c.RemotePeer()] = now
 		}
 	}
 }
@@ -158,8 +182,20 @@ func (k *keeper) addrsChanged(now []string) {
 			k.wanted[c.RemotePeer()] = time.Now()
 		}
 	}
+	for id, at := range k.inUse {
+		if len(k.wanted) < maxWanted {
+			k.wanted[id] = at
+		}
+	}
 	k.mu.Unlock()
-	k.probeNow()
+	// Every direct connection, in use or not: an idle one left from before
+	// would pass for a direct path, and no hole punch starts while one
+	// exists.
+	for _, c := range k.p.host.Network().Conns() {
+		if !isRelayed(c) && !c.IsClosed() && !k.check(c, k.timeout) {
+			break
+		}
+	}
 	k.recover("local addresses changed", true)
 }
 

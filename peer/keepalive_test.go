@@ -268,7 +268,7 @@ func TestKeepaliveNoPingService(t *testing.T) {
 // starts no more goroutines.
 func TestKeepaliveBounded(t *testing.T) {
 	p := newTestPeer(t, TestConfig())
-	k := &keeper{p: p, sem: make(chan struct{}, 2), now: make(chan struct{}, 1), inflight: map[network.Conn]bool{}, wanted: map[lpeer.ID]time.Time{}}
+	k := &keeper{p: p, sem: make(chan struct{}, 2), now: make(chan struct{}, 1), inflight: map[network.Conn]bool{}, wanted: map[lpeer.ID]time.Time{}, inUse: map[lpeer.ID]time.Time{}}
 	k.sem <- struct{}{}
 	k.sem <- struct{}{}
 	if k.check(nil, time.Second) {

@@ -194,6 +194,7 @@ func (k *keeper) punchWanted() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			k.dropDeadDirect(id)
 			deadline := time.Now().Add(punchWantedFor)
 			for p.PathTo(ID(id)) != PathDirect && time.Now().Before(deadline) {
 				k.punchOnce(id)
@@ -206,6 +207,22 @@ func (k *keeper) punchWanted() {
 		}()
 	}
 	wg.Wait()
+}
+
+// dropDeadDirect pings the direct connections to id and closes those that
+// do not answer: one left from before the change would pass for a direct
+// path, and go-libp2p starts no hole punch while one exists.
+func (k *keeper) dropDeadDirect(id lpeer.ID) {
+	for _, c := range k.p.host.Network().ConnsToPeer(id) {
+		if isRelayed(c) || c.IsClosed() {
+			continue
+		}
+		err := pingConn(k.p.ctx, c, k.timeout)
+		k.p.log.Info("recovery: direct connection checked", "peer", id, "addr", c.RemoteMultiaddr(), "err", err)
+		if err != nil && isTimeout(err) {
+			_ = c.Close()
+		}
+	}
 }
 
 const (
@@ -224,7 +241,10 @@ func (k *keeper) punchOnce(id lpeer.ID) {
 		p.log.Debug("recovery: peer not reachable yet", "peer", id, "err", err)
 		return
 	}
-	if p.PathTo(ID(id)) == PathRelayed && p.hp != nil && p.punchable() {
+	// Only the side that accepted the relayed connection initiates DCUtR:
+	// both at once spoil it (go-libp2p issue 3024); the other side's
+	// service starts on its own when it accepts one of ours.
+	if p.PathTo(ID(id)) == PathRelayed && p.hasInboundRelayed(ID(id)) && p.hp != nil && p.punchable() {
 		if err := p.hp.DirectConnect(id); err != nil {
 			p.log.Debug("recovery: hole punch", "peer", id, "err", err)
 		}
