@@ -15,6 +15,7 @@ import (
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/internal/stats"
 )
 
 // The exact-DHT-query row: locate an advertisement through kad-dht provider
@@ -133,7 +134,7 @@ func (f *dhtFixture) juxta(ctx context.Context) (float64, error) {
 		}
 		lat = append(lat, ms(elapsed))
 	}
-	return median(lat), nil
+	return stats.Median(lat), nil
 }
 
 // base looks the provider of the key up from the clients in turn, as juxta
@@ -164,7 +165,7 @@ func (f *dhtFixture) base(ctx context.Context) (float64, error) {
 		}
 		lat = append(lat, ms(time.Since(start)))
 	}
-	return median(lat), nil
+	return stats.Median(lat), nil
 }
 
 // rawDHT is a go-libp2p host with a kad-dht and nothing of juxta.

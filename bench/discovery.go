@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/internal/stats"
 )
 
 // The attribute-query rows: a wildcard query through one super-peer, in a
@@ -111,7 +110,7 @@ func (f *queryFixture) juxta(ctx context.Context) (float64, error) {
 		}
 		lat = append(lat, ms(elapsed))
 	}
-	return percentile(lat, f.pct), nil
+	return stats.Percentile(lat, f.pct), nil
 }
 
 // base runs as many raw request/response round trips between the pair.
@@ -126,18 +125,7 @@ func (f *queryFixture) base(ctx context.Context) (float64, error) {
 		}
 		lat = append(lat, ms(time.Since(start)))
 	}
-	return percentile(lat, f.pct), nil
+	return stats.Percentile(lat, f.pct), nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// percentile is the nearest-rank pct-th percentile of xs.
-func percentile(xs []float64, pct float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	i := int(math.Ceil(pct/100*float64(len(s)))) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}

@@ -21,11 +21,11 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/juxta-p2p/juxta/internal/stats"
 	jpeer "github.com/juxta-p2p/juxta/peer"
 )
 
@@ -254,18 +254,6 @@ func measure(ctx context.Context, r row, n, warmup int) result {
 	return res
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // printTable writes the results as a markdown table with notes.
 func printTable(w io.Writer, results []result) {
 	fmt.Fprintln(w, "| benchmark | juxta | baseline | unit | better | juxta ÷ baseline | juxta is | target (juxta ÷ baseline) |")
@@ -276,7 +264,7 @@ func printTable(w io.Writer, results []result) {
 			fmt.Fprintf(w, "| %s | error | error | %s | %s | – | – | %s |\n", r.name, r.unit, r.better, targetText(r.row, 0, false))
 			continue
 		}
-		j, b := median(r.juxta), median(r.base)
+		j, b := stats.Median(r.juxta), stats.Median(r.base)
 		name := r.name
 		if r.err != nil {
 			name += fmt.Sprintf(" (incomplete: %d/%d reps)", len(r.juxta), len(r.base))

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-msgio"
 
+	"github.com/juxta-p2p/juxta/internal/stats"
 	jpeer "github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
@@ -240,7 +241,7 @@ func pingPong(ctx context.Context, rt func(ctx context.Context, m []byte) ([]byt
 		}
 		lat = append(lat, float64(elapsed)/float64(time.Microsecond))
 	}
-	return median(lat), nil
+	return stats.Median(lat), nil
 }
 
 func (f *msgRTTFixture) juxta(ctx context.Context) (float64, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/juxta-p2p/juxta/discovery"
 	"github.com/juxta-p2p/juxta/groups"
+	"github.com/juxta-p2p/juxta/internal/stats"
 	jpeer "github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
@@ -297,7 +298,7 @@ func timeToAll(ctx context.Context, a *arrivals, msgs int, next *int, send func(
 		lat = append(lat, ms(a.last.Sub(start)))
 		a.mu.Unlock()
 	}
-	return median(lat), nil
+	return stats.Median(lat), nil
 }
 
 // startRawBaseline starts raw GossipSub on n plain hosts wired as links (the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/internal/stats"
 	jpeer "github.com/juxta-p2p/juxta/peer"
 )
 
@@ -261,7 +262,7 @@ func (f *scaleFixture) keywordQuery(pct float64) func(context.Context) (float64,
 				return 0, fmt.Errorf("%q found nothing", kw)
 			}
 		}
-		return percentile(lat, pct), nil
+		return stats.Percentile(lat, pct), nil
 	}
 }
 
@@ -292,7 +293,7 @@ func (f *scaleFixture) rawScan(pct float64) func(context.Context) (float64, erro
 				return 0, fmt.Errorf("scan for %q found nothing", kw)
 			}
 		}
-		return percentile(lat, pct), nil
+		return stats.Percentile(lat, pct), nil
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/juxta-p2p/juxta/internal/stats"
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
@@ -200,7 +201,7 @@ func fasterStock(src string, o *stockOrders) func([]result) ([]float64, []float6
 		}
 		n := len(r.base)
 		tls, noise := last(o.tls, n), last(o.noise, n)
-		if median(noise) > median(tls) {
+		if stats.Median(noise) > stats.Median(tls) {
 			return r.juxta, noise, nil
 		}
 		return r.juxta, tls, nil

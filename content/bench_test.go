@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"lukechampine.com/blake3"
 
+	"github.com/juxta-p2p/juxta/internal/stats"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -125,22 +125,13 @@ func benchTransfer(b *testing.B, transport string) {
 	b.StopTimer()
 	med := map[string]float64{}
 	for _, r := range rows {
-		med[r.name] = median(r.mbps)
+		med[r.name] = stats.Median(r.mbps)
 		b.ReportMetric(med[r.name], r.name+"-MB/s")
 		b.ReportMetric(float64(r.cpu.Milliseconds())/float64(b.N)/(size/1e6), r.name+"-cpu-ms/MB")
 	}
 	for _, base := range []string{"net-http", "net-https", "raw-stream"} {
 		b.ReportMetric(med["content-fetch"]/med[base], "fetch/"+base)
 	}
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
 }
 
 // cpuTime is the CPU time this process has used, user and system.

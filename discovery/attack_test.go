@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/juxta-p2p/juxta/internal/attack"
+	"github.com/juxta-p2p/juxta/internal/stats"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -120,7 +121,7 @@ func runHonest(ctx context.Context, n *node, q Query, want int, every time.Durat
 func (h *honest) check(t *testing.T, what string) {
 	t.Helper()
 	t.Logf("%s: honest queries %d, p50 %v, p99 %v, missed %d, failed %d", what, len(h.lat),
-		floodPercentile(h.lat, 0.5).Round(10*time.Microsecond), floodPercentile(h.lat, 0.99).Round(10*time.Microsecond), h.missed, h.errs)
+		stats.Percentile(h.lat, 50).Round(10*time.Microsecond), stats.Percentile(h.lat, 99).Round(10*time.Microsecond), h.missed, h.errs)
 	if len(h.lat) == 0 || h.missed > 0 || h.errs > 0 {
 		t.Errorf("%s: honest queries were not all answered", what)
 	}
@@ -178,7 +179,7 @@ func TestAttackHugeQueryIDs(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	hw.Wait()
-	mem.SuperPeer(t, "issue 12 #3, query IDs of 256 KiB from 4 identities", floodPercentile(hres.lat, 0.99))
+	mem.SuperPeer(t, "issue 12 #3, query IDs of 256 KiB from 4 identities", stats.Percentile(hres.lat, 99))
 	growth := freeRSS(t) - rssBefore
 	kept := sp.d.seen.Len()
 	t.Logf("sent %d queries, %d refused for their ID; IDs kept %d; RSS +%.1f MiB", sent.Load(), refused.Load(), kept, float64(growth)/(1<<20))
@@ -289,7 +290,7 @@ func TestAttackGlobQueries(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	hw.Wait()
-	mem.SuperPeer(t, fmt.Sprintf("issue 12 #4, glob queries over %d ads x %d attributes from 4 identities", n, MaxAttrs), floodPercentile(hres.lat, 0.99))
+	mem.SuperPeer(t, fmt.Sprintf("issue 12 #4, glob queries over %d ads x %d attributes from 4 identities", n, MaxAttrs), stats.Percentile(hres.lat, 99))
 	t.Logf("%d glob queries over %d ads x %d attributes; slowest answer %v (budget %v)", queries.Load(), n, MaxAttrs, time.Duration(worst.Load()).Round(time.Millisecond), globBudget)
 	// The budget plus the machine's load: four attackers share two cores with
 	// everything else.
@@ -329,7 +330,7 @@ func TestAttackFakeSuperPeer(t *testing.T) {
 	go func() { time.Sleep(2 * time.Second); close(stop) }()
 	// The query misses at sp, so sp forwards it: to trusted only.
 	hres := runHonest(ctx, asker, Query{Keywords: "far away", Sources: SourceSuperPeers}, 1, 10*time.Millisecond, stop)
-	mem.SuperPeer(t, "issue 12 #10, a fake super-peer neighbour", floodPercentile(hres.lat, 0.99))
+	mem.SuperPeer(t, "issue 12 #10, a fake super-peer neighbour", stats.Percentile(hres.lat, 99))
 	hres.check(t, "fake super-peer")
 	if n := fakeQueries.Load(); n != 0 {
 		t.Errorf("the fake super-peer received %d forwarded queries", n)
@@ -463,7 +464,7 @@ func TestAttackMillionAdsOnePublisher(t *testing.T) {
 	elapsed := time.Since(start)
 	close(stop)
 	hw.Wait()
-	mem.SuperPeer(t, fmt.Sprintf("issue 14 #6, %d advertisements from one publisher", total), floodPercentile(hres.lat, 0.99))
+	mem.SuperPeer(t, fmt.Sprintf("issue 14 #6, %d advertisements from one publisher", total), stats.Percentile(hres.lat, 99))
 	held := sp.d.store.held(peer.ID(h.ID()))
 	growth := maxRSS.Load() - rssBefore
 	t.Logf("pushed %d in %v (%.0f/s): accepted %d, held %d (quota %d), quota drops %d; super-peer RSS peak +%.1f MiB (%.1f → %.1f MiB)",

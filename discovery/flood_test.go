@@ -3,11 +3,9 @@ package discovery
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/juxta-p2p/juxta/internal/attack"
+	"github.com/juxta-p2p/juxta/internal/stats"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -133,15 +132,6 @@ func floodIndexed(n *node) (total, maxPerPublisher int) {
 		maxPerPublisher = max(maxPerPublisher, c)
 	}
 	return len(s.byKey), maxPerPublisher
-}
-
-func floodPercentile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(d))
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[max(i, 0)]
 }
 
 type floodResult struct {
@@ -306,7 +296,7 @@ func floodRun(t *testing.T, cfg Config, total, attackers int, tolerateEviction b
 	<-floodEnded
 	close(stop)
 	sampler.Wait()
-	mem.SuperPeer(t, fmt.Sprintf("issue 14 flood (%s), %d advertisements from %d identities", t.Name(), total, attackers), floodPercentile(r.latencies, 0.99))
+	mem.SuperPeer(t, fmt.Sprintf("issue 14 flood (%s), %d advertisements from %d identities", t.Name(), total, attackers), stats.Percentile(r.latencies, 99))
 	rssAfter := floodRSS(t)
 
 	r.sent, r.accepted, r.sendErrs = sent.Load(), accepted.Load(), sendErrs.Load()
@@ -322,7 +312,7 @@ func floodRun(t *testing.T, cfg Config, total, attackers int, tolerateEviction b
 	t.Logf("flood: sent %d, accepted %d, index %d/%d (max seen %d, max per publisher %d/%d), RSS +%.1f MiB (%.1f → %.1f MiB), query p50 %v p99 %v (%d queries during the flood, %d in all), flood took %v, drops %v",
 		r.sent, r.accepted, r.index, cfg.Capacity, r.maxIndex, r.maxPerPub, cfg.PublisherQuota,
 		float64(r.rssGrowth)/(1<<20), float64(rssBefore)/(1<<20), float64(rssAfter)/(1<<20),
-		floodPercentile(r.latencies, 0.50).Round(10*time.Microsecond), floodPercentile(r.latencies, 0.99).Round(10*time.Microsecond),
+		stats.Percentile(r.latencies, 50).Round(10*time.Microsecond), stats.Percentile(r.latencies, 99).Round(10*time.Microsecond),
 		len(r.latencies), r.queries, r.elapsed.Round(time.Millisecond), r.drops)
 
 	// Common assertions.

@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/juxta-p2p/juxta/internal/stats"
 	"github.com/juxta-p2p/juxta/netlab"
 )
 
@@ -32,14 +32,6 @@ type Summary struct {
 	Outcome        string  // as expected, better, worse
 	Via            string  // IP versions of the direct paths: "IPv6", "IPv4", "IPv6 4/5, IPv4 1/5"
 	Errors         []string
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	sort.Float64s(xs)
-	return xs[len(xs)/2]
 }
 
 func summarize(trials []Trial) []Summary {
@@ -87,7 +79,7 @@ func summarize(trials []Trial) []Summary {
 				dr = append(dr, t.DirectRTTMs)
 			}
 		}
-		s.ConnectMs, s.TimeToDirectMs, s.RelayedRTTMs, s.DirectRTTMs = median(cm), median(ttd), median(rr), median(dr)
+		s.ConnectMs, s.TimeToDirectMs, s.RelayedRTTMs, s.DirectRTTMs = stats.Median(cm), stats.Median(ttd), stats.Median(rr), stats.Median(dr)
 		s.Via = viaSummary(via, s.Direct)
 		want := expectVia(k.a, k.b)
 		switch {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/juxta-p2p/juxta/internal/stats"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -147,17 +147,12 @@ func (l *Latencies) Time(op func() error) error {
 	return nil
 }
 
-// P99 is the 99th percentile of the recorded durations (the slowest one when
-// there are fewer than 100).
+// P99 is the 99th percentile (nearest rank) of the recorded durations: the
+// slowest one when there are 100 or fewer.
 func (l *Latencies) P99() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.d) == 0 {
-		return 0
-	}
-	d := slices.Clone(l.d)
-	slices.Sort(d)
-	return d[min(len(d)-1, len(d)*99/100)]
+	return stats.Percentile(l.d, 99)
 }
 
 // Failures is how many operations failed.
