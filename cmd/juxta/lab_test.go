@@ -79,18 +79,31 @@ func TestNATMatrixIPv6Rows(t *testing.T) {
 	var trials []Trial
 	for _, pair := range ipv6Pairs {
 		a, b := pair[0], pair[1]
-		tr := runTrial(ctx, a, b, 25*time.Millisecond, 10*time.Second)
-		trials = append(trials, tr)
-		if !tr.Connected {
-			t.Errorf("%s × %s did not connect: %s", a, b, tr.Err)
-			continue
-		}
 		want := expectVia(a, b)
-		switch {
-		case want == "" && tr.FinalPath != "relayed":
-			t.Logf("%s × %s: theory says relayed, got %s over %s", a, b, tr.FinalPath, tr.DirectVia)
-		case want != "" && (tr.FinalPath != "direct" || tr.DirectVia != want):
-			t.Errorf("%s × %s: theory says direct over %s, got %s over %q", a, b, want, tr.FinalPath, tr.DirectVia)
+		// A hole punch is a race of timed packets, and on a loaded machine
+		// one try in several misses it; a pair theory says goes direct gets
+		// up to three tries, and fails only if none goes direct.
+		for try := 1; ; try++ {
+			tr := runTrial(ctx, a, b, 25*time.Millisecond, 10*time.Second)
+			trials = append(trials, tr)
+			if !tr.Connected {
+				t.Errorf("%s × %s did not connect: %s", a, b, tr.Err)
+				break
+			}
+			if want == "" {
+				if tr.FinalPath != "relayed" {
+					t.Logf("%s × %s: theory says relayed, got %s over %s", a, b, tr.FinalPath, tr.DirectVia)
+				}
+				break
+			}
+			if tr.FinalPath == "direct" && tr.DirectVia == want {
+				break
+			}
+			if try == 3 {
+				t.Errorf("%s × %s: theory says direct over %s, got %s over %q in %d tries", a, b, want, tr.FinalPath, tr.DirectVia, try)
+				break
+			}
+			t.Logf("%s × %s: try %d went %s over %q; trying again", a, b, try, tr.FinalPath, tr.DirectVia)
 		}
 	}
 	var b strings.Builder

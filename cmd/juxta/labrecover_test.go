@@ -65,7 +65,7 @@ func TestLabRecovery(t *testing.T) {
 
 // Issue 16, acceptance 4: with 15 s UDP mappings at both routers, the direct
 // path of an idle chat lives 5 minutes, kept open by the default keepalive.
-// It takes that long, so it runs where JUXTA_LONG=1 (.ci/run sets it).
+// It takes that long, so it runs where JUXTA_LONG=1 (.ci/run sets it in its long step).
 func TestLabIdleDirect(t *testing.T) {
 	if os.Getenv("JUXTA_LONG") == "" {
 		t.Skip("a 5-minute idle: set JUXTA_LONG=1 (CI does)")
