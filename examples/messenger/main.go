@@ -37,10 +37,50 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "messenger:", err)
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "messenger: %v\n\n%s", err, ue.usage)
+		stop()
+		os.Exit(2)
 	}
+	fmt.Fprintln(os.Stderr, "messenger:", err)
+	stop()
+	os.Exit(1)
+}
+
+// usageError is a mistake on the command line: main prints it with the
+// usage to stderr and exits 2. -h prints the usage to stdout and exits 0.
+type usageError struct {
+	err   error
+	usage string
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// parseFlags parses args into fs and refuses arguments after the flags; -h
+// prints the usage to out and returns flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string, out io.Writer) error {
+	var buf, usage strings.Builder
+	fs.SetOutput(&buf)
+	err := fs.Parse(args)
+	fs.SetOutput(&usage)
+	fs.Usage()
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(out, usage.String())
+		return err
+	case err != nil:
+		return &usageError{err: err, usage: usage.String()}
+	case fs.NArg() > 0:
+		return &usageError{err: fmt.Errorf("unexpected argument %q", fs.Arg(0)), usage: usage.String()}
+	}
+	return nil
 }
 
 func defaultDir(name string) string {
@@ -59,7 +99,6 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 		return runSuperPeer(ctx, args[1:], out)
 	}
 	fs := flag.NewFlagSet("messenger", flag.ContinueOnError)
-	fs.SetOutput(out)
 	var (
 		dir      = fs.String("dir", "", "directory for identity, contacts and history (default: per-user config dir)")
 		name     = fs.String("name", "", "your display name (kept after the first start)")
@@ -72,7 +111,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 		sps      multi
 	)
 	fs.Var(&sps, "superpeer", "a super-peer's invite (repeatable): for NATs and offline messages")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
 	cfg := im.Config{Name: *name, SuperPeers: sps, Loopback: *loopback, NoMDNS: *noMDNS || *loopback, Port: *port}
@@ -125,12 +164,11 @@ func isTerminal(in io.Reader, out io.Writer) bool {
 
 func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("superpeer", flag.ContinueOnError)
-	fs.SetOutput(out)
 	dir := fs.String("dir", defaultDir("superpeer"), "directory for the super-peer's identity and mailbox")
 	port := fs.Int("port", 4001, "port to listen on (TCP and UDP)")
 	loopback := fs.Bool("loopback", false, "listen on 127.0.0.1 only")
 	listen := fs.String("listen", "", "listen on this IP only (default: all interfaces); as juxta superpeer -listen")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
 	if *loopback && *listen != "" && *listen != "127.0.0.1" {
