@@ -26,7 +26,7 @@ func runDemo(ctx context.Context, args []string, in io.Reader, out io.Writer) er
 	f := newFlags("demo", out)
 	plain := f.fs.Bool("plain", false, "line mode instead of the terminal UI")
 	peerUp := f.fs.String("sharer-cap", "768K", "each sharer's upload cap per peer, so downloads take a visible while")
-	if err := f.fs.Parse(args); err != nil {
+	if err := f.parse(args, out, 0, 0, ""); err != nil {
 		return err
 	}
 	capRate, err := share.ParseRate(*peerUp)

@@ -54,10 +54,56 @@ run 'fileshare COMMAND -h' for a command's flags`
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "fileshare:", err)
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "fileshare: %v\n\n%s\n", err, ue.usage)
+		stop()
+		os.Exit(2)
 	}
+	fmt.Fprintln(os.Stderr, "fileshare:", err)
+	stop()
+	os.Exit(1)
+}
+
+// usageError is a mistake on the command line: main prints it with the
+// usage to stderr and exits 2. -h prints the usage to stdout and exits 0.
+type usageError struct {
+	err   error
+	usage string
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// parse parses args into the command's flags; -h prints the usage to out and
+// returns flag.ErrHelp. A bad flag, or fewer than minArgs or more than
+// maxArgs (< 0: any) arguments after the flags, is a *usageError; args
+// names them for its message.
+func (f *flags) parse(args []string, out io.Writer, minArgs, maxArgs int, argsName string) error {
+	var buf, usage strings.Builder
+	f.fs.SetOutput(&buf)
+	err := f.fs.Parse(args)
+	f.fs.SetOutput(&usage)
+	fmt.Fprintf(&usage, "usage: fileshare %s [flags] %s\n", f.fs.Name(), argsName)
+	f.fs.PrintDefaults()
+	f.fs.SetOutput(out)
+	n := f.fs.NArg()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(out, usage.String())
+		return err
+	case err != nil:
+		return &usageError{err: err, usage: usage.String()}
+	case maxArgs >= 0 && n > maxArgs:
+		return &usageError{err: fmt.Errorf("unexpected argument %q", f.fs.Arg(maxArgs)), usage: usage.String()}
+	case n < minArgs:
+		return &usageError{err: fmt.Errorf("%s: want %s", f.fs.Name(), argsName), usage: usage.String()}
+	}
+	return nil
 }
 
 func defaultDir() string {
@@ -90,7 +136,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 		fmt.Fprintln(out, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	return &usageError{err: fmt.Errorf("unknown command %q", cmd), usage: usage}
 }
 
 // flags are the settings every command takes.
@@ -165,7 +211,7 @@ func runShare(ctx context.Context, args []string, in io.Reader, out io.Writer) e
 	plain := f.fs.Bool("plain", false, "line mode instead of the terminal UI")
 	group := f.fs.String("group", "", "share the folders only with this group (see -password)")
 	password := f.fs.String("password", "", "the group's password: create the group, or join it")
-	if err := f.fs.Parse(args); err != nil {
+	if err := f.parse(args, out, 0, -1, "[FOLDER...]"); err != nil {
 		return err
 	}
 	cfg, err := f.config()
@@ -201,7 +247,7 @@ func runShare(ctx context.Context, args []string, in io.Reader, out io.Writer) e
 
 func runSuperPeer(ctx context.Context, args []string, out io.Writer) error {
 	f := newFlags("superpeer", out)
-	if err := f.fs.Parse(args); err != nil {
+	if err := f.parse(args, out, 0, 0, ""); err != nil {
 		return err
 	}
 	cfg, err := f.config()

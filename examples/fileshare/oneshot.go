@@ -41,7 +41,7 @@ func openOneShot(ctx context.Context, f *flags) (*share.Node, share.Config, erro
 
 func runSearch(ctx context.Context, args []string, out io.Writer) error {
 	f := newFlags("search", out)
-	if err := f.fs.Parse(args); err != nil {
+	if err := f.parse(args, out, 1, -1, "WORDS"); err != nil {
 		return err
 	}
 	words := strings.Join(f.fs.Args(), " ")
@@ -76,11 +76,8 @@ func runSearch(ctx context.Context, args []string, out io.Writer) error {
 
 func runGet(ctx context.Context, args []string, out io.Writer) error {
 	f := newFlags("get", out)
-	if err := f.fs.Parse(args); err != nil {
+	if err := f.parse(args, out, 1, 1, "N|LINK"); err != nil {
 		return err
-	}
-	if f.fs.NArg() != 1 {
-		return fmt.Errorf("usage: fileshare get [flags] N|LINK")
 	}
 	arg := f.fs.Arg(0)
 	n, cfg, err := openOneShot(ctx, f)
@@ -128,7 +125,7 @@ func runGet(ctx context.Context, args []string, out io.Writer) error {
 
 func runStatus(ctx context.Context, args []string, out io.Writer) error {
 	f := newFlags("status", out)
-	if err := f.fs.Parse(args); err != nil {
+	if err := f.parse(args, out, 0, 0, ""); err != nil {
 		return err
 	}
 	n, _, err := openOneShot(ctx, f)
