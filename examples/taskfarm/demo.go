@@ -53,7 +53,7 @@ func runSubmit(ctx context.Context, args []string) error {
 	ms := fs.Int("ms", 100, "milliseconds per sleep unit")
 	var o renderOpts
 	o.add(fs)
-	fs.Parse(args)
+	parse(fs, args)
 	if nf.dir == "" || *invite == "" {
 		return fmt.Errorf("-dir and -invite are required")
 	}
@@ -106,7 +106,7 @@ func runDemo(ctx context.Context, args []string) error {
 	slots := fs.Int("slots", 1, "slots per provider")
 	var o renderOpts
 	o.add(fs)
-	fs.Parse(args)
+	parse(fs, args)
 	dir, err := os.MkdirTemp("", "taskfarm-demo-*")
 	if err != nil {
 		return err

@@ -44,6 +44,9 @@ func main() {
 		err = runSubmit(ctx, os.Args[2:])
 	case "demo":
 		err = runDemo(ctx, os.Args[2:])
+	case "-h", "-help", "--help", "help":
+		fmt.Println(usageLine)
+		return
 	default:
 		usage()
 	}
@@ -53,9 +56,24 @@ func main() {
 	}
 }
 
+const usageLine = "usage: taskfarm scheduler|provider|submit|demo [flags]  (-h for a command's flags)"
+
+// usage is the answer to a missing or unknown command: on stderr, exit 2.
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: taskfarm scheduler|provider|submit|demo [flags]  (-h for a command's flags)")
+	fmt.Fprintln(os.Stderr, usageLine)
 	os.Exit(2)
+}
+
+// parse parses a command's flags (flag.ExitOnError: -h exits 0, a bad flag
+// 2, both with the usage) and refuses arguments after them: exit 2, with
+// the usage on stderr.
+func parse(fs *flag.FlagSet, args []string) {
+	fs.Parse(args)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "taskfarm %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		os.Exit(2)
+	}
 }
 
 // netFlags are the network settings every role shares.
@@ -104,7 +122,7 @@ func runScheduler(ctx context.Context, args []string) error {
 	name := fs.String("farm", "taskfarm", "farm name (first start)")
 	pw := fs.String("password", "", "farm password (first start; kept in -dir)")
 	every := fs.Duration("stats", 5*time.Second, "print stats this often (0: never)")
-	fs.Parse(args)
+	parse(fs, args)
 	if nf.dir == "" {
 		return fmt.Errorf("-dir is required")
 	}
@@ -173,7 +191,7 @@ func runProvider(ctx context.Context, args []string) error {
 	invite := fs.String("invite", "", "the farm invite (required)")
 	slots := fs.Int("slots", 0, "units run at once (default: CPUs)")
 	native := fs.Bool("native", false, "also run native Go tasks (trusted farms only)")
-	fs.Parse(args)
+	parse(fs, args)
 	if nf.dir == "" || *invite == "" {
 		return fmt.Errorf("-dir and -invite are required")
 	}
