@@ -45,9 +45,17 @@ func (id ID) String() string {
 	return lpeer.ID(id).String()
 }
 
-// ShortString is an abbreviation for logs and displays, as libp2p prints it:
-// "<peer.ID 12*abcdef>".
-func (id ID) ShortString() string { return lpeer.ID(id).ShortString() }
+// ShortString is an abbreviation for logs and displays where no name is
+// known: "…" and the last eight characters of String ("…Fq9SMtNk"), which
+// tell IDs apart (their first characters are the same for every Ed25519
+// key). Short IDs print whole; the empty ID prints as "".
+func (id ID) ShortString() string {
+	s := id.String()
+	if len(s) <= 10 {
+		return s
+	}
+	return "…" + s[len(s)-8:]
+}
 
 // Validate reports whether the ID is a well-formed multihash.
 func (id ID) Validate() error {
