@@ -171,8 +171,15 @@ func udpSocket(t *testing.T, h *Host) *net.UDPConn {
 // mapped asks the echo server at srv what address c's packets arrive from.
 func mapped(t *testing.T, c *net.UDPConn, srv netip.AddrPort) netip.AddrPort {
 	t.Helper()
+	return mappedTries(t, c, srv, 5)
+}
+
+// mappedTries is mapped with a given number of one-second tries, for links
+// that lose packets (ARP's included).
+func mappedTries(t *testing.T, c *net.UDPConn, srv netip.AddrPort, tries int) netip.AddrPort {
+	t.Helper()
 	buf := make([]byte, 256)
-	for try := 0; try < 5; try++ {
+	for try := 0; try < tries; try++ {
 		if _, err := c.WriteToUDPAddrPort([]byte("query"), srv); err != nil {
 			t.Fatalf("query %v: %v", srv, err)
 		}
