@@ -21,6 +21,8 @@ const (
 	maxFileLines = 600
 	maxFuncLines = 100
 	longMarker   = "// long:"
+	// internalPrefix is the module's internal tree, closed to examples.
+	internalPrefix = "github.com/juxta-p2p/juxta/internal/"
 )
 
 // layoutProblems walks the Go files under root (skipping tests, testdata,
@@ -55,6 +57,15 @@ func layoutProblems(t *testing.T, root string) []string {
 		f, err := parser.ParseFile(fset, path, src, parser.ParseComments|parser.SkipObjectResolution)
 		if err != nil {
 			return err
+		}
+		// An example shows what a user of the module can write, and a user
+		// cannot import the module's internal packages.
+		if strings.HasPrefix(filepath.ToSlash(rel), "examples/") {
+			for _, im := range f.Imports {
+				if strings.HasPrefix(strings.Trim(im.Path.Value, `"`), internalPrefix) {
+					out = append(out, fmt.Sprintf("%s: imports %s, which a user's program cannot", rel, im.Path.Value))
+				}
+			}
 		}
 		for _, d := range f.Decls {
 			fn, ok := d.(*ast.FuncDecl)
@@ -120,8 +131,9 @@ func funcName(fn *ast.FuncDecl) string {
 	return fn.Name.Name
 }
 
-// TestLayout: no non-test .go file in the module is over 600 lines, and no
-// function over 100 lines lacks a `// long: <reason>` line at its top.
+// TestLayout: no non-test .go file in the module is over 600 lines, no
+// function over 100 lines lacks a `// long: <reason>` line at its top, and
+// no example program imports the module's internal packages.
 func TestLayout(t *testing.T) {
 	for _, p := range layoutProblems(t, ".") {
 		t.Error(p)
@@ -129,7 +141,8 @@ func TestLayout(t *testing.T) {
 }
 
 // TestLayoutCheckCatchesProblems plants a long file, a long function without
-// a reason and two with one, and expects the check to flag exactly the bad ones.
+// a reason and two with one, and an example importing internal/ (in its
+// program, and harmlessly in its test), and expects the check to flag exactly the bad ones.
 func TestLayoutCheckCatchesProblems(t *testing.T) {
 	dir := t.TempDir()
 	body := strings.Repeat("\tx++\n", maxFuncLines)
@@ -152,13 +165,24 @@ func TestLayoutCheckCatchesProblems(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "testdata", "big.go"), []byte("package big\n"+strings.Repeat("\n", 2*maxFileLines)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	ex := filepath.Join(dir, "examples", "app")
+	if err := os.MkdirAll(ex, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	imp := "package main\n\nimport _ \"" + internalPrefix + "stats\"\n"
+	if err := os.WriteFile(filepath.Join(ex, "main.go"), []byte(imp), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ex, "main_test.go"), []byte(strings.Replace(imp, "main", "main_test", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	got := strings.Join(layoutProblems(t, dir), "\n")
-	for _, want := range []string{"planted.go: ", "func TooLong is", "func EmptyReason is"} {
+	for _, want := range []string{"planted.go: ", "func TooLong is", "func EmptyReason is", "main.go: imports"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missed %q; found:\n%s", want, got)
 		}
 	}
-	for _, bad := range []string{"Short", "Documented", "Inside", "planted_test.go", "big.go"} {
+	for _, bad := range []string{"Short", "Documented", "Inside", "planted_test.go", "big.go", "main_test.go"} {
 		if strings.Contains(got, bad) {
 			t.Errorf("flagged %q wrongly:\n%s", bad, got)
 		}

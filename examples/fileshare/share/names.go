@@ -1,8 +1,8 @@
 package share
 
-import "github.com/juxta-p2p/juxta/internal/safename"
+import "github.com/juxta-p2p/juxta/content/safename"
 
-// The names of remote files are made safe by package internal/safename,
+// The names of remote files are made safe by package content/safename,
 // which the messenger shares; these are its functions under share's name.
 
 // MaxNameBytes bounds a sanitised file name, extension included.

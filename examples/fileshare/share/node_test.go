@@ -3,7 +3,7 @@ package share
 import (
 	"context"
 	"crypto/rand"
-	"github.com/juxta-p2p/juxta/internal/safename"
+	"github.com/juxta-p2p/juxta/content/safename"
 	"os"
 	"path/filepath"
 	"strconv"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/libp2p/go-msgio"
 
-	"github.com/juxta-p2p/juxta/internal/safename"
+	"github.com/juxta-p2p/juxta/content/safename"
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )

@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/crypto/nacl/box"
 
+	"github.com/juxta-p2p/juxta/content/safename"
 	"github.com/juxta-p2p/juxta/internal/attack"
-	"github.com/juxta-p2p/juxta/internal/safename"
 	"github.com/juxta-p2p/juxta/peer"
 )
 

@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/juxta-p2p/juxta/internal/safename"
+	"github.com/juxta-p2p/juxta/content/safename"
 )
 
 func ExampleSafeName() {
