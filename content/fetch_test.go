@@ -63,8 +63,8 @@ func flipEvery(piece int, data []byte) {
 
 func TestLiarIsBannedAndPiecesComeFromElsewhere(t *testing.T) {
 	ctx := testCtx(t)
-	honest, liar, b := newNode(t, nil), newNode(t, nil), newNode(t, nil)
-	liar.s.corrupt = flipEvery
+	honest, b := newNode(t, nil), newNode(t, nil)
+	liar := newNode(t, func(c *Config) { c.test = &testHooks{corrupt: flipEvery} })
 	src := writeRandom(t, t.TempDir(), "f", 40*PieceSize+5, 3)
 	info, err := honest.s.Add(ctx, src)
 	if err != nil {
@@ -89,8 +89,8 @@ func TestLiarIsBannedAndPiecesComeFromElsewhere(t *testing.T) {
 
 func TestOnlyLiarFailsNamingID(t *testing.T) {
 	ctx := testCtx(t)
-	liar, b := newNode(t, nil), newNode(t, nil)
-	liar.s.corrupt = flipEvery
+	liar := newNode(t, func(c *Config) { c.test = &testHooks{corrupt: flipEvery} })
+	b := newNode(t, nil)
 	src := writeRandom(t, t.TempDir(), "f", 10*PieceSize, 4)
 	info, err := liar.s.Add(ctx, src)
 	if err != nil {

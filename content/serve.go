@@ -275,7 +275,7 @@ func refuse(str network.Stream, code byte, msg string) {
 
 func (s *Service) serve(str network.Stream) error {
 	remote := peer.ID(str.Conn().RemotePeer())
-	if !s.allowed(remote) || s.noServe {
+	if !s.allowed(remote) || (s.cfg.test != nil && s.cfg.test.noServe) {
 		refuse(str, codeDenied, "not allowed")
 		return fmt.Errorf("%w: %w", errRefused, ErrDenied)
 	}
@@ -508,8 +508,8 @@ func (us *upSession) sendPiece(ctx context.Context, w *bufio.Writer, i int, buf 
 	if _, err := sw.f.ReadAt(data, int64(i)*PieceSize); err != nil && n > 0 {
 		return fmt.Errorf("content: read piece %d: %w", i, err)
 	}
-	if sw.s.corrupt != nil {
-		sw.s.corrupt(i, data)
+	if t := sw.s.cfg.test; t != nil && t.corrupt != nil {
+		t.corrupt(i, data)
 	}
 	putHeader(frame, fPiece, 4+n)
 	binary.BigEndian.PutUint32(frame[frameHeader:], uint32(i))

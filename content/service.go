@@ -72,6 +72,19 @@ type Config struct {
 
 	// Logger receives the service's logs. Nil uses the peer's.
 	Logger *slog.Logger
+
+	// test, set by this package's tests, changes how the service behaves. It
+	// lives in Config, not Service, so that it is set before New registers
+	// the stream handler that reads it. A pointer keeps Config comparable.
+	test *testHooks
+}
+
+// testHooks make a service misbehave in tests.
+type testHooks struct {
+	// noServe makes the service a free-rider that serves nobody.
+	noServe bool
+	// corrupt damages pieces the service serves.
+	corrupt func(piece int, data []byte)
 }
 
 func (c *Config) defaults() {
@@ -137,11 +150,6 @@ type Service struct {
 	// rechokeEvery and optimisticEvery are RechokeInterval and
 	// OptimisticInterval; tests shorten them.
 	rechokeEvery, optimisticEvery time.Duration
-	// noServe, set by tests, makes the service a free-rider that serves nobody.
-	noServe bool
-
-	// corrupt, set by tests, damages pieces this service serves.
-	corrupt func(piece int, data []byte)
 }
 
 // New starts a content service on cfg.Peer. Close stops it.

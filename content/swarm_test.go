@@ -87,10 +87,12 @@ func TestSwarmWithFreeRider(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes := []*node{}
-	for range 7 {
-		nodes = append(nodes, newNode(t, func(c *Config) { c.UploadRate, c.UploadSlots = uplink, 1 }))
+	for i := range 7 {
+		nodes = append(nodes, newNode(t, func(c *Config) {
+			c.UploadRate, c.UploadSlots = uplink, 1
+			c.test = &testHooks{noServe: i == 6} // the free-rider
+		}))
 	}
-	nodes[6].s.noServe = true // the free-rider
 	hints := []peer.Addr{seed.p.Addr()}
 	for _, n := range nodes {
 		hints = append(hints, n.p.Addr())
