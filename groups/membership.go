@@ -96,14 +96,21 @@ var defaultKDF = kdfParams{Time: 2, Memory: 19 * 1024, Threads: 1}
 // passwordKeys are what a password derives; the password itself is never
 // kept or sent.
 type passwordKeys struct {
+	master   []byte // argon2id of the password: the others derive from it
 	verifier []byte // published in the group advertisement
 	auth     []byte // proves membership in challenge-response
 	msg      []byte // encrypts propagated payloads
 }
 
 func derivePassword(password string, groupID string, salt []byte, p kdfParams) passwordKeys {
-	master := argon2.IDKey([]byte(password), append(slices.Clone(salt), groupID...), p.Time, p.Memory, p.Threads, 32)
+	return keysFromMaster(argon2.IDKey([]byte(password), append(slices.Clone(salt), groupID...), p.Time, p.Memory, p.Threads, 32))
+}
+
+// keysFromMaster derives the password's keys from its argon2id output, which
+// a saved State keeps in place of the password.
+func keysFromMaster(master []byte) passwordKeys {
 	return passwordKeys{
+		master:   slices.Clone(master),
 		verifier: mac(master, "juxta/group/verifier"),
 		auth:     mac(master, "juxta/group/auth"),
 		msg:      mac(master, "juxta/group/msg"),

@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"time"
@@ -12,40 +13,56 @@ import (
 // MaxStateLen bounds a saved group state.
 const MaxStateLen = 64 << 10
 
-// savedState is an invite group member's place in the group: enough to take
+// savedState is a private group member's place in the group: enough to take
 // it again after a restart with nobody else online.
 type savedState struct {
-	Ad    []byte `cbor:"1,keyasint"` // the signed group advertisement
-	Cred  []byte `cbor:"2,keyasint"` // this peer's credential
-	Epoch uint64 `cbor:"3,keyasint"`
-	Key   []byte `cbor:"4,keyasint"` // the group key of Epoch
-	Rev   []byte `cbor:"5,keyasint"` // the signed revocation list of Epoch
+	Ad    []byte `cbor:"1,keyasint"`           // the signed group advertisement
+	Cred  []byte `cbor:"2,keyasint,omitempty"` // invite: this peer's credential
+	Epoch uint64 `cbor:"3,keyasint,omitempty"` // invite
+	Key   []byte `cbor:"4,keyasint,omitempty"` // invite: the group key of Epoch
+	Rev   []byte `cbor:"5,keyasint,omitempty"` // invite: the signed revocation list of Epoch
+	// Master is a password group's argon2id output, from which its keys
+	// derive: it admits to this one group, and is not the password.
+	Master []byte `cbor:"6,keyasint,omitempty"`
 }
 
-// State returns what this peer needs to take its place in the invite group
+// State returns what this peer needs to take its place in a private group
 // again after a restart (Service.Restore), even when no other member is
-// online to hand over the key: the group's advertisement, this peer's
-// credential and the current group key with its signed revocation list.
-// It holds the group key: store it as you store the peer's own key. Password
-// groups rejoin with their password (Join with Password needs nobody online), open
-// groups with Open.
+// online:
+//   - invite groups: the group's advertisement, this peer's credential and
+//     the current group key with its signed revocation list;
+//   - password groups: the group's advertisement and the key derived from
+//     the password (argon2id over the password, the group's salt and ID), not
+//     the password itself, so that an application need not keep a password
+//     its user may use elsewhere too.
+//
+// It holds the group's keys: store it as you store the peer's own key. Open
+// groups have no state; they rejoin with Open.
 func (g *Group) State() ([]byte, error) {
 	info := g.Info()
-	if info.Policy != PolicyInvite {
-		return nil, fmt.Errorf("%w: only invite groups have a state to save; group %q is %s", ErrPolicy, info.Name, info.Policy)
-	}
 	g.mu.Lock()
-	st := savedState{Ad: info.Raw(), Cred: g.cred, Epoch: g.epoch, Key: g.keys[g.epoch], Rev: g.revRaw}
+	st := savedState{Ad: info.Raw()}
+	switch info.Policy {
+	case PolicyInvite:
+		st.Cred, st.Epoch, st.Key, st.Rev = g.cred, g.epoch, g.keys[g.epoch], g.revRaw
+	case PolicyPassword:
+		st.Master = g.pw.master
+	}
 	g.mu.Unlock()
+	if info.Policy == PolicyOpen {
+		return nil, fmt.Errorf("%w: open groups have no state to save; group %q rejoins with Open", ErrPolicy, info.Name)
+	}
 	return encMode.Marshal(st)
 }
 
-// Restore takes this peer's place in an invite group again from a State saved
+// Restore takes this peer's place in a private group again from a State saved
 // earlier. The advertisement, the credential and the key are checked as when
 // they were first received: signed by the creator, issued to this peer,
 // unexpired (the creator and admins need no credential), not revoked. A key
 // changed while this peer was away (a revocation) is pushed by an admin when
-// it next meets this peer, or fetched by Join with Invited.
+// it next meets this peer, or fetched by Join with Invited. A password
+// group's saved key must match the advertisement's verifier
+// (ErrWrongPassword otherwise).
 func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -65,7 +82,11 @@ func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info.Policy != PolicyInvite {
+	switch info.Policy {
+	case PolicyPassword:
+		return s.restorePassword(info, st.Master)
+	case PolicyInvite:
+	default:
 		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
 	}
 	self := s.p.ID()
@@ -96,4 +117,36 @@ func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 		return nil, fmt.Errorf("%w: saved key: %w", ErrCredential, err)
 	}
 	return s.register(g)
+}
+
+// restorePassword rejoins a password group with the key a State saved.
+func (s *Service) restorePassword(info *Info, master []byte) (*Group, error) {
+	if len(master) != 32 {
+		return nil, fmt.Errorf("%w: saved state of group %q holds no password key", ErrCredential, info.Name)
+	}
+	pw := keysFromMaster(master)
+	if !hmac.Equal(pw.verifier, info.verifier) {
+		return nil, fmt.Errorf("%w for group %q: the saved key does not match its advertisement", ErrWrongPassword, info.Name)
+	}
+	g := s.newGroup(info)
+	g.pw = pw
+	return s.register(g)
+}
+
+// PasswordState returns the State a member of the password group info would
+// save after joining it with password (Group.State), without joining: for an
+// application that kept a password on disk and now keeps the derived key
+// instead. A wrong password fails with ErrWrongPassword.
+func PasswordState(info Info, password string) ([]byte, error) {
+	if info.Policy != PolicyPassword {
+		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	if !info.kdf.sane() {
+		return nil, fmt.Errorf("%w: password parameters out of bounds", ErrBadGroup)
+	}
+	pw := derivePassword(password, info.ID, info.salt, info.kdf)
+	if !hmac.Equal(pw.verifier, info.verifier) {
+		return nil, fmt.Errorf("%w for group %q", ErrWrongPassword, info.Name)
+	}
+	return encMode.Marshal(savedState{Ad: info.Raw(), Master: pw.master})
 }

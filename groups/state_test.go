@@ -1,6 +1,7 @@
 package groups
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -90,5 +91,83 @@ func TestRestoreInviteGroupAfterRestarts(t *testing.T) {
 	}
 	if _, err := (&Group{info: &Info{Policy: PolicyOpen}}).State(); !errors.Is(err, ErrPolicy) {
 		t.Fatalf("state of an open group: %v", err)
+	}
+}
+
+// A password group's saved State holds the key derived from the password,
+// not the password: a member restarted from it rejoins and talks with nobody
+// asking for the password again, and a state whose key does not match the
+// advertisement is refused.
+func TestRestorePasswordGroup(t *testing.T) {
+	sp := superPeer(t)
+	ctx := testCtx(t)
+	dirB := filepath.Join(t.TempDir(), "bob")
+	alice, bob := member(t, sp, "alice"), memberAt(t, sp, "bob", dirB)
+	ga, err := alice.g.Create(ctx, Spec{Name: "den", Policy: PolicyPassword, Password: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb, err := bob.g.Join(ctx, Password(ga.Info(), secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateB, err := gb.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(stateB, []byte(secret)) {
+		t.Fatal("the saved state holds the password")
+	}
+	// PasswordState makes the same state offline, for an application that
+	// kept the password and moves to keeping the key.
+	if st, err := PasswordState(ga.Info(), secret); err != nil || !bytes.Equal(st, stateB) {
+		t.Fatalf("PasswordState: %v, same as State: %v", err, bytes.Equal(st, stateB))
+	}
+	if _, err := PasswordState(ga.Info(), "tr0ub4dor&3"); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("PasswordState with a wrong password: %v", err)
+	}
+	if _, err := PasswordState(Info{Name: "x", Policy: PolicyOpen}, secret); !errors.Is(err, ErrPolicy) {
+		t.Fatalf("PasswordState of an open group: %v", err)
+	}
+	bob.close()
+
+	bob = memberAt(t, sp, "bob", dirB)
+	if gb, err = bob.g.Restore(ctx, stateB); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	meshed(t, ga, gb)
+	ta, err := ga.Pipes().Join(ctx, "chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ta.Close()
+	tb, err := gb.Pipes().Join(ctx, "chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	eventually(t, "alice to know bob subscribes", func() bool { return len(ta.Peers()) > 0 })
+	if err := ta.Publish(ctx, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, tb, patience); string(m) != "still here" {
+		t.Fatalf("bob got %q", m)
+	}
+
+	// A key that is not the group's, or none, is refused.
+	var st savedState
+	if err := decMode.Unmarshal(stateB, &st); err != nil {
+		t.Fatal(err)
+	}
+	st.Master[0] ^= 1
+	bad, _ := encMode.Marshal(st)
+	mallory := member(t, sp, "mallory")
+	if _, err := mallory.g.Restore(ctx, bad); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("state with a wrong key: %v", err)
+	}
+	st.Master = nil
+	bad, _ = encMode.Marshal(st)
+	if _, err := mallory.g.Restore(ctx, bad); !errors.Is(err, ErrCredential) {
+		t.Fatalf("state with no key: %v", err)
 	}
 }

@@ -48,16 +48,16 @@ func (m *Messenger) CreateRoom(ctx context.Context, name, password string) error
 		return err
 	}
 	info := g.Info()
-	saved := savedRoom{Name: name, GroupID: g.ID(), Password: password, GroupAd: info.Raw()}
+	saved := savedRoom{Name: name, GroupID: g.ID(), GroupAd: info.Raw()}
 	if password == "" {
-		cred, err := g.Invite(m.ID(), 0)
-		if err != nil {
+		if saved.Cred, err = g.Invite(m.ID(), 0); err != nil {
 			return err
 		}
-		saved.Cred = cred
-		if saved.State, err = g.State(); err != nil {
-			return err
-		}
+	}
+	// The password itself is not kept: the state holds the key derived
+	// from it.
+	if saved.State, err = g.State(); err != nil {
+		return err
 	}
 	if err := m.st.putRoom(saved); err != nil {
 		return err
@@ -92,7 +92,11 @@ func (m *Messenger) JoinRoom(ctx context.Context, name, password string) error {
 		if err != nil {
 			return err
 		}
-		if err := m.st.putRoom(savedRoom{Name: name, GroupID: info.ID, Password: password, GroupAd: info.Raw()}); err != nil {
+		state, err := g.State()
+		if err != nil {
+			return err
+		}
+		if err := m.st.putRoom(savedRoom{Name: name, GroupID: info.ID, GroupAd: info.Raw(), State: state}); err != nil {
 			return err
 		}
 		return m.openRoom(name, g)
@@ -153,23 +157,19 @@ func (m *Messenger) rejoinRooms(ctx context.Context) {
 		var err error
 		switch {
 		case len(r.State) > 0:
-			// Needs nobody online: the key is in the saved state.
+			// Needs nobody online: the key is in the saved state (a
+			// password room's: the key derived from its password).
 			g, err = m.gs.Restore(ctx, r.State)
 		case r.Cred != "":
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			g, err = m.gs.Join(ctx, groups.Invited(r.Cred))
 			cancel()
-		case r.Password != "":
-			var info groups.Info
-			if info, err = groups.ParseInfo(r.GroupAd); err == nil {
-				g, err = m.gs.Join(ctx, groups.Password(info, r.Password))
-			}
 		default:
 			err = errors.New("nothing to rejoin with")
 		}
 		if err != nil {
 			hint := "ask a member for a new invitation"
-			if r.Password != "" {
+			if r.Cred == "" {
 				hint = "join it again with /room join " + r.Name + " PASSWORD"
 			}
 			m.emit(Notice{Text: fmt.Sprintf("could not rejoin room %s: %v; %s", r.Name, err, hint)})

@@ -122,7 +122,12 @@ func openStore(dir string) (*store, error) {
 	return &store{db: db}, nil
 }
 
-func (s *store) close() error { return s.db.Close() }
+func (s *store) close() error {
+	if s.db == nil { // a failed compact could not reopen it
+		return nil
+	}
+	return s.db.Close()
+}
 
 // conv names a conversation: a contact's peer ID, or "#room".
 func conv(m *Message) string {
@@ -319,13 +324,17 @@ func (s *store) setMeta(key string, v []byte) error {
 
 // rooms: name → saved join information.
 type savedRoom struct {
-	Name     string `cbor:"1,keyasint"`
-	GroupID  string `cbor:"2,keyasint"`
-	Password string `cbor:"3,keyasint,omitempty"` // kept locally to rejoin on start
-	Cred     string `cbor:"4,keyasint,omitempty"`
-	GroupAd  []byte `cbor:"5,keyasint,omitempty"`
-	// State is an invite room's groups.Group.State: with it the room comes
-	// back after a restart even when no other member is online.
+	Name    string `cbor:"1,keyasint"`
+	GroupID string `cbor:"2,keyasint"`
+	// LegacyPassword is a password room's password as versions before
+	// this one kept it: read only to migrate it (migrateRooms), never
+	// written.
+	LegacyPassword string `cbor:"3,keyasint,omitempty"`
+	Cred           string `cbor:"4,keyasint,omitempty"`
+	GroupAd        []byte `cbor:"5,keyasint,omitempty"`
+	// State is the room's groups.Group.State: with it the room comes back
+	// after a restart even when no other member is online. A password
+	// room's holds the key derived from the password, not the password.
 	State []byte `cbor:"6,keyasint,omitempty"`
 }
 
@@ -337,6 +346,10 @@ func (s *store) putRoom(r savedRoom) error {
 		}
 		return tx.Bucket(bRooms).Put([]byte(r.Name), v)
 	})
+}
+
+func (s *store) deleteRoom(name string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bRooms).Delete([]byte(name)) })
 }
 
 func (s *store) rooms() []savedRoom {
