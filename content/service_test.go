@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,11 +118,15 @@ func TestFetchIntoServiceAndProgress(t *testing.T) {
 
 func TestAllowScopesServingAndFetching(t *testing.T) {
 	ctx := testCtx(t)
+	// Allow runs in stream handlers, so the map is filled under a lock.
+	var mu sync.Mutex
 	var members = map[peer.ID]bool{}
-	allow := func(id peer.ID) bool { return members[id] }
+	allow := func(id peer.ID) bool { mu.Lock(); defer mu.Unlock(); return members[id] }
 	a := newNode(t, func(c *Config) { c.Allow = allow })
 	member, outsider := newNode(t, func(c *Config) { c.Allow = allow }), newNode(t, nil)
+	mu.Lock()
 	members[a.p.ID()], members[member.p.ID()] = true, true
+	mu.Unlock()
 	info, err := a.s.AddBytes(ctx, "secret", randBytes(5000, 4))
 	if err != nil {
 		t.Fatal(err)

@@ -159,6 +159,9 @@ func (c *core) Close() error {
 		f()
 	}
 	c.wg.Wait()
+	// Do orders this read after a concurrent first Join's write of c.ps (or
+	// makes sure no GossipSub starts from now on).
+	c.psOnce.Do(func() {})
 	if c.ps != nil {
 		c.ps.close()
 	}

@@ -86,6 +86,9 @@ func (c *core) pubsub() (*pubsub.PubSub, error) {
 		return nil, fmt.Errorf("pipes: start GossipSub: %w", err)
 	}
 	if c.ps == nil {
+		if c.ctx.Err() != nil { // Close ran first and made sure none starts
+			return nil, fmt.Errorf("pipes: %w", net.ErrClosed)
+		}
 		return nil, errors.New("pipes: GossipSub failed to start earlier")
 	}
 	return c.ps.ps, nil

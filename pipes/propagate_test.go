@@ -2,7 +2,9 @@ package pipes
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -158,4 +160,17 @@ func openSealed(s []byte) ([]byte, error) {
 		return nil, fmt.Errorf("not sealed")
 	}
 	return s[len(p):], nil
+}
+
+// TestJoinAfterClose: a Join that comes after Close starts no GossipSub (no
+// goroutine would outlive Close) and says the service is closed.
+func TestJoinAfterClose(t *testing.T) {
+	n := edge(t, nil)
+	if err := n.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := n.s.Join(testCtx(t), NewID())
+	if !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Join after Close: %v, want net.ErrClosed", err)
+	}
 }

@@ -32,6 +32,7 @@ const (
 func (c *core) addSession(key string, remote peer.ID, conn *MsgConn) bool {
 	c.mu.Lock()
 	var victim *MsgConn
+	var victimLost time.Time
 	if c.perPeer[remote] >= MaxSessionsPerPeer {
 		for _, s := range c.sessions {
 			if s.remote != remote {
@@ -40,8 +41,8 @@ func (c *core) addSession(key string, remote peer.ID, conn *MsgConn) bool {
 			s.mu.Lock()
 			broken, lost := s.broken, s.lostAt
 			s.mu.Unlock()
-			if broken && (victim == nil || lost.Before(victim.lostAt)) {
-				victim = s
+			if broken && (victim == nil || lost.Before(victimLost)) {
+				victim, victimLost = s, lost
 			}
 		}
 		if victim == nil {
