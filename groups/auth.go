@@ -143,7 +143,7 @@ func (g *Group) authorize(ctx context.Context, remote peer.ID) error {
 	}
 	switch info.Policy {
 	case PolicyPassword:
-		if !hmac.Equal(resp.Proof, proof(g.pw.auth, info.ID, nonce, remote, g.s.p.ID())) {
+		if !hmac.Equal(resp.Proof, proof(g.authKey(), info.ID, nonce, remote, g.s.p.ID())) {
 			return fmt.Errorf("%w: %s does not know the password", ErrNotMember, remote.ShortString())
 		}
 	case PolicyInvite:
@@ -152,7 +152,11 @@ func (g *Group) authorize(ctx context.Context, remote peer.ID) error {
 		}
 	}
 	g.mu.Lock()
-	g.proven[remote] = time.Now().Add(provenFor)
+	// A proof checked against a password the group has since left is not
+	// remembered (Rotate forgets the proofs it finds).
+	if g.cur == nil || g.cur.Epoch == info.Epoch {
+		g.proven[remote] = time.Now().Add(provenFor)
+	}
 	g.mu.Unlock()
 	return nil
 }
@@ -204,7 +208,7 @@ func (s *Service) handleAuth(str network.Stream) {
 	var resp authResp
 	switch info.Policy {
 	case PolicyPassword:
-		resp.Proof = proof(g.pw.auth, info.ID, req.Nonce, s.p.ID(), peer.ID(str.Conn().RemotePeer()))
+		resp.Proof = proof(g.authKey(), info.ID, req.Nonce, s.p.ID(), peer.ID(str.Conn().RemotePeer()))
 	case PolicyInvite:
 		g.mu.Lock()
 		resp.Cred = g.cred
@@ -291,7 +295,10 @@ func (g *Group) discoveryScope() string {
 	var secret []byte
 	switch g.info.Policy {
 	case PolicyPassword:
-		secret = g.pw.msg
+		g.mu.Lock()
+		scope := g.scope
+		g.mu.Unlock()
+		return "s" + hex.EncodeToString(scope[:16])
 	case PolicyInvite:
 		g.mu.Lock()
 		secret = g.scopeKey
@@ -300,7 +307,7 @@ func (g *Group) discoveryScope() string {
 	if len(secret) == 0 {
 		return g.info.ID
 	}
-	return "s" + hex.EncodeToString(mac(secret, "juxta/group/discovery-scope", g.info.ID)[:16])
+	return "s" + hex.EncodeToString(scopeSecret(secret, g.info.ID)[:16])
 }
 
 // installKey accepts a group key with its revocation list, which must be
@@ -453,24 +460,7 @@ func (g *Group) pushKey(ctx context.Context, to peer.ID, epoch uint64, key, revR
 func (g *Group) propagateHooks() pipes.PropagateHooks {
 	switch g.info.Policy {
 	case PolicyPassword:
-		return pipes.PropagateHooks{
-			Seal: func(p []byte) ([]byte, error) { return encrypt(g.pw.msg, g.info.ID, 0, g.s.p.ID(), nil, p) },
-			Validate: func(from peer.ID, data []byte) bool {
-				var s sealed
-				if decMode.Unmarshal(data, &s) != nil {
-					return false
-				}
-				_, err := decrypt(g.pw.msg, g.info.ID, from, &s)
-				return err == nil
-			},
-			Open: func(from peer.ID, data []byte) ([]byte, error) {
-				var s sealed
-				if err := decMode.Unmarshal(data, &s); err != nil {
-					return nil, err
-				}
-				return decrypt(g.pw.msg, g.info.ID, from, &s)
-			},
-		}
+		return pipes.PropagateHooks{Seal: g.sealPassword, Validate: g.validatePassword, Open: g.openPassword}
 	case PolicyInvite:
 		return pipes.PropagateHooks{Seal: g.sealInvite, Validate: g.validateInvite, Open: g.openInvite}
 	}

@@ -30,6 +30,10 @@
 //     sent, and a proof cannot be replayed to another peer. The verifier allows
 //     an offline guessing attack by whoever holds the advertisement; argon2id
 //     makes each guess cost 19 MiB and two passes, so choose a strong password.
+//     Group.Rotate moves the group to a new password: the creator publishes
+//     the advertisement of the next epoch (Info.Epoch), and each member told
+//     the new password follows with Rotate; after Config.RotateGrace (30 s)
+//     the old password's key opens nothing and proves nothing.
 //   - Invite (Service.Join with Invited): the creator, and the admins it names, sign
 //     credentials (libp2p signed envelopes) that bind a peer ID to the group
 //     until an expiry. Group.Invite returns one as a string (prefix

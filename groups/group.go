@@ -32,10 +32,15 @@ type Info struct {
 	// Admins may issue and revoke credentials in invite groups; the creator
 	// always may.
 	Admins []peer.ID
+	// Epoch counts a password group's moves to a new password (Group.Rotate):
+	// 0 until the first.
+	Epoch uint64
 
 	salt     []byte // password groups
 	verifier []byte // password groups
 	kdf      kdfParams
+	scopeBox []byte // password groups from epoch 1: the scope secret, sealed
+	nonce    []byte // the ID derives from the creator and this
 	raw      []byte // the signed advertisement
 	seq      uint64
 }
@@ -68,6 +73,8 @@ type wireInfo struct {
 	Verifier    []byte    `cbor:"6,keyasint,omitempty"`
 	KDF         kdfParams `cbor:"7,keyasint,omitempty"`
 	Nonce       []byte    `cbor:"8,keyasint"` // the ID is derived from the creator and this
+	Epoch       uint64    `cbor:"9,keyasint,omitempty"`
+	ScopeBox    []byte    `cbor:"10,keyasint,omitempty"`
 }
 
 // groupID derives a group's ID from its creator and a nonce, so that nobody
@@ -94,6 +101,7 @@ func infoFromAd(ad discovery.Advertisement, raw []byte) (*Info, error) {
 	info := &Info{
 		ID: ad.ID, Name: w.Name, Description: w.Description, Policy: Policy(w.Policy), Creator: ad.Publisher,
 		salt: w.Salt, verifier: w.Verifier, kdf: w.KDF, raw: raw, seq: ad.Seq,
+		Epoch: w.Epoch, scopeBox: w.ScopeBox, nonce: w.Nonce,
 	}
 	for _, b := range w.Admins {
 		id, err := peer.IDFromBytes(b)
@@ -105,7 +113,7 @@ func infoFromAd(ad discovery.Advertisement, raw []byte) (*Info, error) {
 	switch info.Policy {
 	case PolicyOpen, PolicyInvite:
 	case PolicyPassword:
-		if len(info.salt) < 16 || len(info.verifier) != 32 || !info.kdf.sane() {
+		if len(info.salt) < 16 || len(info.verifier) != 32 || !info.kdf.sane() || (info.Epoch > 0) != (len(info.scopeBox) == scopeBoxLen) {
 			return nil, fmt.Errorf("%w: password parameters", ErrBadGroup)
 		}
 	default:
@@ -132,6 +140,10 @@ type Config struct {
 	// Default 3 min, longer than GossipSub's duplicate cache, so a replayed
 	// announcement cannot bring a forgotten member back.
 	ForgetAfter time.Duration
+	// RotateGrace is how long after this member moves a password group to a
+	// new password (Group.Rotate) it still accepts messages sealed under the
+	// previous one, so that those in flight are not lost. Default 30 s.
+	RotateGrace time.Duration
 }
 
 func (c *Config) defaults() {
@@ -152,6 +164,9 @@ func (c *Config) defaults() {
 	}
 	if c.ForgetAfter <= 0 {
 		c.ForgetAfter = 3 * time.Minute
+	}
+	if c.RotateGrace <= 0 {
+		c.RotateGrace = 30 * time.Second
 	}
 }
 
@@ -234,9 +249,13 @@ type Group struct {
 	disc  *discovery.Service
 	pipes *pipes.Service
 
-	pw passwordKeys // password groups
-
 	mu        sync.Mutex
+	pw        passwordKeys      // password groups: the current epoch's keys
+	cur       *Info             // password groups: the current epoch's advertisement
+	prev      passwordKeys      // password groups: the previous epoch's keys, during the grace
+	prevEpoch uint64            // its epoch
+	prevUntil time.Time         // end of the grace
+	scope     []byte            // password groups: the discovery scope's secret, the same in every epoch
 	cred      []byte            // invite groups: this peer's credential
 	keys      map[uint64][]byte // invite groups: group key by epoch
 	epoch     uint64            // invite groups: current epoch
@@ -258,6 +277,9 @@ func (g *Group) ID() string { return g.info.ID }
 func (g *Group) Info() Info {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.cur != nil {
+		return *g.cur
+	}
 	return *g.info
 }
 
@@ -310,27 +332,16 @@ func (s *Service) Create(ctx context.Context, spec Spec) (*Group, error) {
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrPolicy, spec.Policy)
 	}
-	body, err := encMode.Marshal(w)
-	if err != nil {
-		return nil, err
-	}
-	ad, err := s.disc.Publish(ctx, discovery.Advertisement{
-		Type: discovery.TypeGroup, ID: id, Body: body,
-		Attrs: map[string]string{"id": id, "name": spec.Name, "policy": string(spec.Policy)},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("groups: publish group: %w", err)
-	}
-	raw, err := s.rawAd(ad)
-	if err != nil {
-		return nil, err
-	}
-	info, err := infoFromAd(ad, raw)
+	info, err := s.publishInfo(ctx, id, w)
 	if err != nil {
 		return nil, err
 	}
 	g := s.newGroup(info)
-	g.pw = pw
+	if info.Policy == PolicyPassword {
+		if err := g.setPassword(info, pw); err != nil {
+			return nil, err
+		}
+	}
 	if info.Policy == PolicyInvite {
 		if g.cred, err = issueCredential(s.key, id, s.p.ID(), s.cfg.CredentialTTL); err != nil {
 			return nil, err

@@ -77,7 +77,9 @@ func (s *Service) joinPassword(info Info, password string) (*Group, error) {
 		return nil, fmt.Errorf("%w for group %q", ErrWrongPassword, info.Name)
 	}
 	g := s.newGroup(&info)
-	g.pw = pw
+	if err := g.setPassword(&info, pw); err != nil {
+		return nil, err
+	}
 	return s.register(g)
 }
 

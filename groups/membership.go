@@ -47,6 +47,7 @@ var (
 	ErrNoKey         = errors.New("groups: no member could hand over the group key")
 	ErrBadGroup      = errors.New("groups: invalid group advertisement")
 	ErrPolicy        = errors.New("groups: wrong membership policy for this operation")
+	ErrNotRotated    = errors.New("groups: the group has not moved to a new password")
 )
 
 var (

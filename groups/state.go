@@ -129,7 +129,9 @@ func (s *Service) restorePassword(info *Info, master []byte) (*Group, error) {
 		return nil, fmt.Errorf("%w for group %q: the saved key does not match its advertisement", ErrWrongPassword, info.Name)
 	}
 	g := s.newGroup(info)
-	g.pw = pw
+	if err := g.setPassword(info, pw); err != nil {
+		return nil, err
+	}
 	return s.register(g)
 }
 
