@@ -33,7 +33,7 @@ type cmdInput struct {
 }
 
 // roomUsage is the usage error for /room without a known subcommand.
-const roomUsage = "usage: /room create|join|invite|accept|who|say ..."
+const roomUsage = "usage: /room create|join|password|invite|accept|who|say ..."
 
 // commands is the table; set in init, as the help command reads it.
 var commands []command
@@ -54,6 +54,7 @@ func init() {
 		{name: "file", usage: "NAME PATH", tuiUsage: "[NAME] PATH", about: "send a file", plain: (*plainUI).cmdFile, tui: (*tuiModel).cmdFile},
 		{name: "room create", usage: "NAME [PASSWORD]", about: "a room: with a password, or invite-only", plain: (*plainUI).cmdRoomCreate, tui: (*tuiModel).cmdRoomCreate},
 		{name: "room join", usage: "NAME PASSWORD", about: "join a password room", plain: (*plainUI).cmdRoomJoin, tui: (*tuiModel).cmdRoomJoin},
+		{name: "room password", usage: "ROOM NEWPASSWORD", about: "change a password room's password (its creator first, then each member)", plain: (*plainUI).cmdRoomPassword, tui: (*tuiModel).cmdRoomPassword},
 		{name: "room invite", usage: "ROOM NAME", about: "invite a contact to a room (sent to them)", plain: (*plainUI).cmdRoomInvite, tui: (*tuiModel).cmdRoomInvite},
 		{name: "room accept", usage: "ROOM", about: "join a room you were invited to (or paste a credential)", plain: (*plainUI).cmdRoomAccept, tui: (*tuiModel).cmdRoomAccept},
 		{name: "room who", usage: "ROOM", about: "the room's members", plain: (*plainUI).cmdRoomWho, tui: (*tuiModel).cmdRoomWho},

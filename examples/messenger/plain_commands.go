@@ -211,6 +211,18 @@ func (u *plainUI) cmdRoomJoin(ctx context.Context, in cmdInput) {
 	u.say("joined room #%s", in.args[0])
 }
 
+func (u *plainUI) cmdRoomPassword(ctx context.Context, in cmdInput) {
+	if len(in.args) < 2 {
+		u.say("%s", in.usage)
+		return
+	}
+	if err := u.m.RoomPassword(ctx, in.args[0], in.args[1]); err != nil {
+		u.fail(err)
+		return
+	}
+	u.say("room #%s has its new password; members who do not have it are shut out", in.args[0])
+}
+
 func (u *plainUI) cmdRoomInvite(ctx context.Context, in cmdInput) {
 	if len(in.args) < 2 {
 		u.say("%s", in.usage)

@@ -101,3 +101,18 @@ func TestSuperPeerTakesListen(t *testing.T) {
 	bad := start(t, "bad", "superpeer", "-loopback", "-listen", "10.9.9.9", "-port", "0", "-dir", t.TempDir())
 	bad.waitFor(`disagree`, patience)
 }
+
+// /room password in plain mode: the usage without a new password, a refusal
+// in words for the same password, and the change itself.
+func TestPlainRoomPassword(t *testing.T) {
+	alice := user(t, "alice", filepath.Join(t.TempDir(), "alice"))
+	alice.send("/room create den first-pw")
+	alice.waitFor(`^created room #den$`, patience)
+	alice.send("/room password den")
+	alice.waitFor(`^usage: /room password ROOM NEWPASSWORD$`, patience)
+	alice.send("/room password den first-pw")
+	alice.waitFor(`^error: .*the new password is the current one$`, patience)
+	alice.send("/room password den second-pw")
+	alice.waitFor(`^room #den has its new password; members who do not have it are shut out$`, patience)
+	alice.quit()
+}

@@ -39,6 +39,7 @@ type engine interface {
 	Transfers() []im.Transfer
 	CreateRoom(ctx context.Context, name, password string) error
 	JoinRoom(ctx context.Context, name, password string) error
+	RoomPassword(ctx context.Context, name, password string) error
 	RoomInvite(name string, contact peer.ID) (string, error)
 	InviteToRoom(ctx context.Context, room string, contact peer.ID) error
 	AcceptRoomInvitation(ctx context.Context, room string) error

@@ -296,6 +296,16 @@ func (m *tuiModel) cmdRoomJoin(in cmdInput) tea.Cmd {
 	}
 }
 
+func (m *tuiModel) cmdRoomPassword(in cmdInput) tea.Cmd {
+	ctx, e, name := m.ctx, m.e, in.args[0]
+	if len(in.args) < 2 {
+		return failed("%s", in.usage)
+	}
+	return background(func() (string, error) {
+		return fmt.Sprintf("room #%s has its new password; members who do not have it are shut out", name), e.RoomPassword(ctx, name, in.args[1])
+	})
+}
+
 func (m *tuiModel) cmdRoomInvite(in cmdInput) tea.Cmd {
 	ctx, e, name := m.ctx, m.e, in.args[0]
 	if len(in.args) < 2 {

@@ -107,6 +107,30 @@ func (m *Messenger) JoinRoom(ctx context.Context, name, password string) error {
 	return fmt.Errorf("messenger: no password room named %q found", name)
 }
 
+// RoomPassword moves password room name to a new password. The room's
+// creator does it first; each member told the new password then does the
+// same, and keeps talking. Whoever knows only the old password is shut out
+// once the members have moved (see groups.Group.Rotate). The room's saved
+// state is replaced by the new key: neither password is kept.
+func (m *Messenger) RoomPassword(ctx context.Context, name, password string) error {
+	r := m.room(name)
+	if r == nil {
+		return fmt.Errorf("messenger: not in room %q", name)
+	}
+	if err := r.g.Rotate(ctx, password); err != nil {
+		if errors.Is(err, groups.ErrNotRotated) {
+			return fmt.Errorf("messenger: room %q has no new password yet: its creator changes it first (%w)", name, err)
+		}
+		return err
+	}
+	state, err := r.g.State()
+	if err != nil {
+		return err
+	}
+	info := r.g.Info()
+	return m.st.putRoom(savedRoom{Name: name, GroupID: info.ID, GroupAd: info.Raw(), State: state})
+}
+
 // RoomInvite issues a credential for contact to join invite room name; send it
 // to them (for example in a chat message).
 func (m *Messenger) RoomInvite(name string, contact peer.ID) (string, error) {

@@ -1,7 +1,10 @@
 package im
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +104,69 @@ func TestAutoAway(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	if st, _ := m.Presence(); st != string(groups.Busy) {
 		t.Fatalf("idle overrode busy: %s", st)
+	}
+}
+
+// A password room moves to a new password: its creator first, then a member
+// told it, who keeps receiving; neither password is saved; a member who
+// tries before the creator is told why.
+func TestRoomPassword(t *testing.T) {
+	sp := open(t, "sp", func(c *Config) { c.SuperPeer = true })
+	withSP := func(c *Config) { c.SuperPeers = []string{sp.Invite()} }
+	a, b := open(t, "alice", withSP), open(t, "bob", withSP)
+	ctx := context.Background()
+	for _, m := range []*Messenger{a, b} {
+		if err := m.Peer().Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const oldPW, newPW = "first-room-password", "second-room-password"
+	if err := a.CreateRoom(ctx, "den", oldPW); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.JoinRoom(ctx, "den", oldPW); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RoomPassword(ctx, "nowhere", newPW); err == nil || !strings.Contains(err.Error(), `not in room "nowhere"`) {
+		t.Fatalf("a room we are not in: %v", err)
+	}
+	if err := b.RoomPassword(ctx, "den", newPW); !errors.Is(err, groups.ErrNotRotated) || !strings.Contains(err.Error(), "creator changes it first") {
+		t.Fatalf("member before the creator: %v", err)
+	}
+	if err := a.RoomPassword(ctx, "den", newPW); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, patience, "bob to follow", func() bool {
+		err := b.RoomPassword(ctx, "den", newPW)
+		if err != nil && !errors.Is(err, groups.ErrNotRotated) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
+	for _, m := range []*Messenger{a, b} {
+		saved := m.st.rooms()
+		if len(saved) != 1 || len(saved[0].State) == 0 || bytes.Contains(saved[0].State, []byte(newPW)) {
+			t.Fatalf("%s's saved room: %+v", m.Name(), saved)
+		}
+		if info, err := groups.ParseInfo(saved[0].GroupAd); err != nil || info.Epoch != 1 {
+			t.Fatalf("%s's saved advertisement: epoch %d, %v", m.Name(), info.Epoch, err)
+		}
+	}
+	sub := b.Subscribe(ctx)
+	defer sub.Cancel()
+	deadline := time.After(patience)
+	again := time.NewTicker(2 * time.Second)
+	defer again.Stop()
+	a.SayRoom(ctx, "den", "under the new password")
+	for got := false; !got; {
+		select {
+		case ev := <-sub.C:
+			rm, ok := ev.(RoomMessage)
+			got = ok && rm.Message.Text == "under the new password"
+		case <-again.C:
+			a.SayRoom(ctx, "den", "under the new password")
+		case <-deadline:
+			t.Fatal("bob did not get the message sent under the new password")
+		}
 	}
 }
