@@ -137,20 +137,10 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 			m.bus.Close()
 		}
 	}()
-	if err := checkSecrets(cfg.Dir); err != nil {
-		return nil, err
-	}
-	if m.st, err = openStore(cfg.Dir); err != nil {
+	if err := m.openProfile(cfg.Dir); err != nil {
 		return nil, err
 	}
 	closers = append(closers, m.st.close)
-	notices, err := m.st.migrateRooms()
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range notices {
-		m.emit(Notice{Text: n})
-	}
 	if cfg.Name == "" {
 		cfg.Name = string(m.st.meta("name"))
 	} else if err := m.st.setMeta("name", []byte(cfg.Name)); err != nil {

@@ -61,6 +61,26 @@ func checkSecrets(dir string) error {
 	return nil
 }
 
+// openProfile opens the store in dir once its key files are checked, and
+// migrates what earlier versions kept in the clear.
+func (m *Messenger) openProfile(dir string) (err error) {
+	if err := checkSecrets(dir); err != nil {
+		return err
+	}
+	if m.st, err = openStore(dir); err != nil {
+		return err
+	}
+	notices, err := m.st.migrateRooms()
+	if err != nil {
+		m.st.close()
+		return err
+	}
+	for _, n := range notices {
+		m.emit(Notice{Text: n})
+	}
+	return nil
+}
+
 // migrateRooms replaces the room passwords that earlier versions kept with
 // the keys derived from them, then rewrites the database so that the
 // passwords are not left in its free pages. A room whose saved
