@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
@@ -268,6 +269,10 @@ type Group struct {
 	creds     map[peer.ID]*credential
 
 	presence *presence
+	// Set by init, before any hook can run; closed by stop.
+	rotations *event.Bus[Rotation] // password groups: newer epochs seen
+	rotKick   chan struct{}        // a message of a newer epoch arrived
+	ahead     uint64               // guarded by mu; the newest epoch claimed by a message that did not open
 }
 
 // ID is the group's ID, which is also its scope for discovery and pipes.
@@ -473,12 +478,16 @@ func (g *Group) Leave(ctx context.Context) error {
 }
 
 func (g *Group) init() {
+	g.rotations, g.rotKick = event.New[Rotation](), make(chan struct{}, 1)
 	g.presence = newPresence(g)
 }
 
 func (g *Group) stop() {
 	if g.presence != nil {
 		g.presence.stop()
+	}
+	if g.rotations != nil {
+		g.rotations.Close()
 	}
 }
 

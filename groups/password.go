@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/hmac"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -123,6 +125,7 @@ func (g *Group) openPassword(from peer.ID, data []byte) ([]byte, error) {
 	}
 	key := g.msgKey(s.Epoch, time.Now())
 	if key == nil {
+		g.sawEpoch(s.Epoch)
 		return nil, fmt.Errorf("%w: a message sealed under password epoch %d", ErrNotMember, s.Epoch)
 	}
 	return decrypt(key, g.info.ID, from, &s)
@@ -251,4 +254,79 @@ func (s *Service) publishInfo(ctx context.Context, id string, w wireInfo) (*Info
 		return nil, err
 	}
 	return infoFromAd(ad, raw)
+}
+
+// Rotation tells a member of a password group that the group's creator has
+// moved it to a newer password than this member's (Epoch, from the
+// creator's signed advertisement): this member no longer reads the group,
+// nor is admitted to its pipes, until it calls Rotate with the new password.
+type Rotation struct {
+	Epoch uint64
+}
+
+// SubscribeRotations delivers a Rotation when this member learns that its
+// password group moved on without it, under juxta's one event contract
+// (package event): drain C; a full buffer drops and counts; C closes when
+// ctx ends or the group is left. It learns it when a message sealed under a
+// newer epoch arrives, which makes it look the group's advertisement up (at
+// most once per rotationCheckEvery): a message alone, which anyone can
+// send, proves nothing. Other groups deliver nothing.
+func (g *Group) SubscribeRotations(ctx context.Context, buffer int) *event.Subscription[Rotation] {
+	return g.rotations.Subscribe(ctx, buffer)
+}
+
+// rotationCheckEvery bounds how often messages of newer epochs make a member
+// look the group's advertisement up.
+const rotationCheckEvery = 15 * time.Second
+
+// sawEpoch notes a message that claims a newer epoch than this member's. It
+// runs inside GossipSub's validation: it only wakes watchRotations.
+func (g *Group) sawEpoch(epoch uint64) {
+	g.mu.Lock()
+	newer := g.cur != nil && epoch > g.cur.Epoch && epoch > g.ahead
+	if newer {
+		g.ahead = epoch
+	}
+	g.mu.Unlock()
+	if newer && g.rotKick != nil {
+		select {
+		case g.rotKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// watchRotations checks the group's advertisement when messages of newer
+// epochs arrive, and publishes a Rotation for each newer epoch it confirms.
+func (g *Group) watchRotations(ctx context.Context, wg *sync.WaitGroup) {
+	defer wg.Done()
+	var told uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.rotKick:
+		}
+		info := g.Info()
+		lctx, cancel := context.WithTimeout(ctx, protoTimeout)
+		next, err := g.s.Lookup(lctx, info.ID)
+		cancel()
+		g.mu.Lock()
+		current := g.cur.Epoch
+		if err != nil || next.Epoch <= current {
+			// Not confirmed: a later message of a newer epoch may try
+			// again after the pause.
+			g.ahead = current
+		}
+		g.mu.Unlock()
+		if err == nil && next.Epoch > current && next.Epoch > told {
+			told = next.Epoch
+			g.rotations.Publish(Rotation{Epoch: next.Epoch})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(rotationCheckEvery):
+		}
+	}
 }

@@ -50,8 +50,20 @@ func TestRotatePassword(t *testing.T) {
 		t.Fatalf("eve before the rotation: %v", err)
 	}
 
+	rotations := ge.SubscribeRotations(ctx, 4)
+	defer rotations.Cancel()
 	if err := ga.Rotate(ctx, newSecret); err != nil {
 		t.Fatalf("creator rotates: %v", err)
+	}
+	// Eve, left behind, is told the group moved on (alice's heartbeats
+	// under the new key make her look the advertisement up).
+	select {
+	case r := <-rotations.C:
+		if r.Epoch != 1 {
+			t.Fatalf("rotation to epoch %d", r.Epoch)
+		}
+	case <-time.After(patience):
+		t.Fatal("eve was not told the group moved to a new password")
 	}
 	if got := ga.Info().Epoch; got != 1 {
 		t.Fatalf("epoch after rotation %d", got)
@@ -173,6 +185,21 @@ func TestRotateBadInput(t *testing.T) {
 	}
 	if err := gb.Rotate(ctx, newSecret); !errors.Is(err, ErrNotRotated) {
 		t.Fatalf("member rotates before the creator: %v", err)
+	}
+	// A message claiming a newer epoch, which anyone can send, is checked
+	// against the creator's advertisement and not believed.
+	rotations := gb.SubscribeRotations(ctx, 4)
+	defer rotations.Cancel()
+	gb.sawEpoch(7)
+	eventually(t, "bob to check the claim", func() bool {
+		gb.mu.Lock()
+		defer gb.mu.Unlock()
+		return gb.ahead == 0
+	})
+	select {
+	case r := <-rotations.C:
+		t.Fatalf("a forged epoch claim was believed: %+v", r)
+	default:
 	}
 
 	if err := ga.Rotate(ctx, newSecret); err != nil {

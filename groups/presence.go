@@ -110,6 +110,10 @@ func newPresence(g *Group) *presence {
 	pr.ctx, pr.cancel = context.WithCancel(g.s.ctx)
 	pr.wg.Add(1)
 	go pr.run()
+	if g.info.Policy == PolicyPassword {
+		pr.wg.Add(1)
+		go g.watchRotations(pr.ctx, &pr.wg)
+	}
 	return pr
 }
 

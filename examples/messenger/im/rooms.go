@@ -303,10 +303,24 @@ func (m *Messenger) roomReader(ctx context.Context, r *room) {
 	}
 }
 
+// roomMembers relays the room's member changes, and tells the user when a
+// password room moved to a new password without them.
 func (m *Messenger) roomMembers(ctx context.Context, r *room) {
 	defer m.wg.Done()
-	sub := r.g.SubscribeMembers(ctx, 0)
-	for ev := range sub.C {
-		m.emit(RoomMember{Room: r.name, ID: ev.Member.ID, Name: ev.Member.Name, State: string(ev.Member.State), Text: ev.Member.Text, Joined: ev.Previous == ""})
+	members, rotations := r.g.SubscribeMembers(ctx, 0), r.g.SubscribeRotations(ctx, 0)
+	defer rotations.Cancel()
+	for {
+		select {
+		case ev, ok := <-members.C:
+			if !ok {
+				return
+			}
+			m.emit(RoomMember{Room: r.name, ID: ev.Member.ID, Name: ev.Member.Name, State: string(ev.Member.State), Text: ev.Member.Text, Joined: ev.Previous == ""})
+		case _, ok := <-rotations.C:
+			if !ok {
+				return
+			}
+			m.emit(Notice{Text: fmt.Sprintf("room %s has a new password: you no longer read it; ask a member for the password, then /room password %s NEWPASSWORD", r.name, r.name)})
+		}
 	}
 }

@@ -133,9 +133,13 @@ func TestRoomPassword(t *testing.T) {
 	if err := b.RoomPassword(ctx, "den", newPW); !errors.Is(err, groups.ErrNotRotated) || !strings.Contains(err.Error(), "creator changes it first") {
 		t.Fatalf("member before the creator: %v", err)
 	}
+	notices := b.Subscribe(ctx)
+	defer notices.Cancel()
 	if err := a.RoomPassword(ctx, "den", newPW); err != nil {
 		t.Fatal(err)
 	}
+	// Bob is told the room moved on, with the command to follow.
+	waitNotice(t, notices.C, "room den has a new password", "/room password den NEWPASSWORD")
 	eventually(t, patience, "bob to follow", func() bool {
 		err := b.RoomPassword(ctx, "den", newPW)
 		if err != nil && !errors.Is(err, groups.ErrNotRotated) {
@@ -152,8 +156,7 @@ func TestRoomPassword(t *testing.T) {
 			t.Fatalf("%s's saved advertisement: epoch %d, %v", m.Name(), info.Epoch, err)
 		}
 	}
-	sub := b.Subscribe(ctx)
-	defer sub.Cancel()
+	sub := notices
 	deadline := time.After(patience)
 	again := time.NewTicker(2 * time.Second)
 	defer again.Stop()
