@@ -250,6 +250,8 @@ type Group struct {
 	disc  *discovery.Service
 	pipes *pipes.Service
 
+	rotMu sync.Mutex // held by Rotate
+
 	mu        sync.Mutex
 	pw        passwordKeys      // password groups: the current epoch's keys
 	cur       *Info             // password groups: the current epoch's advertisement

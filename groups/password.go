@@ -154,6 +154,11 @@ func (g *Group) Rotate(ctx context.Context, newPassword string) error {
 	if newPassword == "" {
 		return fmt.Errorf("%w: the new password is empty", ErrPolicy)
 	}
+	// One rotation at a time: two at once would publish two advertisements
+	// of the same epoch with different keys.
+	g.rotMu.Lock()
+	defer g.rotMu.Unlock()
+	info = g.Info()
 	var next *Info
 	var pw passwordKeys
 	var err error
@@ -217,6 +222,10 @@ func (g *Group) switchTo(next *Info, pw passwordKeys) error {
 		return err
 	}
 	g.mu.Lock()
+	if next.Epoch <= g.cur.Epoch {
+		g.mu.Unlock()
+		return fmt.Errorf("%w: already at epoch %d", ErrNotRotated, g.cur.Epoch)
+	}
 	if !hmac.Equal(scope, g.scope) {
 		g.mu.Unlock()
 		return fmt.Errorf("%w: epoch %d moves the group's discovery scope", ErrBadGroup, next.Epoch)

@@ -216,6 +216,19 @@ func TestRotateBadInput(t *testing.T) {
 	if ga.msgKey(2, now) != nil {
 		t.Fatal("a future epoch opens")
 	}
+	// Two rotations at once take turns: two epochs, not two keys for one.
+	errs := make(chan error, 2)
+	for _, pw := range []string{"turn one", "turn two"} {
+		go func() { errs <- ga.Rotate(ctx, pw) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent rotation: %v", err)
+		}
+	}
+	if got := ga.Info().Epoch; got != 3 {
+		t.Fatalf("after two concurrent rotations: epoch %d, want 3", got)
+	}
 	// An advertisement of a later epoch without its sealed scope is refused.
 	info := ga.Info()
 	info.scopeBox = nil
