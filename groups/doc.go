@@ -33,7 +33,8 @@
 //     Group.Rotate moves the group to a new password: the creator publishes
 //     the advertisement of the next epoch (Info.Epoch), and each member told
 //     the new password follows with Rotate; after Config.RotateGrace (30 s)
-//     the old password's key opens nothing and proves nothing.
+//     the old password's key opens nothing and proves nothing. A member left
+//     behind learns it from Group.SubscribeRotations.
 //   - Invite (Service.Join with Invited): the creator, and the admins it names, sign
 //     credentials (libp2p signed envelopes) that bind a peer ID to the group
 //     until an expiry. Group.Invite returns one as a string (prefix
