@@ -260,8 +260,31 @@ func dropReason(err error) string {
 // Verify decodes a signed advertisement and checks everything a receiver must:
 // size, envelope signature, that the signer is the claimed publisher, shape,
 // and time (neither expired nor dated in the future). The error wraps
-// ErrRejected, and ErrOversized or ErrExpired where they apply.
+// ErrRejected, and ErrOversized or ErrExpired where they apply. Every
+// advertisement that arrives from the network goes through it.
 func Verify(b []byte, now time.Time) (Advertisement, error) {
+	ad, err := VerifyKept(b, now)
+	if err != nil {
+		return Advertisement{}, err
+	}
+	if !ad.ValidUntil().After(now) {
+		return Advertisement{}, reject(DropExpired, ErrExpired, "lifetime ended %s", ad.ValidUntil().UTC().Format(time.RFC3339))
+	}
+	return ad, nil
+}
+
+// VerifyKept is Verify for an advertisement this peer kept itself (in saved
+// state, or handed over inside a signed credential), not one that just
+// arrived: it checks the size, the envelope signature, that the signer is the
+// claimed publisher, the shape, and that it is not dated more than
+// MaxClockSkew after now, but not that its lifetime lasts. The lifetime says
+// how long others may treat the advertisement as current; it does not make a
+// publisher's signature less authentic once it ends, and a saved
+// advertisement would otherwise be lost to a user away for longer than it
+// (a day, by default). What depends on it being current must look the newest
+// version up (Find) and prefer the higher Seq. The error wraps ErrRejected,
+// and ErrOversized where it applies.
+func VerifyKept(b []byte, now time.Time) (Advertisement, error) {
 	if len(b) > MaxAdSize {
 		return Advertisement{}, reject(DropOversized, ErrOversized, "%d bytes, limit %d", len(b), MaxAdSize)
 	}
@@ -286,9 +309,6 @@ func Verify(b []byte, now time.Time) (Advertisement, error) {
 	}
 	if ad.Issued.After(now.Add(MaxClockSkew)) {
 		return Advertisement{}, reject(DropFuture, ErrRejected, "issued %s, %s ahead", ad.Issued.UTC().Format(time.RFC3339), ad.Issued.Sub(now).Round(time.Second))
-	}
-	if !ad.ValidUntil().After(now) {
-		return Advertisement{}, reject(DropExpired, ErrExpired, "lifetime ended %s", ad.ValidUntil().UTC().Format(time.RFC3339))
 	}
 	return ad, nil
 }

@@ -13,7 +13,10 @@
 // deterministic-CBOR encoding. Every receiving path runs Verify, which drops
 // what is tampered, signed by someone other than the claimed publisher,
 // expired, dated more than MaxClockSkew ahead, or larger than MaxAdSize, and
-// counts each drop by reason in Stats.
+// counts each drop by reason in Stats. VerifyKept checks the same except the
+// lifetime, for an advertisement an application kept itself (a group's, in
+// its saved state): its publisher's signature stays authentic after the
+// lifetime ends, which only says how long others treat it as current.
 //
 // # Where Find looks
 //
