@@ -45,6 +45,15 @@
 //     rotates the group key; the new key goes to the members online (the others
 //     fetch it from any member), never to the removed one.
 //
+// # Saved state
+//
+// Group.State is what a member of a private group keeps to take its place
+// again after a restart, with nobody else online (Service.Restore): the
+// group's advertisement and its keys. The kept advertisement is checked
+// with discovery.VerifyKept, not against its lifetime (a day): it stays the
+// creator's however long the user was away; a newer epoch, if the creator
+// moved on meanwhile, is found over the network as after any absence.
+//
 // # Enforcement
 //
 // A group pipe accepts a stream only after the opener proves membership (a

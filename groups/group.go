@@ -50,17 +50,30 @@ type Info struct {
 // ParseInfo.
 func (i *Info) Raw() []byte { return slices.Clone(i.raw) }
 
-// ParseInfo verifies a group advertisement kept from Info.Raw.
+// ParseInfo verifies a group advertisement kept from Info.Raw, or handed over
+// (an invitation): signed by the group's creator, its ID derived from the
+// creator (so nobody else can have made it), not dated in the future. It
+// need not be within its lifetime (discovery.VerifyKept): a room saved by a
+// user away for more than a day is still the creator's. An older kept
+// advertisement moves nothing backwards: joining a group already joined
+// keeps the joined one, and a password group whose creator has since moved
+// on is told so by its members' messages (Group.SubscribeRotations) and
+// follows with Rotate, which takes only a newer epoch.
 func ParseInfo(raw []byte) (Info, error) {
-	ad, err := discovery.Verify(raw, time.Now())
-	if err != nil {
-		return Info{}, fmt.Errorf("%w: %v", ErrBadGroup, err)
-	}
-	info, err := infoFromAd(ad, raw)
+	info, err := parseKept(raw, time.Now())
 	if err != nil {
 		return Info{}, err
 	}
 	return *info, nil
+}
+
+// parseKept reads a group advertisement kept or handed over, judged at now.
+func parseKept(raw []byte, now time.Time) (*Info, error) {
+	ad, err := discovery.VerifyKept(raw, now)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadGroup, err)
+	}
+	return infoFromAd(ad, raw)
 }
 
 func (i *Info) isAdmin(id peer.ID) bool { return id == i.Creator || slices.Contains(i.Admins, id) }
@@ -145,6 +158,12 @@ type Config struct {
 	// new password (Group.Rotate) it still accepts messages sealed under the
 	// previous one, so that those in flight are not lost. Default 30 s.
 	RotateGrace time.Duration
+	// Now is the clock by which Restore and Join with Invited judge what they
+	// are handed back or over: the expiry of credentials, and advertisements
+	// dated in the future (kept advertisements are not refused for being
+	// past their lifetime). Nil means time.Now. Tests set it, before New, to
+	// stand for a user back after days away.
+	Now func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -168,6 +187,9 @@ func (c *Config) defaults() {
 	}
 	if c.RotateGrace <= 0 {
 		c.RotateGrace = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 

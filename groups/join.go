@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/juxta-p2p/juxta/discovery"
 	"github.com/juxta-p2p/juxta/peer"
 )
 
@@ -90,11 +89,11 @@ func (s *Service) joinInvite(ctx context.Context, credential string) (*Group, er
 	if err != nil {
 		return nil, err
 	}
-	ad, err := discovery.Verify(cb.GroupAd, time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadGroup, err)
-	}
-	info, err := infoFromAd(ad, cb.GroupAd)
+	// The group's advertisement inside may be past its lifetime: the
+	// credential, signed by the issuer and dated, says how long the
+	// invitation lasts (Config.CredentialTTL, 30 days by default).
+	now := s.cfg.Now()
+	info, err := parseKept(cb.GroupAd, now)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +107,7 @@ func (s *Service) joinInvite(ctx context.Context, credential string) (*Group, er
 	if c.member != s.p.ID() {
 		return nil, fmt.Errorf("%w: issued to %s, not to this peer", ErrCredential, c.member)
 	}
-	if !time.Now().Before(c.expires) {
+	if !now.Before(c.expires) {
 		return nil, fmt.Errorf("%w on %s", ErrExpired, c.expires.UTC().Format(time.RFC3339))
 	}
 	g := s.newGroup(info)

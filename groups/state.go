@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/juxta-p2p/juxta/discovery"
 )
 
 // MaxStateLen bounds a saved group state.
@@ -63,6 +61,13 @@ func (g *Group) State() ([]byte, error) {
 // it next meets this peer, or fetched by Join with Invited. A password
 // group's saved key must match the advertisement's verifier
 // (ErrWrongPassword otherwise).
+//
+// The saved advertisement may be past its lifetime (a day by default):
+// it is checked with discovery.VerifyKept, as it stays its creator's, so a
+// user away for a weekend gets the group back. A tampered one, or one
+// signed by anyone but the creator, fails with ErrBadGroup. If the group
+// moved to a newer password meanwhile, the restored member is told so
+// (SubscribeRotations) and follows with Rotate.
 func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -74,11 +79,8 @@ func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 	if err := decMode.Unmarshal(state, &st); err != nil {
 		return nil, fmt.Errorf("%w: saved state: %v", ErrCredential, err)
 	}
-	ad, err := discovery.Verify(st.Ad, time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadGroup, err)
-	}
-	info, err := infoFromAd(ad, st.Ad)
+	now := s.cfg.Now()
+	info, err := parseKept(st.Ad, now)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +100,7 @@ func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 		if c.member != self {
 			return nil, fmt.Errorf("%w: issued to %s, not to this peer", ErrCredential, c.member)
 		}
-		if !time.Now().Before(c.expires) {
+		if !now.Before(c.expires) {
 			return nil, fmt.Errorf("%w on %s", ErrExpired, c.expires.UTC().Format(time.RFC3339))
 		}
 	}
