@@ -56,6 +56,10 @@ type Config struct {
 	// defaults (SECURITY.md).
 	Mailbox MailboxLimits
 	Logger  *slog.Logger
+
+	// now, when set, is the clock the groups service judges saved rooms
+	// by (groups.Config.Now): a test hook, set before Open.
+	now func() time.Time
 }
 
 // pipe IDs of the messenger.
@@ -167,7 +171,7 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 		return nil, err
 	}
 	closers = append(closers, m.ps.Close)
-	if m.gs, err = groups.New(ctx, m.p, m.d, m.ps, groups.Config{}); err != nil {
+	if m.gs, err = groups.New(ctx, m.p, m.d, m.ps, groups.Config{Now: cfg.now}); err != nil {
 		return nil, err
 	}
 	closers = append(closers, m.gs.Close)

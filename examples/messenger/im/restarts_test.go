@@ -215,3 +215,84 @@ func TestRoomInvitationOverThePipe(t *testing.T) {
 		t.Fatalf("bob's rooms %v", rooms)
 	}
 }
+
+// Issue 11: a room came back after a restart only within a day of its
+// advertisement being signed (its lifetime); past that, Restore refused the
+// saved advertisement and the room was dropped with a notice. Alice and bob,
+// back after two days (their groups' clock says so), reopen with both their
+// rooms and talk in them.
+func TestRoomsSurviveExpiredAdvertisement(t *testing.T) {
+	ctx := context.Background()
+	sp := open(t, "sp", func(c *Config) { c.SuperPeer = true })
+	base := t.TempDir()
+	at := func(name string, later bool) *Messenger {
+		t.Helper()
+		cfg := Config{Dir: filepath.Join(base, name), Name: name, Loopback: true, NoMDNS: true, AutoAway: -1, Heartbeat: time.Second, SuperPeers: []string{sp.Invite()}}
+		if later {
+			cfg.now = func() time.Time { return time.Now().Add(48 * time.Hour) }
+		}
+		m, err := Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		if err := m.Peer().Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b := at("alice", false), at("bob", false)
+	friends(t, a, b)
+	if err := a.CreateRoom(ctx, "den", "open sesame"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateRoom(ctx, "club", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.JoinRoom(ctx, "den", "open sesame"); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := a.RoomInvite("club", b.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.JoinRoomInvite(ctx, cred); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b.Close()
+
+	a, b = at("alice", true), at("bob", true)
+	for _, m := range []*Messenger{a, b} {
+		if rooms := m.Rooms(); len(rooms) != 2 || rooms[0] != "club" || rooms[1] != "den" {
+			sub := m.Subscribe(ctx)
+			for len(sub.C) > 0 {
+				if n, ok := (<-sub.C).(Notice); ok {
+					t.Log(n.Text)
+				}
+			}
+			sub.Cancel()
+			t.Fatalf("%s's rooms two days later: %v", m.Name(), rooms)
+		}
+	}
+	sub := b.Subscribe(ctx)
+	defer sub.Cancel()
+	for _, room := range []string{"den", "club"} {
+		text := "still here in " + room
+		deadline := time.After(patience)
+		again := time.NewTicker(2 * time.Second)
+		a.SayRoom(ctx, room, text)
+		for got := false; !got; {
+			select {
+			case ev := <-sub.C:
+				rm, ok := ev.(RoomMessage)
+				got = ok && rm.Message.Room == room && rm.Message.Text == text
+			case <-again.C:
+				a.SayRoom(ctx, room, text)
+			case <-deadline:
+				t.Fatalf("bob did not get alice's message in %s", room)
+			}
+		}
+		again.Stop()
+	}
+}
