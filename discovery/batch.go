@@ -25,10 +25,59 @@ import (
 // super-peers are handled as for Publish. The published advertisements are
 // returned in order.
 func (s *Service) PublishBatch(ctx context.Context, ads []Advertisement) ([]Advertisement, error) {
-	return s.publishMany(ctx, ads, nil)
+	return s.publishMany(ctx, ads, nil, false)
 }
 
-func (s *Service) publishMany(ctx context.Context, ads []Advertisement, rebuild func() Advertisement) ([]Advertisement, error) {
+// PublishRenewed is Publish for an advertisement that stays valid for as
+// long as this peer runs and keeps it: once half its lifetime has passed, it
+// is signed again with a fresh Issued and a higher Seq and pushed like a new
+// version, until Flush, a newer Publish of the same advertisement, or Close.
+// Groups publish theirs so: a group is found for longer than a lifetime.
+func (s *Service) PublishRenewed(ctx context.Context, ad Advertisement) (Advertisement, error) {
+	out, err := s.publishMany(ctx, []Advertisement{ad}, nil, true)
+	if err != nil {
+		return Advertisement{}, err
+	}
+	return out[0], nil
+}
+
+// renewDue reports whether a renewed advertisement is past half its lifetime.
+func renewDue(ad *Advertisement, now time.Time) bool {
+	return !now.Before(ad.Issued.Add(ad.Lifetime / 2))
+}
+
+// renew signs p's advertisement again, with a fresh Issued and Seq, and
+// pushes it, unless a newer version (Publish, Flush) replaced p meanwhile.
+func (c *core) renew(ctx context.Context, p *published, now time.Time) {
+	s := &Service{core: c, scope: p.ad.Scope}
+	ad, raw, err := s.sign(p.ad, now)
+	if err != nil {
+		c.log.Debug("renewal failed", "type", p.ad.Type, "id", p.ad.ID, "err", err)
+		return
+	}
+	k := ad.Key()
+	c.mu.Lock()
+	if c.published[k] != p {
+		c.mu.Unlock()
+		return
+	}
+	fresh, err := c.store.put(&entry{ad: ad, raw: raw, until: ad.ValidUntil(), local: true}, now)
+	if err == nil {
+		c.published[k] = &published{ad: ad, raw: raw, renew: true, next: now.Add(republishAfter(&ad))}
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Debug("renewal failed", "type", ad.Type, "id", ad.ID, "err", err)
+		return
+	}
+	if fresh {
+		c.watch.Publish(cloneAd(ad))
+	}
+	c.push(ctx, raw)
+	c.provideMany([]Advertisement{ad})
+}
+
+func (s *Service) publishMany(ctx context.Context, ads []Advertisement, rebuild func() Advertisement, renew bool) ([]Advertisement, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("discovery: publish: %w", net.ErrClosed)
 	}
@@ -51,7 +100,7 @@ func (s *Service) publishMany(ctx context.Context, ads []Advertisement, rebuild 
 			return nil, fmt.Errorf("%w: %s %q twice in one batch", ErrInvalid, ad.Type, ad.ID)
 		}
 		seen[ad.Key()] = true
-		pubs[i] = &published{ad: ad, raw: raws[i], rebuild: rebuild, next: now.Add(republishAfter(&ad))}
+		pubs[i] = &published{ad: ad, raw: raws[i], rebuild: rebuild, renew: renew, next: now.Add(republishAfter(&ad))}
 		entries[i] = &entry{ad: ad, raw: raws[i], until: ad.ValidUntil(), local: true}
 	}
 	fresh, errs := s.store.putMany(entries, now)

@@ -61,7 +61,10 @@
 // publish rate rather than being refused, and a publisher over its quota is
 // refused before any signature check. Republishing refreshes by digest: a
 // super-peer that still holds an advertisement gets its hash, not the
-// advertisement.
+// advertisement. A published advertisement is republished until its
+// lifetime ends; one published with PublishRenewed is signed again (fresh
+// Issued, higher Seq) once half of it has passed, for as long as the peer
+// runs: groups keep theirs so.
 //
 // Results stream as an iter.Seq2, deduplicated; a newer version of an
 // advertisement already yielded is yielded again. Watch delivers matching

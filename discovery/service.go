@@ -132,6 +132,7 @@ type published struct {
 	raw       []byte
 	next      time.Time            // next republish
 	rebuild   func() Advertisement // non-nil: re-sign from this at republish
+	renew     bool                 // re-sign once half the lifetime has passed (PublishRenewed)
 	providing bool
 }
 
@@ -228,7 +229,7 @@ func (s *Service) Publish(ctx context.Context, ad Advertisement) (Advertisement,
 }
 
 func (s *Service) publish(ctx context.Context, ad Advertisement, rebuild func() Advertisement) (Advertisement, error) {
-	out, err := s.publishMany(ctx, []Advertisement{ad}, rebuild)
+	out, err := s.publishMany(ctx, []Advertisement{ad}, rebuild, false)
 	if err != nil {
 		return Advertisement{}, err
 	}
@@ -458,22 +459,28 @@ func (c *core) janitor() {
 	}
 }
 
-// republish re-signs what must be rebuilt, and refreshes the rest at every
-// connected super-peer by digest: unchanged advertisements are not sent again.
+// republish re-signs what must be rebuilt or renewed (PublishRenewed), and
+// refreshes the rest at every connected super-peer by digest: unchanged
+// advertisements are not sent again.
 func (c *core) republish(now time.Time) {
 	c.mu.Lock()
-	var due []*published
+	var due, renewals []*published
 	for k, p := range c.published {
-		if !p.ad.ValidUntil().After(now) {
+		switch {
+		case p.renew && renewDue(&p.ad, now):
+			// Even past its lifetime, should the janitor have stalled.
+			renewals = append(renewals, p)
+		case !p.ad.ValidUntil().After(now):
 			delete(c.published, k)
-			continue
-		}
-		if !now.Before(p.next) {
+		case !now.Before(p.next):
 			p.next = now.Add(republishAfter(&p.ad))
 			due = append(due, p)
 		}
 	}
 	c.mu.Unlock()
+	for _, p := range renewals {
+		c.renew(c.ctx, p, now)
+	}
 	var raws [][]byte
 	var ads []Advertisement
 	for _, p := range due {
