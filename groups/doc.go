@@ -52,7 +52,11 @@
 // group's advertisement and its keys. The kept advertisement is checked
 // with discovery.VerifyKept, not against its lifetime (a day): it stays the
 // creator's however long the user was away; a newer epoch, if the creator
-// moved on meanwhile, is found over the network as after any absence.
+// moved on meanwhile, is found over the network as after any absence. The
+// creator keeps its group's advertisement renewed while it runs
+// (discovery's PublishRenewed), and publishes it again when it restores the
+// group, so that the group is found, and its epoch confirmed, beyond the
+// advertisement's lifetime.
 //
 // # Enforcement
 //

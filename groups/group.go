@@ -100,6 +100,16 @@ func groupID(creator peer.ID, nonce []byte) string {
 	return strings.ToLower(b32.EncodeToString(sum[:16]))
 }
 
+// wire is the advertisement body that describes i.
+func (i *Info) wire() wireInfo {
+	w := wireInfo{Name: i.Name, Description: i.Description, Policy: string(i.Policy), Nonce: i.nonce,
+		Salt: i.salt, Verifier: i.verifier, KDF: i.kdf, Epoch: i.Epoch, ScopeBox: i.scopeBox}
+	for _, a := range i.Admins {
+		w.Admins = append(w.Admins, []byte(a))
+	}
+	return w
+}
+
 // infoFromAd reads a verified group advertisement.
 func infoFromAd(ad discovery.Advertisement, raw []byte) (*Info, error) {
 	if ad.Type != discovery.TypeGroup || ad.Scope != "" {

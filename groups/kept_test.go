@@ -257,3 +257,50 @@ func TestRestoreOldEpochMovesForward(t *testing.T) {
 	meshed(t, ga, gb)
 	talk(t, ctx, ga, gb, "welcome to epoch 1")
 }
+
+// A creator back after days advertises its group again, so that newcomers
+// find it and members confirm its epoch; but a state it saved before a
+// rotation does not bring the older epoch back.
+func TestCreatorRestoreAdvertisesAgain(t *testing.T) {
+	sp := superPeer(t)
+	ctx := testCtx(t)
+	dirA := filepath.Join(t.TempDir(), "alice")
+	alice, bob := memberAt(t, sp, "alice", dirA), member(t, sp, "bob")
+	ga, err := alice.g.Create(ctx, Spec{Name: "den", Policy: PolicyPassword, Password: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := ga.Info()
+	state0, err := ga.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.close()
+
+	alice = backLater(t, sp, "alice", dirA)
+	if ga, err = alice.g.Restore(ctx, state0); err != nil {
+		t.Fatal(err)
+	}
+	if got := ga.Info(); got.seq <= saved.seq || got.Epoch != 0 || got.ID != saved.ID {
+		t.Fatalf("restored creator's advertisement: seq %d (saved %d), epoch %d", got.seq, saved.seq, got.Epoch)
+	}
+	info, err := bob.g.Lookup(ctx, saved.ID)
+	if err != nil || info.seq != ga.Info().seq {
+		t.Fatalf("bob looks the group up: %v, seq %d, want %d", err, info.seq, ga.Info().seq)
+	}
+
+	if err := ga.Rotate(ctx, newSecret); err != nil {
+		t.Fatal(err)
+	}
+	alice.close()
+	alice = backLater(t, sp, "alice", dirA)
+	if ga, err = alice.g.Restore(ctx, state0); err != nil {
+		t.Fatalf("restore of a state saved before the rotation: %v", err)
+	}
+	if ga.Info().Epoch != 0 {
+		t.Fatalf("restored at epoch %d", ga.Info().Epoch)
+	}
+	if info, err := bob.g.Lookup(ctx, saved.ID); err != nil || info.Epoch != 1 {
+		t.Fatalf("after the creator restored an older state, bob finds epoch %d (%v), want 1", info.Epoch, err)
+	}
+}

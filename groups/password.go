@@ -181,11 +181,8 @@ func (g *Group) publishRotation(ctx context.Context, info Info, newPassword stri
 	g.mu.Lock()
 	scope := g.scope
 	g.mu.Unlock()
-	w := wireInfo{Name: info.Name, Description: info.Description, Policy: string(info.Policy), Nonce: info.nonce,
-		Salt: randomBytes(16), KDF: info.kdf, Epoch: info.Epoch + 1}
-	for _, a := range info.Admins {
-		w.Admins = append(w.Admins, []byte(a))
-	}
+	w := info.wire()
+	w.Salt, w.Epoch = randomBytes(16), info.Epoch+1
 	pw := derivePassword(newPassword, info.ID, w.Salt, w.KDF)
 	w.Verifier = pw.verifier
 	nonce := randomBytes(chacha20poly1305.NonceSizeX)
@@ -245,13 +242,15 @@ func (g *Group) switchTo(next *Info, pw passwordKeys) error {
 }
 
 // publishInfo publishes a group advertisement with body w under id, in the
-// net group, and reads it back.
+// net group, and reads it back. Discovery renews it for as long as this peer
+// runs (PublishRenewed), so that the group is found, and its epoch
+// confirmed, for longer than an advertisement's lifetime.
 func (s *Service) publishInfo(ctx context.Context, id string, w wireInfo) (*Info, error) {
 	body, err := encMode.Marshal(w)
 	if err != nil {
 		return nil, err
 	}
-	ad, err := s.disc.Publish(ctx, discovery.Advertisement{
+	ad, err := s.disc.PublishRenewed(ctx, discovery.Advertisement{
 		Type: discovery.TypeGroup, ID: id, Body: body,
 		Attrs: map[string]string{"id": id, "name": w.Name, "policy": w.Policy},
 	})

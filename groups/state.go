@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/juxta-p2p/juxta/discovery"
 )
 
 // MaxStateLen bounds a saved group state.
@@ -67,7 +69,9 @@ func (g *Group) State() ([]byte, error) {
 // user away for a weekend gets the group back. A tampered one, or one
 // signed by anyone but the creator, fails with ErrBadGroup. If the group
 // moved to a newer password meanwhile, the restored member is told so
-// (SubscribeRotations) and follows with Rotate.
+// (SubscribeRotations) and follows with Rotate. The group's creator
+// publishes the advertisement again, renewed while it runs, unless its
+// cache holds a later epoch of it.
 func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -83,6 +87,9 @@ func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 	info, err := parseKept(st.Ad, now)
 	if err != nil {
 		return nil, err
+	}
+	if info.Creator == s.p.ID() {
+		info = s.renewOwn(ctx, info)
 	}
 	switch info.Policy {
 	case PolicyPassword:
@@ -119,6 +126,29 @@ func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 		return nil, fmt.Errorf("%w: saved key: %w", ErrCredential, err)
 	}
 	return s.register(g)
+}
+
+// renewOwn publishes again, renewed, the advertisement of a group this peer
+// created, restored from saved state: while the peer was away it lapsed (a
+// day) or at least stopped being refreshed, and newcomers and rotation
+// notices look it up. Not when this peer's cache holds a later epoch of it
+// (a state saved before a rotation): an older epoch is never advertised
+// again. It returns the Info to take the group with.
+func (s *Service) renewOwn(ctx context.Context, info *Info) *Info {
+	key := discovery.Key{Type: discovery.TypeGroup, ID: info.ID, Publisher: s.p.ID()}
+	if raw, ok := s.disc.Raw(key); ok {
+		if cached, err := parseKept(raw, time.Now()); err == nil && cached.Epoch > info.Epoch {
+			s.log.Warn("restored an older epoch of a group this peer moved on; not advertising it again",
+				"group", info.Name, "restored", info.Epoch, "advertised", cached.Epoch)
+			return info
+		}
+	}
+	fresh, err := s.publishInfo(ctx, info.ID, info.wire())
+	if err != nil {
+		s.log.Warn("group advertisement not published again", "group", info.Name, "err", err)
+		return info
+	}
+	return fresh
 }
 
 // restorePassword rejoins a password group with the key a State saved.
