@@ -2,8 +2,10 @@ package discovery_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/juxta-p2p/juxta/discovery"
 	"github.com/juxta-p2p/juxta/peer"
@@ -98,4 +100,41 @@ func ExampleService_PublishBatch() {
 	// blue mo: "Blue Moon (live).ogg" "Blue Monday.mp3"
 	// MONDAY: "Blue Monday.mp3" "Monday Morning.flac"
 	// 노래: "소리바다 노래.mp3"
+}
+
+// An application keeps an advertisement it was handed (say, a group's, in
+// its saved state) and checks it again after three days away: Verify, for
+// what arrives over the network, refuses it as expired; VerifyKept, for what
+// the application kept, still takes it as its publisher's, and refuses it
+// once tampered with.
+func ExampleVerifyKept() {
+	ctx := context.Background()
+	p, err := peer.New(ctx, peer.TestConfig())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	d, err := discovery.New(ctx, p, discovery.Config{NoPeerAdvertisement: true, NoDHT: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close()
+	ad, err := d.Publish(ctx, discovery.Advertisement{Type: "example.room", ID: "den"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	kept, _ := d.Raw(ad.Key())
+
+	later := time.Now().Add(3 * 24 * time.Hour)
+	_, err = discovery.Verify(kept, later)
+	fmt.Println("Verify:", errors.Is(err, discovery.ErrExpired))
+	got, err := discovery.VerifyKept(kept, later)
+	fmt.Println("VerifyKept:", got.ID, got.Publisher == p.ID(), err)
+	kept[len(kept)-1] ^= 1
+	_, err = discovery.VerifyKept(kept, later)
+	fmt.Println("tampered:", errors.Is(err, discovery.ErrRejected))
+	// Output:
+	// Verify: true
+	// VerifyKept: den true <nil>
+	// tampered: true
 }
