@@ -102,15 +102,20 @@ type Config struct {
 	// Zero fields take the defaults of DefaultConnLimits.
 	Conns ConnLimits
 
-	// Keepalive is how often the peer pings the connections that matter (to
-	// its super-peers, and those carrying pipes or transfers in use), each on
-	// the connection itself. A ping unanswered for as long (at least 1 s, at
-	// most 5 s) closes the connection and starts recovery: the super-peers
-	// are redialled and the relay reservations renewed at once, streams
-	// resume on another path, and new hole punches start. The pings also
-	// keep those paths' NAT mappings open. Zero means DefaultKeepalive (5 s);
-	// a negative value turns keepalives off, leaving a dead path to the
-	// transport's idle timeout (30 s for QUIC).
+	// Keepalive is how often the peer pings the connections carrying pipes
+	// or transfers in use, each on the connection itself; an edge pings its
+	// super-peers every third interval. A ping unanswered for eight of that
+	// path's round trips (at least 1 s, at most 5 s, 5 s until one was
+	// answered; a second ping goes out at half of it) closes the connection and starts recovery: the
+	// super-peers are redialled and the relay reservations renewed at once,
+	// streams resume on another path, and new hole punches start. A dead
+	// path in use is so closed within one interval plus that patience: 3 s
+	// with the default on a path of up to 125 ms. The pings also keep those
+	// paths' NAT mappings open. Each costs the far side a stream: a
+	// super-peer with N idle edges answers N/(3·Keepalive) pings a second.
+	// Zero means DefaultKeepalive (2 s); a negative value turns keepalives
+	// off, leaving a dead path to the transport's idle timeout (30 s for
+	// QUIC).
 	Keepalive time.Duration
 
 	// Logger receives the peer's logs. Nil discards them.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -22,18 +23,55 @@ import (
 // Keepalives: a path that dies silently (a router renumbered or rebooted, a
 // laptop carried to another network) is noticed by QUIC only after its idle
 // timeout, 30 s, and over TCP later still. The peer pings the connections
-// that matter (to its super-peers, and those carrying streams in use: pipes,
-// transfers) every Config.Keepalive, each ping on that very connection, and
-// closes a connection whose ping goes unanswered for as long. Closing it is
-// what lets the rest recover: reliable pipes resume on another path, the
-// super-peers are redialled at once and the relay reservations renewed
-// (recover.go). The pings also keep the NAT mappings of those paths open.
+// carrying streams in use (pipes, transfers) every Config.Keepalive, and an
+// edge's connections to its super-peers every idleRounds of them, each ping
+// on that very connection, and closes a connection whose ping goes
+// unanswered. Closing it is what lets
+// the rest recover: reliable pipes resume on another path, the super-peers
+// are redialled at once and the relay reservations renewed (recover.go).
+// The pings also keep the NAT mappings of those paths open.
+//
+// How long a ping may go unanswered (its patience) follows the path, not
+// the interval: eight round trips of that connection's last answered ping,
+// at least 1 s and at most 5 s (5 s until one is answered). A dead path is so closed at most one
+// interval plus the patience after it died: 3 s with the defaults on a
+// path of up to 125 ms. Two guards keep a slow but live path open:
+//   - a ping unanswered for half its patience is missed, and a second one
+//     goes out at once on a fresh stream (a lossy link loses single
+//     packets; QUIC's own retransmission backs off); the path is lost only
+//     when neither is answered within the patience of the first;
+//   - a timeout that fires much later than it was set for (this process
+//     was starved of CPU: a loaded machine, a paused laptop) judges
+//     nothing: the next round pings again.
+//
+// Cost: one ping (a new stream, multistream negotiation, 32 bytes each
+// way) per connection in use per interval, and per connection to a
+// super-peer every idleRounds intervals. A super-peer pings nobody on its
+// own, but each of its edges pings it: with N edges it answers N/6 pings a
+// second with the default interval (see SECURITY.md).
 
 // DefaultKeepalive is the keepalive interval when Config.Keepalive is zero.
-const DefaultKeepalive = 5 * time.Second
+const DefaultKeepalive = 2 * time.Second
+
+// idleRounds: a connection to a super-peer that carries nothing in use is
+// pinged every idleRounds intervals (6 s with the default), not every one:
+// it is the bulk of a super-peer's load, one ping per edge, and a dead
+// path there costs reachability, not a conversation.
+const idleRounds = 3
 
 // minKeepalive bounds Config.Keepalive from below: shorter ones are raised.
 const minKeepalive = 250 * time.Millisecond
+
+// The patience of one keepalive: rttsPatience round trips of the path,
+// within [minPatience, maxPatience].
+const (
+	minPatience  = time.Second
+	maxPatience  = 5 * time.Second
+	rttsPatience = 8
+	// starvedAfter: a timeout that came back this much later than set
+	// was this process's doing, not the path's.
+	starvedAfter = 500 * time.Millisecond
+)
 
 // reprobeTimeout bounds the ping of an older connection when a peer
 // connects again: the new connection shows the peer is up, so the old one
@@ -67,17 +105,17 @@ var backgroundProtocols = []string{"/libp2p/", "/ipfs/", "/meshsub/", "/floodsub
 type keeper struct {
 	p        *Peer
 	interval time.Duration // between rounds
-	timeout  time.Duration // for one ping
 	sem      chan struct{} // one slot per ping in flight
 	now      chan struct{} // asks for a round at once; buffered 1
 
 	mu           sync.Mutex
-	inflight     map[network.Conn]bool  // guarded by mu
-	wanted       map[lpeer.ID]time.Time // guarded by mu; peers whose path in use was lost, when
-	inUse        map[lpeer.ID]time.Time // guarded by mu; peers last seen with connections in use, when
-	recovering   bool                   // guarded by mu
-	again        bool                   // guarded by mu; a trigger came during a recovery
-	againRefresh bool                   // guarded by mu; and it asked for a refresh
+	inflight     map[network.Conn]bool          // guarded by mu
+	rtt          map[network.Conn]time.Duration // guarded by mu; of the last answered ping
+	wanted       map[lpeer.ID]time.Time         // guarded by mu; peers whose path in use was lost, when
+	inUse        map[lpeer.ID]time.Time         // guarded by mu; peers last seen with connections in use, when
+	recovering   bool                           // guarded by mu
+	again        bool                           // guarded by mu; a trigger came during a recovery
+	againRefresh bool                           // guarded by mu; and it asked for a refresh
 }
 
 // startKeepalive starts the keepalive loop, the address watcher and the
@@ -91,10 +129,10 @@ func (p *Peer) startKeepalive() error {
 	k := &keeper{
 		p:        p,
 		interval: interval,
-		timeout:  min(max(interval, time.Second), 5*time.Second),
 		sem:      make(chan struct{}, maxPingsInFlight),
 		now:      make(chan struct{}, 1),
 		inflight: make(map[network.Conn]bool),
+		rtt:      make(map[network.Conn]time.Duration),
 		wanted:   make(map[lpeer.ID]time.Time),
 		inUse:    make(map[lpeer.ID]time.Time),
 	}
@@ -114,11 +152,14 @@ func (k *keeper) loop() {
 	t := time.NewTicker(k.interval)
 	defer t.Stop()
 	ifaces := interfaceIPs()
-	for {
+	for tick := 1; ; {
+		all := true // every connection that matters, or those in use only
 		select {
 		case <-k.p.ctx.Done():
 			return
 		case <-t.C:
+			all = tick%idleRounds == 0
+			tick++
 			// go-libp2p rereads the interfaces once a minute; a laptop
 			// that moved should not wait that long.
 			if now := interfaceIPs(); !sameStrings(now, ifaces) {
@@ -127,10 +168,11 @@ func (k *keeper) loop() {
 			}
 		case <-k.now:
 		}
-		targets := k.targets()
+		targets := k.targets(all)
 		k.noteInUse(targets)
+		k.forgetClosed()
 		for _, c := range targets {
-			if !k.check(c, k.timeout) {
+			if !k.check(c, 0) {
 				break // every slot busy: the rest wait for the next round
 			}
 		}
@@ -192,7 +234,7 @@ func (k *keeper) addrsChanged(now []string) {
 	// would pass for a direct path, and no hole punch starts while one
 	// exists.
 	for _, c := range k.p.host.Network().Conns() {
-		if !isRelayed(c) && !c.IsClosed() && !k.check(c, k.timeout) {
+		if !isRelayed(c) && !c.IsClosed() && !k.check(c, 0) {
 			break
 		}
 	}
@@ -254,25 +296,21 @@ func sameStrings(a, b []string) bool {
 	return true
 }
 
-// targets are the connections that matter now.
-func (k *keeper) targets() []network.Conn {
+// targets are the connections to ping now: those in use, and, when all,
+// those to the super-peers.
+func (k *keeper) targets(all bool) []network.Conn {
 	var out []network.Conn
 	for _, c := range k.p.host.Network().Conns() {
-		if k.matters(c) {
+		if !c.IsClosed() && (inUse(c) || (all && k.toSuperPeer(c))) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-func (k *keeper) matters(c network.Conn) bool {
-	if c.IsClosed() {
-		return false
-	}
-	if k.p.cfg.Role == RoleEdge && !isRelayed(c) && k.p.isSuperPeer(c.RemotePeer()) {
-		return true
-	}
-	return inUse(c)
+// toSuperPeer: c is an edge's direct connection to one of its super-peers.
+func (k *keeper) toSuperPeer(c network.Conn) bool {
+	return k.p.cfg.Role == RoleEdge && !isRelayed(c) && k.p.isSuperPeer(c.RemotePeer())
 }
 
 // inUse says whether c carries a stream other than background ones.
@@ -296,9 +334,23 @@ func inUse(c network.Conn) bool {
 	return false
 }
 
-// check starts a ping on c, answered within timeout, unless one is in
-// flight; false when every slot is taken.
+// check starts a ping on c, answered within timeout (0: the path's
+// patience), unless one is in flight; false when every slot is taken.
 func (k *keeper) check(c network.Conn, timeout time.Duration) bool {
+	return k.start(c, timeout, true)
+}
+
+// measure pings c once to learn its round trip, and judges nothing: a
+// fresh connection's first judged ping then has a patience that fits the
+// path (not the most, which would leave a path that dies early dead for
+// longer). The ping it starts holds c's slot like any other.
+func (k *keeper) measure(c network.Conn) {
+	k.start(c, maxPatience, false)
+}
+
+// start starts a ping on c unless one is in flight; judge: close c when
+// it goes unanswered. False when every slot is taken.
+func (k *keeper) start(c network.Conn, timeout time.Duration, judge bool) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.p.closed.Load() {
@@ -312,13 +364,37 @@ func (k *keeper) check(c network.Conn, timeout time.Duration) bool {
 	default:
 		return false
 	}
+	if timeout == 0 {
+		timeout = patience(k.rtt[c])
+	}
 	k.inflight[c] = true
 	k.p.wg.Add(1)
-	go k.ping(c, timeout)
+	go k.ping(c, timeout, judge)
 	return true
 }
 
-func (k *keeper) ping(c network.Conn, timeout time.Duration) {
+// patience is how long a ping may go unanswered on a path whose last ping
+// took rtt; the most while none has been answered, since nothing is known
+// of the path yet.
+func patience(rtt time.Duration) time.Duration {
+	if rtt == 0 {
+		return maxPatience
+	}
+	return min(max(rttsPatience*rtt, minPatience), maxPatience)
+}
+
+// forgetClosed drops the round trips of closed connections.
+func (k *keeper) forgetClosed() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for c := range k.rtt {
+		if c.IsClosed() {
+			delete(k.rtt, c)
+		}
+	}
+}
+
+func (k *keeper) ping(c network.Conn, timeout time.Duration, judge bool) {
 	defer k.p.wg.Done()
 	defer func() {
 		k.mu.Lock()
@@ -326,13 +402,67 @@ func (k *keeper) ping(c network.Conn, timeout time.Duration) {
 		k.mu.Unlock()
 		<-k.sem
 	}()
-	err := pingConn(k.p.ctx, c, timeout)
-	if err == nil || k.p.ctx.Err() != nil || c.IsClosed() || !isTimeout(err) {
-		// Answered, closing, or refused in words (no ping service, a
-		// resource limit): the path is alive.
+	start := time.Now()
+	rtt, err := probe(k.p.ctx, c, timeout)
+	if err == nil {
+		k.mu.Lock()
+		if !c.IsClosed() {
+			k.rtt[c] = rtt
+		}
+		k.mu.Unlock()
 		return
 	}
-	k.lost(c, err)
+	if !judge || k.p.ctx.Err() != nil || c.IsClosed() || !isTimeout(err) {
+		// Closing, or refused in words (no ping service, a resource
+		// limit): the path is alive.
+		return
+	}
+	if late := time.Since(start) - timeout; late > starvedAfter {
+		// The timeout itself came late: this process did not run, so the
+		// answer may be waiting unread. The next round pings again.
+		k.p.log.Info("keepalive: this process was starved; not judging the path", "peer", c.RemotePeer(), "late", late)
+		return
+	}
+	k.lost(c, fmt.Errorf("no answer within %v: %w", timeout, err))
+}
+
+// probe pings c and waits up to timeout for an answer. A ping unanswered
+// for half of it is missed: a second goes out at once on a fresh stream,
+// and either answer will do. It returns the round trip of the answer, or
+// the error of the last ping to fail (a timeout when neither was answered).
+func probe(ctx context.Context, c network.Conn, timeout time.Duration) (time.Duration, error) {
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel, which ends the pings still waiting
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	res := make(chan error, 2)
+	send := func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res <- pingConn(ctx, c, timeout)
+		}()
+	}
+	send()
+	missed := time.NewTimer(timeout / 2)
+	defer missed.Stop()
+	pending := 1
+	for {
+		select {
+		case err := <-res:
+			pending--
+			if err == nil {
+				return time.Since(start), nil
+			}
+			if !isTimeout(err) || pending == 0 {
+				return 0, err
+			}
+		case <-missed.C:
+			pending++
+			send()
+		}
+	}
 }
 
 func isTimeout(err error) bool {
@@ -389,7 +519,15 @@ func orCtx(ctx context.Context, err error) error {
 func (k *keeper) lost(c network.Conn, err error) {
 	p := k.p
 	id := c.RemotePeer()
-	used := inUse(c)
+	// In use now, or lately: when both ends notice the dead path, the one
+	// that notices second often finds its streams already moved to another
+	// path. Its public address may be the one that changed (QUIC follows
+	// the new one to the super-peers, who tell no one), so it too must be
+	// observed anew and punch again.
+	k.mu.Lock()
+	_, lately := k.inUse[id]
+	k.mu.Unlock()
+	used := inUse(c) || lately
 	direct := !isRelayed(c)
 	p.log.Info("path lost: closing the connection", "peer", id, "addr", c.RemoteMultiaddr(), "in_use", used, "err", err)
 	_ = c.Close()
@@ -414,7 +552,15 @@ func (k *keeper) lost(c network.Conn, err error) {
 // connected again: when a peer comes back over a new connection, its old
 // one has often died unseen (its router rebooted or renumbered, it moved).
 // A super-peer, which pings nobody, learns so this way.
+//
+// An edge also measures each new connection's round trip at once: the
+// connection may carry a pipe before the next round, and die before it.
+// (An edge's connections are few; a super-peer's are its edges', which
+// ping it.)
 func (k *keeper) connected(c network.Conn) {
+	if k.p.cfg.Role == RoleEdge {
+		k.measure(c)
+	}
 	if isRelayed(c) {
 		return
 	}

@@ -28,17 +28,40 @@ type udpProxy struct {
 	mu     sync.Mutex
 	up     map[netip.AddrPort]*net.UDPConn // client → its socket towards the server
 	wg     sync.WaitGroup
+	delay  time.Duration // each packet's, each way; set before run starts
+	later  chan delayed  // packets waiting for their delay, in order
+	sent   sync.WaitGroup
+}
+
+// delayed is a packet held back by the proxy's delay.
+type delayed struct {
+	due  time.Time
+	send func()
 }
 
 func newUDPProxy(t *testing.T, server netip.AddrPort) *udpProxy {
+	return newDelayProxy(t, server, 0)
+}
+
+// newDelayProxy is a proxy that holds every packet back for delay, each
+// way: a slow path.
+func newDelayProxy(t *testing.T, server netip.AddrPort, delay time.Duration) *udpProxy {
 	t.Helper()
 	ln, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := &udpProxy{ln: ln, server: server, up: map[netip.AddrPort]*net.UDPConn{}}
+	x := &udpProxy{ln: ln, server: server, up: map[netip.AddrPort]*net.UDPConn{}, delay: delay, later: make(chan delayed, 4096)}
 	x.wg.Add(1)
 	go x.run()
+	x.sent.Add(1)
+	go func() {
+		defer x.sent.Done()
+		for d := range x.later {
+			time.Sleep(time.Until(d.due))
+			d.send()
+		}
+	}()
 	t.Cleanup(func() {
 		ln.Close()
 		x.mu.Lock()
@@ -47,8 +70,24 @@ func newUDPProxy(t *testing.T, server netip.AddrPort) *udpProxy {
 		}
 		x.mu.Unlock()
 		x.wg.Wait()
+		close(x.later)
+		x.sent.Wait()
 	})
 	return x
+}
+
+// forward sends a packet after the proxy's delay; packets beyond the
+// queue are lost, as on a congested link.
+func (x *udpProxy) forward(b []byte, send func([]byte)) {
+	if x.delay == 0 {
+		send(b)
+		return
+	}
+	b = append([]byte(nil), b...)
+	select {
+	case x.later <- delayed{time.Now().Add(x.delay), func() { send(b) }}:
+	default:
+	}
 }
 
 func (x *udpProxy) addr(id ID) Addr {
@@ -80,7 +119,7 @@ func (x *udpProxy) run() {
 			go x.back(up, from)
 		}
 		x.mu.Unlock()
-		up.Write(buf[:n])
+		x.forward(buf[:n], func(b []byte) { up.Write(b) })
 	}
 }
 
@@ -93,7 +132,7 @@ func (x *udpProxy) back(up *net.UDPConn, client netip.AddrPort) {
 			return
 		}
 		if !x.cut.Load() {
-			x.ln.WriteToUDPAddrPort(buf[:n], client)
+			x.forward(buf[:n], func(b []byte) { x.ln.WriteToUDPAddrPort(b, client) })
 		}
 	}
 }
@@ -202,6 +241,86 @@ func TestKeepaliveLeavesIdleConnections(t *testing.T) {
 	}
 }
 
+// A slow path in use stays open: its pings take 800 ms, and the patience
+// follows the path's round trip (a fixed 1 s would be a coin toss on a
+// loaded machine). Cut, it is still closed.
+func TestKeepaliveSlowPathStaysOpen(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := newTestPeer(t, TestConfig())
+	cfg := TestConfig()
+	cfg.Keepalive = 300 * time.Millisecond
+	a := newTestPeer(t, cfg)
+	x := newDelayProxy(t, quicAddr(t, b), 400*time.Millisecond)
+	if _, err := a.Connect(ctx, x.addr(b.ID())); err != nil {
+		t.Fatal(err)
+	}
+	hold(t, ctx, a, b)
+	sub := a.Subscribe(ctx, 0)
+	// Ten rounds or more: some pings each, every one answered late.
+	time.Sleep(5 * time.Second)
+	select {
+	case ev := <-sub.C:
+		if d, ok := ev.(PeerDisconnected); ok && d.Peer == b.ID() {
+			t.Fatal("a slow path in use was closed")
+		}
+	default:
+	}
+	if a.PathTo(b.ID()) == PathNone {
+		t.Fatal("a slow path in use was closed")
+	}
+	x.cut.Store(true)
+	waitEvent(t, ctx, sub.C, func(ev Event) bool {
+		d, ok := ev.(PeerDisconnected)
+		return ok && d.Peer == b.ID()
+	})
+}
+
+// An edge's dead path to its super-peer is closed too, though pinged only
+// every idleRounds intervals, and the edge comes back to the super-peer.
+func TestKeepaliveSuperPeerPath(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sp := newTestPeer(t, TestSuperPeerConfig())
+	x := newUDPProxy(t, quicAddr(t, sp))
+	cfg := TestConfig()
+	cfg.Keepalive = 300 * time.Millisecond
+	cfg.SuperPeers = []string{x.addr(sp.ID()).Addrs[0] + "/p2p/" + sp.ID().String()}
+	e := newTestPeer(t, cfg)
+	sub := e.Subscribe(ctx, 0)
+	for e.PathTo(sp.ID()) != PathDirect {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the edge never reached its super-peer")
+		case <-sub.C:
+		}
+	}
+	x.cut.Store(true)
+	cut := time.Now()
+	waitEvent(t, ctx, sub.C, func(ev Event) bool {
+		d, ok := ev.(PeerDisconnected)
+		return ok && d.Peer == sp.ID()
+	})
+	// Well within QUIC's idle timeout (30 s), which would close it too.
+	if d := time.Since(cut); d > 20*time.Second {
+		t.Errorf("closed %v after the cut: the transport did it, not the keepalive", d)
+	}
+}
+
+// The patience of a ping follows the path.
+func TestKeepalivePatience(t *testing.T) {
+	for _, c := range []struct{ rtt, want time.Duration }{
+		{0, maxPatience},
+		{time.Millisecond, minPatience},
+		{200 * time.Millisecond, 1600 * time.Millisecond},
+		{time.Second, maxPatience},
+	} {
+		if got := patience(c.rtt); got != c.want {
+			t.Errorf("patience(%v) = %v, want %v", c.rtt, got, c.want)
+		}
+	}
+}
+
 // When a peer connects again, its older connections are probed and the
 // dead one closed, by a peer that pings nobody on its own (a super-peer
 // learns this way that an edge's old path died).
@@ -268,7 +387,7 @@ func TestKeepaliveNoPingService(t *testing.T) {
 // starts no more goroutines.
 func TestKeepaliveBounded(t *testing.T) {
 	p := newTestPeer(t, TestConfig())
-	k := &keeper{p: p, sem: make(chan struct{}, 2), now: make(chan struct{}, 1), inflight: map[network.Conn]bool{}, wanted: map[lpeer.ID]time.Time{}, inUse: map[lpeer.ID]time.Time{}}
+	k := &keeper{p: p, sem: make(chan struct{}, 2), now: make(chan struct{}, 1), inflight: map[network.Conn]bool{}, rtt: map[network.Conn]time.Duration{}, wanted: map[lpeer.ID]time.Time{}, inUse: map[lpeer.ID]time.Time{}}
 	k.sem <- struct{}{}
 	k.sem <- struct{}{}
 	if k.check(nil, time.Second) {

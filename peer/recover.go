@@ -217,7 +217,10 @@ func (k *keeper) dropDeadDirect(id lpeer.ID) {
 		if isRelayed(c) || c.IsClosed() {
 			continue
 		}
-		err := pingConn(k.p.ctx, c, k.timeout)
+		k.mu.Lock()
+		timeout := patience(k.rtt[c])
+		k.mu.Unlock()
+		_, err := probe(k.p.ctx, c, timeout)
 		k.p.log.Info("recovery: direct connection checked", "peer", id, "addr", c.RemoteMultiaddr(), "err", err)
 		if err != nil && isTimeout(err) {
 			_ = c.Close()

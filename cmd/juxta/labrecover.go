@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -380,6 +381,13 @@ func waitResume(ctx context.Context, a, b *chatLog, t time.Time, d time.Duration
 }
 
 func scenarioRenumber(ctx context.Context, lab *netlab.Lab, a, b *chatLog, rec *Recovery, mark func(string, ...any)) error {
+	// The change comes at any moment of the peers' keepalive rounds: after
+	// a random number of further messages (up to 3 s of them), so that runs
+	// sample every phase, the worst included.
+	more := len(events(a.snapshot(), "recv")) + rand.N(30)
+	if err := a.waitFor(ctx, time.Minute, "more messages", func(ls []string) bool { return len(events(ls, "recv")) >= more }); err != nil {
+		return err
+	}
 	t := time.Now()
 	fresh, err := lab.Router("ra").Renumber(ctx)
 	if err != nil {
