@@ -42,12 +42,15 @@ func Invited(credential string) Credential {
 //     its issuer, the creator or an admin, until ctx ends.
 //
 // A credential for another policy than the group's fails with ErrPolicy.
+// The group's advertisement may be past its lifetime (ParseInfo). The
+// group's creator taking it again publishes its advertisement again, as
+// Restore does.
 func (s *Service) Join(ctx context.Context, cred Credential) (*Group, error) {
 	switch cred.policy {
 	case PolicyOpen:
-		return s.joinOpen(cred.info)
+		return s.joinOpen(ctx, cred.info)
 	case PolicyPassword:
-		return s.joinPassword(cred.info, cred.password)
+		return s.joinPassword(ctx, cred.info, cred.password)
 	case PolicyInvite:
 		return s.joinInvite(ctx, cred.invite)
 	}
@@ -55,16 +58,16 @@ func (s *Service) Join(ctx context.Context, cred Credential) (*Group, error) {
 }
 
 // joinOpen joins an open group.
-func (s *Service) joinOpen(info Info) (*Group, error) {
+func (s *Service) joinOpen(ctx context.Context, info Info) (*Group, error) {
 	if info.Policy != PolicyOpen {
 		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
 	}
-	return s.register(s.newGroup(&info))
+	return s.register(s.newGroup(s.ownInfo(ctx, &info)))
 }
 
 // joinPassword joins a password group: the password is checked against the
 // group's verifier here.
-func (s *Service) joinPassword(info Info, password string) (*Group, error) {
+func (s *Service) joinPassword(ctx context.Context, info Info, password string) (*Group, error) {
 	if info.Policy != PolicyPassword {
 		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
 	}
@@ -75,8 +78,9 @@ func (s *Service) joinPassword(info Info, password string) (*Group, error) {
 	if !hmac.Equal(pw.verifier, info.verifier) {
 		return nil, fmt.Errorf("%w for group %q", ErrWrongPassword, info.Name)
 	}
-	g := s.newGroup(&info)
-	if err := g.setPassword(&info, pw); err != nil {
+	own := s.ownInfo(ctx, &info)
+	g := s.newGroup(own)
+	if err := g.setPassword(own, pw); err != nil {
 		return nil, err
 	}
 	return s.register(g)
@@ -110,7 +114,7 @@ func (s *Service) joinInvite(ctx context.Context, credential string) (*Group, er
 	if !now.Before(c.expires) {
 		return nil, fmt.Errorf("%w on %s", ErrExpired, c.expires.UTC().Format(time.RFC3339))
 	}
-	g := s.newGroup(info)
+	g := s.newGroup(s.ownInfo(ctx, info))
 	g.cred = cb.Cred
 	// The issuer holds the key; so do the creator and the admins.
 	holders := append([]peer.ID{c.issuer, info.Creator}, info.Admins...)

@@ -304,3 +304,37 @@ func TestCreatorRestoreAdvertisesAgain(t *testing.T) {
 		t.Fatalf("after the creator restored an older state, bob finds epoch %d (%v), want 1", info.Epoch, err)
 	}
 }
+
+// A creator that takes its group again with Join from a kept advertisement
+// (the taskfarm's scheduler does) advertises it again too, as it signed it:
+// fields changed by hand in the Info are not published.
+func TestCreatorJoinAdvertisesAgain(t *testing.T) {
+	sp := superPeer(t)
+	ctx := testCtx(t)
+	dirA := filepath.Join(t.TempDir(), "alice")
+	alice, bob := memberAt(t, sp, "alice", dirA), member(t, sp, "bob")
+	ga, err := alice.g.Create(ctx, Spec{Name: "farm", Policy: PolicyPassword, Password: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := ga.Info()
+	raw := saved.Raw()
+	alice.close()
+
+	alice = backLater(t, sp, "alice", dirA)
+	info, err := ParseInfo(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Name = "changed by hand"
+	if ga, err = alice.g.Join(ctx, Password(info, secret)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ga.Info(); got.seq <= saved.seq || got.Name != "farm" {
+		t.Fatalf("creator's group after Join: seq %d (saved %d), name %q", got.seq, saved.seq, got.Name)
+	}
+	found, err := bob.g.Lookup(ctx, saved.ID)
+	if err != nil || found.seq != ga.Info().seq || found.Name != "farm" {
+		t.Fatalf("bob looks the group up: %v, seq %d, name %q", err, found.seq, found.Name)
+	}
+}

@@ -88,9 +88,7 @@ func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info.Creator == s.p.ID() {
-		info = s.renewOwn(ctx, info)
-	}
+	info = s.ownInfo(ctx, info)
 	switch info.Policy {
 	case PolicyPassword:
 		return s.restorePassword(info, st.Master)
@@ -128,24 +126,33 @@ func (s *Service) Restore(ctx context.Context, state []byte) (*Group, error) {
 	return s.register(g)
 }
 
-// renewOwn publishes again, renewed, the advertisement of a group this peer
-// created, restored from saved state: while the peer was away it lapsed (a
-// day) or at least stopped being refreshed, and newcomers and rotation
-// notices look it up. Not when this peer's cache holds a later epoch of it
-// (a state saved before a rotation): an older epoch is never advertised
-// again. It returns the Info to take the group with.
-func (s *Service) renewOwn(ctx context.Context, info *Info) *Info {
-	key := discovery.Key{Type: discovery.TypeGroup, ID: info.ID, Publisher: s.p.ID()}
+// ownInfo publishes again, renewed, the advertisement of a group this peer
+// created and now takes again (Restore, Join): while the peer was away it
+// lapsed (a day) or at least stopped being refreshed, and newcomers and
+// rotation notices look it up. Not when this peer's cache holds a later
+// epoch of it (a state saved before a rotation): an older epoch is never
+// advertised again. It returns the Info to take the group with.
+func (s *Service) ownInfo(ctx context.Context, info *Info) *Info {
+	if info.Creator != s.p.ID() {
+		return info
+	}
+	// Only what this peer signed is signed again, as it signed it: not an
+	// Info made or changed by hand.
+	kept, err := parseKept(info.raw, time.Now())
+	if err != nil || kept.Creator != s.p.ID() {
+		return info
+	}
+	key := discovery.Key{Type: discovery.TypeGroup, ID: kept.ID, Publisher: s.p.ID()}
 	if raw, ok := s.disc.Raw(key); ok {
-		if cached, err := parseKept(raw, time.Now()); err == nil && cached.Epoch > info.Epoch {
-			s.log.Warn("restored an older epoch of a group this peer moved on; not advertising it again",
-				"group", info.Name, "restored", info.Epoch, "advertised", cached.Epoch)
+		if cached, err := parseKept(raw, time.Now()); err == nil && cached.Epoch > kept.Epoch {
+			s.log.Warn("took an older epoch of a group this peer moved on; not advertising it again",
+				"group", kept.Name, "taken", kept.Epoch, "advertised", cached.Epoch)
 			return info
 		}
 	}
-	fresh, err := s.publishInfo(ctx, info.ID, info.wire())
+	fresh, err := s.publishInfo(ctx, kept.ID, kept.wire())
 	if err != nil {
-		s.log.Warn("group advertisement not published again", "group", info.Name, "err", err)
+		s.log.Warn("group advertisement not published again", "group", kept.Name, "err", err)
 		return info
 	}
 	return fresh

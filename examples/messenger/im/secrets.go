@@ -83,10 +83,11 @@ func (m *Messenger) openProfile(dir string) (err error) {
 
 // migrateRooms replaces the room passwords that earlier versions kept with
 // the keys derived from them, then rewrites the database so that the
-// passwords are not left in its free pages. A room whose saved
-// advertisement no longer verifies (expired, damaged) cannot be converted:
-// it is forgotten with its password, and the returned notices tell the user
-// to join it again.
+// passwords are not left in its free pages. A saved advertisement past its
+// lifetime converts (groups.ParseInfo takes kept advertisements); a room
+// whose advertisement does not verify (damaged, tampered with) cannot be
+// converted: it is forgotten with its password, and the returned notices
+// tell the user to join it again.
 func (s *store) migrateRooms() (notices []string, err error) {
 	changed := false
 	for _, r := range s.rooms() {
