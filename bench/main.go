@@ -42,6 +42,9 @@ var logw io.Writer = io.Discard
 func logf(format string, args ...any) { fmt.Fprintf(logw, format+"\n", args...) }
 
 func main() {
+	if code, ok := runLabRole(); ok {
+		os.Exit(code) // started by a lab row in one of its hosts
+	}
 	os.Exit(run())
 }
 
@@ -55,6 +58,7 @@ func run() int {
 		v      = flag.Bool("v", false, "print every repetition to stderr")
 		prof   = flag.String("cpuprofile", "", "write a CPU profile of the measurements to this file")
 		big    = flag.Bool("big", true, "include the rows that build networks of 50 peers")
+		lab    = flag.Bool("lab", true, "include the rows that run in a netlab lab (root, Linux; skipped elsewhere)")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -71,14 +75,14 @@ func run() int {
 		return 2
 	}
 	var selected []row
-	for _, r := range rows {
-		if re.MatchString(r.name) && (*big || !r.big) {
+	for _, r := range append(rows, labRows...) {
+		if re.MatchString(r.name) && (*big || !r.big) && (*lab || !r.lab) {
 			selected = append(selected, r)
 		}
 	}
 	msgs := *flagMsgs && re.MatchString(msgsName)
 	if *list {
-		for _, r := range rows {
+		for _, r := range append(rows, labRows...) {
 			fmt.Println(r.name)
 		}
 		fmt.Println(msgsName)
@@ -148,6 +152,11 @@ func runRows(ctx context.Context, selected []row, n, warmup int) (results []resu
 		fmt.Fprintf(os.Stderr, "bench: %s ...\n", r.name)
 		start := time.Now()
 		var res result
+		if why := labMissing(); r.lab && why != "" {
+			fmt.Fprintf(os.Stderr, "bench: %s: skipped: %s\n", r.name, why)
+			results = append(results, result{row: r, skipped: why})
+			continue
+		}
 		if r.derive != nil {
 			res = result{row: r}
 			res.juxta, res.base, res.err = r.derive(results)
@@ -197,6 +206,7 @@ type result struct {
 	row
 	juxta, base []float64 // measured repetitions, in order
 	err         error     // the first failure; the row is then incomplete
+	skipped     string    // why the row did not run here
 	teardownErr error     // the row's teardown failed (its values stand)
 }
 
@@ -225,6 +235,9 @@ func runRow(ctx context.Context, r row, n, warmup int) (res result) {
 // stops at the first error.
 func measure(ctx context.Context, r row, n, warmup int) result {
 	res := result{row: r}
+	if r.n > 0 {
+		n, warmup = min(n, r.n), 0
+	}
 	for i := -warmup; i < n; i++ {
 		for _, side := range []struct {
 			name string
@@ -259,7 +272,11 @@ func printTable(w io.Writer, results []result) {
 	fmt.Fprintln(w, "| benchmark | juxta | baseline | unit | better | juxta ÷ baseline | juxta is | target (juxta ÷ baseline) |")
 	fmt.Fprintln(w, "|---|---:|---:|---|---|---:|---|---|")
 	for _, r := range results {
-		noBase := r.row.base == nil && r.row.derive == nil
+		noBase := r.row.base == nil && (r.row.derive == nil || r.lab)
+		if r.skipped != "" {
+			fmt.Fprintf(w, "| %s | skipped | – | %s | %s | – | – (%s) | – |\n", r.name, r.unit, r.better, r.skipped)
+			continue
+		}
 		if r.err != nil && (len(r.juxta) == 0 || (!noBase && len(r.base) == 0)) {
 			fmt.Fprintf(w, "| %s | error | error | %s | %s | – | – | %s |\n", r.name, r.unit, r.better, targetText(r.row, 0, false))
 			continue

@@ -45,6 +45,15 @@ type row struct {
 	// big marks a row that builds a network of 50 peers; -big=false skips it.
 	big bool
 
+	// lab marks a row that runs in a netlab lab (labRows): it needs root
+	// on Linux, and is skipped, saying why, elsewhere; -lab=false leaves it
+	// out.
+	lab bool
+
+	// n, if not 0, caps the row's measured repetitions (and it has no
+	// warm-up): for rows whose one repetition takes many seconds.
+	n int
+
 	// derive, if set, makes a row of rows measured before it in the same run
 	// instead of measuring: it returns the juxta and baseline values from
 	// their results. juxta and base are then nil.

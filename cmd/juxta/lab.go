@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/juxta-p2p/juxta/discovery"
+	"github.com/juxta-p2p/juxta/internal/labrecover"
 	"github.com/juxta-p2p/juxta/netlab"
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -91,7 +92,7 @@ func runLab(ctx context.Context, args []string, out io.Writer) error {
 	case "peer":
 		return runLabPeer(ctx, args[1:], out)
 	case "chat":
-		return runLabChat(ctx, args[1:], out)
+		return labrecover.Chat(ctx, args[1:], out)
 	case "recover":
 		return runRecoverCmd(ctx, args[1:], out)
 	}

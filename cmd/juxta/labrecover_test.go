@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/juxta-p2p/juxta/internal/labrecover"
 )
 
 // Issue 16, acceptance 1-3: the chat between two port-restricted homes
@@ -17,16 +19,16 @@ func TestLabRecovery(t *testing.T) {
 	needLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	check := func(t *testing.T, rec Recovery) {
+	check := func(t *testing.T, rec labrecover.Recovery) {
 		t.Helper()
 		t.Log(rec)
 		if rec.Lost != 0 || rec.Dup != 0 || rec.Reordered != 0 || rec.Received != rec.Sent || rec.Sent == 0 {
 			t.Errorf("%s: sent %d, received %d: lost %d, duplicated %d, reordered %d", rec.Scenario, rec.Sent, rec.Received, rec.Lost, rec.Dup, rec.Reordered)
 		}
 	}
-	run := func(t *testing.T, scenario string) Recovery {
+	run := func(t *testing.T, scenario string) labrecover.Recovery {
 		var log strings.Builder
-		rec, err := runRecovery(ctx, scenario, 0, 0, &log)
+		rec, err := labrecover.Run(ctx, scenario, recoverOptions(0, 0, &log))
 		t.Logf("\n%s", log.String())
 		if err != nil {
 			t.Fatal(err)
@@ -71,7 +73,7 @@ func TestLabIdleDirect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var log strings.Builder
-	rec, err := runRecovery(ctx, "idle", 0, 5*time.Minute, &log)
+	rec, err := labrecover.Run(ctx, "idle", recoverOptions(0, 5*time.Minute, &log))
 	t.Logf("\n%s", log.String())
 	if err != nil {
 		t.Fatal(err)

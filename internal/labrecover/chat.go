@@ -1,4 +1,4 @@
-package main
+package labrecover
 
 import (
 	"bufio"
@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,10 +18,58 @@ import (
 	"github.com/juxta-p2p/juxta/pipes"
 )
 
-// labChatPipe is the reliable message pipe of `juxta lab chat`.
-const labChatPipe = "lab-chat"
+// multi is a repeatable string flag.
+type multi []string
 
-// runLabChat is the chat the recovery scenarios run inside the lab: a
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// Main runs role (RoleChat or RoleSuperPeer) with args, as a program that
+// Options.Program starts does: until ctx ends, or, for the chat, its
+// commands say so.
+func Main(ctx context.Context, role string, args []string, out io.Writer) error {
+	switch role {
+	case RoleChat:
+		return Chat(ctx, args, out)
+	case RoleSuperPeer:
+		return SuperPeer(ctx, args, out)
+	}
+	return fmt.Errorf("lab recover: unknown role %q", role)
+}
+
+// SuperPeer is the lab's super-peer (RoleSuperPeer), as `juxta superpeer`
+// runs one with its defaults: a peer.SuperPeerConfig with discovery. It
+// prints "invite: I" once it listens, and runs until ctx ends.
+func SuperPeer(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("lab super-peer", flag.ContinueOnError)
+	fs.SetOutput(out)
+	dir := fs.String("dir", "", "directory for the identity and the discovery index (required)")
+	port := fs.Int("port", 4001, "port for TCP and QUIC")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		return fmt.Errorf("lab super-peer: want -dir DIR [-port N], got %q", args)
+	}
+	p, err := peer.New(ctx, peer.SuperPeerConfig(*dir, *port))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	d, err := discovery.New(ctx, p, discovery.Config{})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	fmt.Fprintf(out, "invite: %s\n", p.Invite())
+	<-ctx.Done()
+	return nil
+}
+
+// chatPipe is the reliable message pipe of `juxta lab chat`.
+const chatPipe = "lab-chat"
+
+// Chat is the program the recovery scenarios run in the lab's homes (RoleChat): a
 // listener prints every message it receives, a dialer streams numbered
 // messages over a reliable message pipe, on commands from stdin. Each line
 // carries a wall-clock time in nanoseconds, which the scenario (a process on
@@ -32,7 +81,7 @@ const labChatPipe = "lab-chat"
 // The dialer's commands: "run" streams a message every -every, "pause"
 // stops, "quit" waits until all are delivered, prints "delivered N" and
 // exits.
-func runLabChat(ctx context.Context, args []string, out io.Writer) error {
+func Chat(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("juxta lab chat", flag.ContinueOnError)
 	fs.SetOutput(out)
 	dial := fs.String("dial", "", "the listener's invite; empty: listen")
@@ -41,6 +90,10 @@ func runLabChat(ctx context.Context, args []string, out io.Writer) error {
 	verbose := fs.Bool("v", false, "log the peer's recovery to stderr")
 	var sps multi
 	fs.Var(&sps, "superpeer", "a super-peer's invite (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: juxta lab chat [-dial INVITE] [-superpeer INVITE]... [-every D] [-keepalive D] [-v]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,13 +127,13 @@ func runLabChat(ctx context.Context, args []string, out io.Writer) error {
 	}
 	mcfg := pipes.MessageConfig{Reliable: true, ResumeTimeout: 10 * time.Minute}
 	if *dial == "" {
-		return labChatListen(ctx, p, ps, mcfg, say)
+		return chatListen(ctx, p, ps, mcfg, say)
 	}
-	return labChatDial(ctx, p, ps, mcfg, *dial, *every, say)
+	return chatDial(ctx, p, ps, mcfg, *dial, *every, say)
 }
 
-func labChatListen(ctx context.Context, p *peer.Peer, ps *pipes.Service, cfg pipes.MessageConfig, say func(string, ...any)) error {
-	l, err := ps.ListenMessages(ctx, labChatPipe, cfg)
+func chatListen(ctx context.Context, p *peer.Peer, ps *pipes.Service, cfg pipes.MessageConfig, say func(string, ...any)) error {
+	l, err := ps.ListenMessages(ctx, chatPipe, cfg)
 	if err != nil {
 		return err
 	}
@@ -105,7 +158,7 @@ func labChatListen(ctx context.Context, p *peer.Peer, ps *pipes.Service, cfg pip
 	}
 }
 
-func labChatDial(ctx context.Context, p *peer.Peer, ps *pipes.Service, cfg pipes.MessageConfig, invite string, every time.Duration, say func(string, ...any)) error {
+func chatDial(ctx context.Context, p *peer.Peer, ps *pipes.Service, cfg pipes.MessageConfig, invite string, every time.Duration, say func(string, ...any)) error {
 	to, err := peer.ParseAddr(invite)
 	if err != nil {
 		return err
@@ -132,7 +185,7 @@ func labChatDial(ctx context.Context, p *peer.Peer, ps *pipes.Service, cfg pipes
 	if _, err := p.Connect(ctx, to); err != nil {
 		return err
 	}
-	c, err := ps.DialMessages(ctx, labChatPipe, cfg, pipes.ToPeer(to.ID))
+	c, err := ps.DialMessages(ctx, chatPipe, cfg, pipes.ToPeer(to.ID))
 	if err != nil {
 		return err
 	}
