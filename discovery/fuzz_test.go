@@ -66,8 +66,9 @@ func mustEncode(f *testing.F, v any) []byte {
 	return b
 }
 
-// The advertisement decoder: Verify, and the unverified peek used to refuse
-// floods over quota.
+// The advertisement decoder: Verify, VerifyKept (which takes all Verify
+// takes, and what it takes is sound but for the lifetime), and the
+// unverified peek used to refuse floods over quota.
 func FuzzAdvertisementDecode(f *testing.F) {
 	key, id := fuzzKey(f)
 	f.Add(fuzzAd(f, key, id, "Blue Monday.mp3"))
@@ -76,9 +77,16 @@ func FuzzAdvertisementDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		now := time.Now()
 		ad, err := Verify(b, now)
+		kept, kerr := VerifyKept(b, now)
+		if kerr == nil && (kept.validateShape() != nil || kept.Issued.After(now.Add(MaxClockSkew)) || len(b) > MaxAdSize) {
+			t.Fatalf("kept an invalid advertisement: %+v", kept)
+		}
 		p, perr := peek(b)
 		if err != nil {
 			return
+		}
+		if kerr != nil || kept.Key() != ad.Key() || kept.Seq != ad.Seq {
+			t.Fatalf("verified, but VerifyKept gives %+v, %v", kept, kerr)
 		}
 		if perr != nil || p.Key() != ad.Key() || p.Seq != ad.Seq {
 			t.Fatalf("verified, but peek gives %+v, %v", p, perr)
