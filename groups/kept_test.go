@@ -303,6 +303,17 @@ func TestCreatorRestoreAdvertisesAgain(t *testing.T) {
 	if info, err := bob.g.Lookup(ctx, saved.ID); err != nil || info.Epoch != 1 {
 		t.Fatalf("after the creator restored an older state, bob finds epoch %d (%v), want 1", info.Epoch, err)
 	}
+	// Rotating from there moves past the epoch advertised, not to a second
+	// epoch 1 with another key.
+	if err := ga.Rotate(ctx, "a third password"); err != nil {
+		t.Fatal(err)
+	}
+	if got := ga.Info().Epoch; got != 2 {
+		t.Fatalf("creator rotated from a stale epoch 0 to epoch %d, want 2", got)
+	}
+	if info, err := bob.g.Lookup(ctx, saved.ID); err != nil || info.Epoch != 2 {
+		t.Fatalf("bob finds epoch %d (%v), want 2", info.Epoch, err)
+	}
 }
 
 // A creator that takes its group again with Join from a kept advertisement

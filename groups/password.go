@@ -182,7 +182,9 @@ func (g *Group) publishRotation(ctx context.Context, info Info, newPassword stri
 	scope := g.scope
 	g.mu.Unlock()
 	w := info.wire()
-	w.Salt, w.Epoch = randomBytes(16), info.Epoch+1
+	// After the epoch this creator last advertised, should it have taken
+	// the group again from a state saved before that: one epoch, one key.
+	w.Salt, w.Epoch = randomBytes(16), max(info.Epoch, g.s.advertisedEpoch(info.ID))+1
 	pw := derivePassword(newPassword, info.ID, w.Salt, w.KDF)
 	w.Verifier = pw.verifier
 	nonce := randomBytes(chacha20poly1305.NonceSizeX)

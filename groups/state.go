@@ -142,13 +142,10 @@ func (s *Service) ownInfo(ctx context.Context, info *Info) *Info {
 	if err != nil || kept.Creator != s.p.ID() {
 		return info
 	}
-	key := discovery.Key{Type: discovery.TypeGroup, ID: kept.ID, Publisher: s.p.ID()}
-	if raw, ok := s.disc.Raw(key); ok {
-		if cached, err := parseKept(raw, time.Now()); err == nil && cached.Epoch > kept.Epoch {
-			s.log.Warn("took an older epoch of a group this peer moved on; not advertising it again",
-				"group", kept.Name, "taken", kept.Epoch, "advertised", cached.Epoch)
-			return info
-		}
+	if cached := s.advertisedEpoch(kept.ID); cached > kept.Epoch {
+		s.log.Warn("took an older epoch of a group this peer moved on; not advertising it again",
+			"group", kept.Name, "taken", kept.Epoch, "advertised", cached)
+		return info
 	}
 	fresh, err := s.publishInfo(ctx, kept.ID, kept.wire())
 	if err != nil {
@@ -156,6 +153,20 @@ func (s *Service) ownInfo(ctx context.Context, info *Info) *Info {
 		return info
 	}
 	return fresh
+}
+
+// advertisedEpoch is the epoch of the newest advertisement of group id that
+// this peer signed and still has in its cache; 0 without one.
+func (s *Service) advertisedEpoch(id string) uint64 {
+	raw, ok := s.disc.Raw(discovery.Key{Type: discovery.TypeGroup, ID: id, Publisher: s.p.ID()})
+	if !ok {
+		return 0
+	}
+	cached, err := parseKept(raw, time.Now())
+	if err != nil {
+		return 0
+	}
+	return cached.Epoch
 }
 
 // restorePassword rejoins a password group with the key a State saved.
