@@ -59,6 +59,15 @@ const DefaultKeepalive = 2 * time.Second
 // path there costs reachability, not a conversation.
 const idleRounds = 3
 
+// ifacePoll is how often the keeper rereads this host's interface
+// addresses: not every keepalive interval. Polled every 2 s, a laptop that
+// came home in the lab (the roam scenario) was noticed within a second,
+// and its recovery then found no public address to punch from ("no public
+// address", said go-libp2p) until go-libp2p's own reread a minute later:
+// about 50 s to direct, against about 5 s polled every 5 s. Why the
+// earlier start fails is not understood yet; 5 s is the cadence measured.
+const ifacePoll = 5 * time.Second
+
 // minKeepalive bounds Config.Keepalive from below: shorter ones are raised.
 const minKeepalive = 250 * time.Millisecond
 
@@ -116,6 +125,7 @@ type keeper struct {
 	recovering   bool                           // guarded by mu
 	again        bool                           // guarded by mu; a trigger came during a recovery
 	againRefresh bool                           // guarded by mu; and it asked for a refresh
+	cut          chan struct{}                  // guarded by mu; closed to cut the running recovery short
 }
 
 // startKeepalive starts the keepalive loop, the address watcher and the
@@ -151,21 +161,25 @@ func (k *keeper) loop() {
 	defer k.p.wg.Done()
 	t := time.NewTicker(k.interval)
 	defer t.Stop()
+	// go-libp2p rereads the interfaces once a minute; a laptop that moved
+	// should not wait that long.
+	poll := time.NewTicker(ifacePoll)
+	defer poll.Stop()
 	ifaces := interfaceIPs()
 	for tick := 1; ; {
 		all := true // every connection that matters, or those in use only
 		select {
 		case <-k.p.ctx.Done():
 			return
-		case <-t.C:
-			all = tick%idleRounds == 0
-			tick++
-			// go-libp2p rereads the interfaces once a minute; a laptop
-			// that moved should not wait that long.
+		case <-poll.C:
 			if now := interfaceIPs(); !sameStrings(now, ifaces) {
 				ifaces = now
 				k.addrsChanged(now)
 			}
+			continue
+		case <-t.C:
+			all = tick%idleRounds == 0
+			tick++
 		case <-k.now:
 		}
 		targets := k.targets(all)
@@ -238,7 +252,7 @@ func (k *keeper) addrsChanged(now []string) {
 			break
 		}
 	}
-	k.recover("local addresses changed", true)
+	k.recover("local addresses changed", true, true)
 }
 
 // probeNow asks for a keepalive round at once.
@@ -544,7 +558,7 @@ func (k *keeper) lost(c network.Conn, err error) {
 	// have died with ours, whose new public address the super-peers must
 	// observe anew.
 	if sp := p.isSuperPeer(id); sp || used {
-		k.recover("keepalive to "+id.ShortString()+" failed", !sp && direct)
+		k.recover("keepalive to "+id.ShortString()+" failed", !sp && direct, false)
 	}
 }
 

@@ -45,7 +45,11 @@ const (
 // (QUIC follows a NAT rebinding), but libp2p still believes the address
 // they observed when they connected, and a hole punch from it fails. A new
 // connection is observed anew.
-func (k *keeper) recover(why string, refresh bool) {
+//
+// moved says this peer's own addresses changed: a recovery that runs
+// works for a network that is gone (punching from an address no one can
+// reach), so it is cut short and the next starts at once.
+func (k *keeper) recover(why string, refresh, moved bool) {
 	if k.p.closed.Load() {
 		return
 	}
@@ -55,16 +59,26 @@ func (k *keeper) recover(why string, refresh bool) {
 		// then came): run once more when this one ends.
 		k.again = true
 		k.againRefresh = k.againRefresh || refresh
+		if moved {
+			select {
+			case <-k.cut:
+			default:
+				close(k.cut)
+			}
+		}
 		k.mu.Unlock()
 		return
 	}
 	k.recovering = true
+	k.cut = make(chan struct{})
+	cut := k.cut
 	k.mu.Unlock()
 	k.p.wg.Add(1)
-	go k.recovery(why, refresh)
+	go k.recovery(why, refresh, cut)
 }
 
-func (k *keeper) recovery(why string, refresh bool) {
+// recovery runs one recovery; closing cut ends it early.
+func (k *keeper) recovery(why string, refresh bool, cut <-chan struct{}) {
 	p := k.p
 	defer p.wg.Done()
 	defer func() {
@@ -76,9 +90,11 @@ func (k *keeper) recovery(why string, refresh bool) {
 			k.mu.Unlock()
 			return
 		}
+		k.cut = make(chan struct{})
+		cut := k.cut
 		k.mu.Unlock()
 		p.wg.Add(1)
-		go k.recovery(why+", and again", refresh) // still recovering
+		go k.recovery(why+", and again", refresh, cut) // still recovering
 	}()
 	start := time.Now()
 	p.log.Info("network changed: recovering", "why", why, "refresh", refresh)
@@ -91,11 +107,14 @@ func (k *keeper) recovery(why string, refresh bool) {
 			}
 		}
 	}
-	if !k.redialSuperPeers(start.Add(recoverFor)) {
+	if !k.redialSuperPeers(start.Add(recoverFor), cut) {
 		return
 	}
 	k.renewReservations()
-	k.punchWanted()
+	if !k.punchWanted(cut) {
+		p.log.Info("recovery cut short: the network changed again", "why", why)
+		return
+	}
 	p.log.Info("network recovered", "why", why, "elapsed", time.Since(start))
 }
 
@@ -103,7 +122,7 @@ func (k *keeper) recovery(why string, refresh bool) {
 // with short timeouts, until all are connected, or one is and a few rounds
 // have passed (true), or the deadline or Close comes (false). A super-peer
 // that stays away is left to keepSuperPeers.
-func (k *keeper) redialSuperPeers(deadline time.Time) bool {
+func (k *keeper) redialSuperPeers(deadline time.Time, cut <-chan struct{}) bool {
 	p := k.p
 	wait := 100 * time.Millisecond
 	for round := 0; ; round++ {
@@ -138,6 +157,8 @@ func (k *keeper) redialSuperPeers(deadline time.Time) bool {
 		wg.Wait()
 		select {
 		case <-p.ctx.Done():
+			return false
+		case <-cut:
 			return false
 		case <-time.After(rand.N(2 * wait)): // jittered: edges that lost one super-peer together do not come back in lockstep
 		}
@@ -178,7 +199,9 @@ func (k *keeper) renewReservations() {
 // punches holes to those reached only through a relay, again every
 // punchWantedEvery for punchWantedFor, until the path is direct: right
 // after a change, the other side may still be recovering itself.
-func (k *keeper) punchWanted() {
+// Closing cut stops it (false): the peers it was punching towards are
+// wanted again, for the next recovery.
+func (k *keeper) punchWanted(cut <-chan struct{}) bool {
 	p := k.p
 	k.mu.Lock()
 	var ids []lpeer.ID
@@ -201,12 +224,25 @@ func (k *keeper) punchWanted() {
 				select {
 				case <-p.ctx.Done():
 					return
+				case <-cut:
+					k.mu.Lock()
+					if len(k.wanted) < maxWanted {
+						k.wanted[id] = time.Now()
+					}
+					k.mu.Unlock()
+					return
 				case <-time.After(punchWantedEvery):
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	select {
+	case <-cut:
+		return false
+	default:
+		return true
+	}
 }
 
 // dropDeadDirect pings the direct connections to id and closes those that
