@@ -163,15 +163,24 @@ func (c *MsgConn) resume(cause error) {
 		attempt := make(chan error, 1)
 		go func() { attempt <- c.connect(ctx, true) }()
 		var err error
+		// A new path that comes while the attempt is young makes the
+		// attempt stale once it is staleAttempt old: the path it hangs on
+		// may have died just after the new one came, and no further
+		// event would come to cut it short.
+		var stale <-chan time.Time
 	wait:
 		for {
 			select {
 			case err = <-attempt:
 				break wait
 			case <-newPath:
-				if time.Since(started) > staleAttempt {
+				if age := time.Since(started); age > staleAttempt {
 					cancel()
+				} else if stale == nil {
+					stale = time.After(staleAttempt - age)
 				}
+			case <-stale:
+				cancel()
 			}
 		}
 		cancel()
