@@ -229,7 +229,21 @@ func TestHostileFileOffers(t *testing.T) {
 		c.Write(bytes.Repeat([]byte{1}, 1000))
 		c.Close()
 	}
-	eventually(t, time.Minute, "the partial files", func() bool { return countPartials(b.Downloads()) == MaxPartialFiles })
+	// Each receiver creates its file before the bytes arrive: wait for the
+	// bytes too, or a late write would renew a file's time after Chtimes
+	// below aged it (seen under .ci/stress).
+	eventually(t, time.Minute, "the partial files and their bytes", func() bool {
+		parts, _ := filepath.Glob(filepath.Join(b.Downloads(), ".*.part"))
+		if len(parts) != MaxPartialFiles {
+			return false
+		}
+		for _, p := range parts {
+			if fi, err := os.Stat(p); err != nil || fi.Size() != 1000 {
+				return false
+			}
+		}
+		return true
+	})
 	r, c := offer(t, a, b, fileHeader{ID: "one-too-many", Name: "part.bin", Size: 1 << 20, SHA256: sum})
 	c.Close()
 	if r.Err == "" {
