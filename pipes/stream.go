@@ -187,6 +187,7 @@ func (s *Service) Dial(ctx context.Context, id string, opts ...DialOption) (*Con
 // bound how long and how much a relayed stream may carry (peer.RelayLimits).
 type Conn struct {
 	s      network.Stream
+	rmu    sync.Mutex // serialises Read: go-yamux's stream races on its receive window update otherwise
 	wmu    sync.Mutex // serialises Write: go-yamux's stream races on its send window otherwise
 	local  Addr
 	remote Addr
@@ -219,6 +220,10 @@ func (c *Conn) Read(b []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, c.opErr("read", net.ErrClosed)
 	}
+	// A Read blocked here holding rmu is ended by Close, a deadline or the far
+	// side, and the next one then sees the same state.
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	n, err := c.s.Read(b)
 	return n, c.opErr("read", err)
 }
