@@ -364,7 +364,8 @@ func (d *download) finish() (Info, error) {
 		return Info{}, err
 	}
 	d.s.mu.Lock()
-	sw.dl, sw.rec = nil, &r
+	sw.dl = nil
+	sw.rec.Store(&r)
 	d.s.mu.Unlock()
 	return Info{ID: d.id, Size: t.size, Name: d.name, Path: d.dst}, nil
 }
@@ -386,7 +387,7 @@ func (d *download) close() {
 		}
 	}
 	d.s.mu.Unlock()
-	if sw.rec == nil {
+	if sw.rec.Load() == nil {
 		sw.closeSessions()
 	}
 	state.Close()

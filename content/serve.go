@@ -39,8 +39,8 @@ type swarm struct {
 	s   *Service
 	id  ID
 	t   *tree
-	f   *os.File // the data; closed when the last reference goes
-	rec *record  // the index record of complete content; nil while downloading
+	f   *os.File               // the data; closed when the last reference goes
+	rec atomic.Pointer[record] // the index record of complete content; nil while downloading
 
 	refs int       // guarded by s.mu
 	dl   *download // guarded by s.mu: set while downloading
@@ -83,7 +83,7 @@ func (s *Service) openSwarm(id ID) (*swarm, error) {
 		return sw, nil
 	}
 	sw := s.newSwarm(id, t, f)
-	sw.rec = &r
+	sw.rec.Store(&r)
 	return sw, nil
 }
 
@@ -497,8 +497,10 @@ func (us *upSession) writeLoop(w *bufio.Writer) error {
 // frame with one Write to the stream, not copied through w's buffer.
 func (us *upSession) sendPiece(ctx context.Context, w *bufio.Writer, i int, buf []byte) error {
 	sw := us.sw
-	if sw.rec != nil && i%16 == 0 {
-		if err := sw.rec.fresh(); err != nil {
+	// rec turns non-nil when this peer's own download finishes while it
+	// uploads to others (download.finish).
+	if rec := sw.rec.Load(); rec != nil && i%16 == 0 {
+		if err := rec.fresh(); err != nil {
 			return err
 		}
 	}

@@ -119,19 +119,27 @@ type outMsg struct {
 	size  int
 }
 
-func (s *Service) newMsgConn(id string, remote peer.ID, cfg MessageConfig, reliable, dialer bool, sid [sidLen]byte) *MsgConn {
+// newMsgConn fails with net.ErrClosed once the service is closing: a
+// connection made then would have nobody to close it.
+func (s *Service) newMsgConn(id string, remote peer.ID, cfg MessageConfig, reliable, dialer bool, sid [sidLen]byte) (*MsgConn, error) {
 	c := &MsgConn{
 		s: s, id: id, remote: remote, cfg: cfg, reliable: reliable, dialer: dialer, sid: sid,
 		changed: make(chan struct{}), nextSeq: 1,
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
-	s.track(c, func() { c.Close() })
 	if reliable {
+		// Started before the connection is tracked, so that Close (which
+		// tracking makes reachable from Service.Close) waits for it.
 		c.ackKick = make(chan struct{}, 1)
 		c.wg.Add(1)
 		go c.ackLoop()
 	}
-	return c
+	if !s.track(c, func() { c.Close() }) {
+		c.cancel()
+		c.wg.Wait()
+		return nil, fmt.Errorf("pipes: %w", net.ErrClosed)
+	}
+	return c, nil
 }
 
 // DialMessages connects to the message pipe id, resolving its bindings like
@@ -143,7 +151,10 @@ func (s *Service) DialMessages(ctx context.Context, id string, cfg MessageConfig
 	_, _ = rand.Read(sid[:])
 	var conn *MsgConn
 	err := s.resolve(ctx, KindMessage, id, opts, func(ctx context.Context, pid peer.ID) error {
-		c := s.newMsgConn(id, pid, cfg, cfg.Reliable, true, sid)
+		c, err := s.newMsgConn(id, pid, cfg, cfg.Reliable, true, sid)
+		if err != nil {
+			return err
+		}
 		if err := c.connect(ctx, false); err != nil {
 			c.fail(err)
 			return err
@@ -155,7 +166,15 @@ func (s *Service) DialMessages(ctx context.Context, id string, cfg MessageConfig
 		return nil, fmt.Errorf("pipes: dial %s: %w", id, err)
 	}
 	if conn.reliable {
+		// Added under mu and only while open: Close sets closed under mu
+		// before it waits on wg.
+		conn.mu.Lock()
+		if conn.closed {
+			conn.mu.Unlock()
+			return nil, fmt.Errorf("pipes: dial %s: %w", id, net.ErrClosed)
+		}
 		conn.wg.Add(1)
+		conn.mu.Unlock()
 		go conn.followPath()
 	}
 	return conn, nil
@@ -222,11 +241,19 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 	// (and wmu) forever. On a reliable pipe the message stays in the resend
 	// buffer and goes out again on the resumed stream.
 	var stop func() bool
+	var fired chan struct{}
 	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() { _ = str.SetWriteDeadline(time.Now()) })
+		fired = make(chan struct{})
+		stop = context.AfterFunc(ctx, func() {
+			_ = str.SetWriteDeadline(time.Now())
+			close(fired)
+		})
 	}
 	_, err := str.Write(frame)
 	if stop != nil && !stop() {
+		// The callback started: let it finish before clearing its deadline,
+		// or a deadline in the past outlives this Send and fails the next.
+		<-fired
 		_ = str.SetWriteDeadline(time.Time{})
 	}
 	if err != nil {

@@ -124,7 +124,11 @@ func (l *MsgListener) handle(str network.Stream) {
 		c.attach(str, r, peerRecv, true)
 		return
 	}
-	c := l.s.newMsgConn(l.id, remote, l.cfg, flags&helloReliable != 0, false, sid)
+	c, err := l.s.newMsgConn(l.id, remote, l.cfg, flags&helloReliable != 0, false, sid)
+	if err != nil { // the service is closing
+		str.Reset()
+		return
+	}
 	if c.reliable && !l.s.addSession(key, remote, c) {
 		c.Close()
 		_, _ = str.Write(smallFrame(fRefuse, 0, false))
