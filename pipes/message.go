@@ -165,18 +165,19 @@ func (s *Service) DialMessages(ctx context.Context, id string, cfg MessageConfig
 	if err != nil {
 		return nil, fmt.Errorf("pipes: dial %s: %w", id, err)
 	}
-	if conn.reliable {
-		// Added under mu and only while open: Close sets closed under mu
-		// before it waits on wg.
-		conn.mu.Lock()
-		if conn.closed {
-			conn.mu.Unlock()
-			return nil, fmt.Errorf("pipes: dial %s: %w", id, net.ErrClosed)
-		}
-		conn.wg.Add(1)
+	// A Service.Close during the dial may have closed conn already. The
+	// WaitGroup is added to under mu and only while open: Close sets closed
+	// under mu before it waits on wg.
+	conn.mu.Lock()
+	if conn.closed {
 		conn.mu.Unlock()
+		return nil, fmt.Errorf("pipes: dial %s: %w", id, net.ErrClosed)
+	}
+	if conn.reliable {
+		conn.wg.Add(1)
 		go conn.followPath()
 	}
+	conn.mu.Unlock()
 	return conn, nil
 }
 
@@ -373,6 +374,8 @@ func (c *MsgConn) Close() error {
 		// before waiting for the lock.
 		_ = str.SetWriteDeadline(time.Now().Add(time.Second))
 		c.wmu.Lock()
+		// Again: a Send that held wmu may have cleared it on its way out.
+		_ = str.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = str.Write(smallFrame(fClose, 0, false))
 		c.wmu.Unlock()
 		_ = str.CloseWrite()

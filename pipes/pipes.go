@@ -221,6 +221,9 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 	if err := checkID("pipe", id); err != nil {
 		return err
 	}
+	if s.closed.Load() {
+		return net.ErrClosed
+	}
 	var o dialOpts
 	for _, f := range opts {
 		f(&o)
@@ -275,6 +278,9 @@ func (s *Service) resolve(ctx context.Context, kind Kind, id string, opts []Dial
 			}
 			if ctx.Err() != nil {
 				return false, ctx.Err()
+			}
+			if s.closed.Load() { // not the binding's fault: stop, do not try the rest
+				return false, net.ErrClosed
 			}
 			errs = append(errs, fmt.Errorf("binding on %s: %w", r.Publisher.ShortString(), err))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -172,5 +173,44 @@ func TestJoinAfterClose(t *testing.T) {
 	_, err := n.s.Join(testCtx(t), NewID())
 	if !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Join after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestDialAfterClose: a dial on a closed service says so, rather than
+// searching and reporting that no binding answered (which a caller would
+// retry), and a closed Conn's Read says net.ErrClosed.
+func TestDialAfterClose(t *testing.T) {
+	a, b := edge(t, nil), edge(t, nil)
+	ctx := testCtx(t)
+	l, err := a.s.Listen(ctx, "x", Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := b.p.Connect(ctx, a.p.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := b.s.Dial(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read after Close: %v, want net.ErrClosed", err)
+	}
+	if err := b.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.s.Dial(ctx, "x"); !errors.Is(err, net.ErrClosed) || errors.Is(err, ErrNoBinding) {
+		t.Fatalf("Dial after Close: %v, want net.ErrClosed", err)
+	}
+	if _, err := b.s.DialMessages(ctx, "x", MessageConfig{Reliable: true}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("DialMessages after Close: %v, want net.ErrClosed", err)
 	}
 }

@@ -224,6 +224,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 	// side, and the next one then sees the same state.
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if c.closed.Load() { // closed while this Read waited for rmu
+		return 0, c.opErr("read", net.ErrClosed)
+	}
 	n, err := c.s.Read(b)
 	return n, c.opErr("read", err)
 }
