@@ -124,22 +124,18 @@ func (g *Group) authorize(ctx context.Context, remote peer.ID) error {
 	if ok && time.Now().Before(until) {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, protoTimeout)
-	defer cancel()
-	str, err := g.s.openStream(ctx, remote, authProtocol)
-	if err != nil {
-		return fmt.Errorf("%w: %s did not answer the membership challenge: %v", ErrNotMember, remote.ShortString(), err)
-	}
-	defer str.Close()
 	nonce := randomBytes(32)
-	var resp authResp
-	if err := send(str, authReq{Group: info.ID, Nonce: nonce}); err != nil {
-		str.Reset()
-		return fmt.Errorf("%w: %v", ErrNotMember, err)
-	}
-	if err := recv(str, &resp); err != nil {
-		str.Reset()
-		return fmt.Errorf("%w: %s gave no proof: %v", ErrNotMember, remote.ShortString(), err)
+	resp, err := g.challenge(ctx, info.ID, remote, nonce)
+	if err != nil {
+		// Once more on a fresh stream: the first may have gone out on a
+		// connection the far side was closing just then (a QUIC stateless
+		// reset, seen under load), and a member must not be turned away
+		// for that. A peer that answers with a wrong proof is not asked
+		// again.
+		nonce = randomBytes(32)
+		if resp, err = g.challenge(ctx, info.ID, remote, nonce); err != nil {
+			return err
+		}
 	}
 	switch info.Policy {
 	case PolicyPassword:
@@ -159,6 +155,28 @@ func (g *Group) authorize(ctx context.Context, remote peer.ID) error {
 	}
 	g.mu.Unlock()
 	return nil
+}
+
+// challenge asks remote for proof of membership against nonce, over a new
+// stream of its own.
+func (g *Group) challenge(ctx context.Context, group string, remote peer.ID, nonce []byte) (authResp, error) {
+	ctx, cancel := context.WithTimeout(ctx, protoTimeout)
+	defer cancel()
+	var resp authResp
+	str, err := g.s.openStream(ctx, remote, authProtocol)
+	if err != nil {
+		return resp, fmt.Errorf("%w: %s did not answer the membership challenge: %v", ErrNotMember, remote.ShortString(), err)
+	}
+	defer str.Close()
+	if err := send(str, authReq{Group: group, Nonce: nonce}); err != nil {
+		str.Reset()
+		return resp, fmt.Errorf("%w: %v", ErrNotMember, err)
+	}
+	if err := recv(str, &resp); err != nil {
+		str.Reset()
+		return resp, fmt.Errorf("%w: %s gave no proof: %v", ErrNotMember, remote.ShortString(), err)
+	}
+	return resp, nil
 }
 
 // checkMember verifies that raw is a valid, unexpired, unrevoked credential of

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,4 +281,48 @@ func TestHostileGroupPipeListener(t *testing.T) {
 		t.Fatalf("member to member: %v", err)
 	}
 	c.Close()
+}
+
+// TestAuthorizeRetriesAChallengeLostInTransit: a member whose first answer
+// to the membership challenge is lost in transit (its stream reset, as a
+// connection the far side is just closing resets it: CI saw a QUIC
+// stateless reset turn a member away) is asked once more and admitted; a
+// peer whose every answer is lost is turned away after the second try.
+func TestAuthorizeRetriesAChallengeLostInTransit(t *testing.T) {
+	sp := superPeer(t)
+	alice, bob, carol := member(t, sp, "alice"), member(t, sp, "bob"), member(t, sp, "carol")
+	ctx := testCtx(t)
+	ga, err := alice.g.Create(ctx, Spec{Name: "vault", Policy: PolicyPassword, Password: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*node{bob, carol} {
+		if _, err := m.g.Join(ctx, Password(ga.Info(), secret)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bobAsked, carolAsked atomic.Int32
+	bob.p.Libp2p().Host.SetStreamHandler(authProtocol, func(str network.Stream) {
+		if bobAsked.Add(1) == 1 {
+			str.Reset() // the first answer is lost
+			return
+		}
+		bob.g.handleAuth(str)
+	})
+	carol.p.Libp2p().Host.SetStreamHandler(authProtocol, func(str network.Stream) {
+		carolAsked.Add(1)
+		str.Reset() // every answer is lost
+	})
+	if err := ga.Authorize(ctx, bob.p.ID()); err != nil {
+		t.Fatalf("bob, whose first answer was lost: %v", err)
+	}
+	if n := bobAsked.Load(); n != 2 {
+		t.Fatalf("bob was challenged %d times, want 2", n)
+	}
+	if err := ga.Authorize(ctx, carol.p.ID()); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("carol, whose every answer was lost: %v, want ErrNotMember", err)
+	}
+	if n := carolAsked.Load(); n != 2 {
+		t.Fatalf("carol was challenged %d times, want 2", n)
+	}
 }
