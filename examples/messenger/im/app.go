@@ -3,6 +3,13 @@
 // reliable message pipes with receipts, an on-disk outbox, the super-peer
 // mailbox for contacts who are never online together, group rooms, file
 // transfer and searchable history.
+//
+// A file goes to a contact through the content service (package content):
+// the sender shares it in place (hashed once with BLAKE3) and offers it over
+// the file pipe; the receiver pulls it in 256 KiB pieces, each verified on
+// arrival, so a damaged piece is fetched again rather than the whole file,
+// and a transfer interrupted by a dropped connection or a restart of either
+// side goes on from the pieces already held (see Transfer).
 package im
 
 import (
@@ -21,6 +28,7 @@ import (
 
 	"golang.org/x/crypto/nacl/box"
 
+	"github.com/juxta-p2p/juxta/content"
 	"github.com/juxta-p2p/juxta/discovery"
 	"github.com/juxta-p2p/juxta/event"
 	"github.com/juxta-p2p/juxta/groups"
@@ -60,6 +68,9 @@ type Config struct {
 	// now, when set, is the clock the groups service judges saved rooms
 	// by (groups.Config.Now): a test hook, set before Open.
 	now func() time.Time
+	// corrupt, when set, damages the pieces this messenger's content
+	// service serves (content.WithFaults): a test hook, set before Open.
+	corrupt func(piece int, data []byte)
 }
 
 // pipe IDs of the messenger.
@@ -75,6 +86,7 @@ type Messenger struct {
 	d      *discovery.Service
 	ps     *pipes.Service
 	gs     *groups.Service
+	cs     *content.Service // file transfer; nil in super-peer mode
 	st     *store
 	mbox   *MailboxServer // super-peer mode
 	log    *slog.Logger
@@ -105,6 +117,7 @@ type Messenger struct {
 	rooms       map[string]*room           // guarded by mu
 	openChat    peer.ID                    // guarded by mu; chat shown in the UI
 	transfers   map[string]*Transfer       // guarded by mu
+	receiving   map[string]*receiveSlot    // guarded by mu; by sender tag + transfer ID
 	invitations map[string]roomInvitation  // guarded by mu; by room name
 }
 
@@ -126,6 +139,7 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 		cfg: cfg, log: cfg.Logger, bus: event.New[Event](), kick: make(chan struct{}, 1),
 		conns: map[peer.ID]*pipes.MsgConn{}, lastHeard: map[peer.ID]time.Time{}, presence: map[peer.ID][2]string{},
 		state: string(groups.Online), active: time.Now(), rooms: map[string]*room{}, transfers: map[string]*Transfer{},
+		receiving: map[string]*receiveSlot{},
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -186,6 +200,10 @@ func Open(ctx context.Context, cfg Config) (_ *Messenger, err error) {
 		return nil, err
 	}
 	closers = append(closers, l.Close)
+	if m.cs, err = m.openContent(ctx); err != nil {
+		return nil, err
+	}
+	closers = append(closers, m.cs.Close)
 	fl, err := m.ps.Listen(ctx, filePipe)
 	if err != nil {
 		return nil, err
@@ -259,6 +277,9 @@ func (m *Messenger) Close() error {
 		errs = append(errs, m.mbox.Close())
 	}
 	errs = append(errs, m.gs.Close(), m.ps.Close())
+	if m.cs != nil {
+		errs = append(errs, m.cs.Close())
+	}
 	m.wg.Wait()
 	errs = append(errs, m.d.Close(), m.p.Close(), m.st.close())
 	m.bus.Close()

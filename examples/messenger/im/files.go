@@ -2,46 +2,54 @@ package im
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/libp2p/go-msgio"
 
-	"github.com/juxta-p2p/juxta/content/safename"
+	"github.com/juxta-p2p/juxta/content"
 	"github.com/juxta-p2p/juxta/peer"
 	"github.com/juxta-p2p/juxta/pipes"
 )
 
-// Transfer is one file transfer between contacts, over a stream pipe. It
-// resumes after a dropped connection from where the receiver's partial file
-// ends, and the receiver checks the whole file's SHA-256 before keeping it.
+// Transfer is one file transfer between contacts. The sender shares the file
+// with its content service (package content) and offers it over a stream
+// pipe; the receiver pulls it piece by piece (256 KiB), verifying each piece
+// against the file's BLAKE3 tree as it arrives, so a damaged piece is fetched
+// again, not the whole file. It resumes after a dropped connection or a
+// restart of either side from the pieces the receiver already holds.
 type Transfer struct {
-	ID     string
-	Peer   peer.ID
-	Name   string
-	Size   int64
-	Done   int64
-	Out    bool
-	State  string // sending, receiving, retrying, done, failed
-	Err    string
-	SHA256 string
-	Path   string // where the received file was saved
+	ID    string
+	Peer  peer.ID
+	Name  string
+	Size  int64
+	Done  int64 // bytes the receiver holds, verified
+	Out   bool
+	State string // sending, receiving, retrying, paused, done, failed
+	Err   string
+	// Content is the file's content ID (its BLAKE3 hash, as a CID): every
+	// piece, and so the whole file, is verified against it. It replaces
+	// the SHA-256 over the whole file that earlier versions checked at the
+	// end, which made a mismatch restart the transfer from byte 0.
+	Content string
+	Path    string // the file sent, or where the received file was saved
 }
 
 // MaxFileSize bounds a transfer.
 const MaxFileSize = 16 << 30
 
+// The file pipe carries one offer per stream: the sender writes a header,
+// the receiver answers with replies: progress (Offset: verified bytes held),
+// then Done or Err. The bytes themselves go over the content protocol, which
+// the receiver opens to the sender.
 type fileHeader struct {
-	ID     string `cbor:"1,keyasint"`
-	Name   string `cbor:"2,keyasint"`
-	Size   int64  `cbor:"3,keyasint"`
-	SHA256 []byte `cbor:"4,keyasint"`
+	ID      string `cbor:"1,keyasint"`
+	Name    string `cbor:"2,keyasint"`
+	Size    int64  `cbor:"3,keyasint"`
+	Content []byte `cbor:"5,keyasint"` // content.ID
 }
 
 type fileReply struct {
@@ -50,6 +58,10 @@ type fileReply struct {
 	Err    string `cbor:"3,keyasint,omitempty"`
 	Final  bool   `cbor:"4,keyasint,omitempty"` // the refusal stands: do not retry
 }
+
+// replyTimeout is how long a sender waits for the receiver's next reply: a
+// fetching receiver reports progress every content.ProgressInterval.
+const replyTimeout = 2 * time.Minute
 
 // finalError is a receiver's refusal that retrying cannot change.
 type finalError struct{ msg string }
@@ -66,9 +78,46 @@ func replyErr(r fileReply) error {
 // Downloads is where received files go.
 func (m *Messenger) Downloads() string { return filepath.Join(m.cfg.Dir, "downloads") }
 
+// openContent starts the messenger's content service: it serves accepted
+// contacts only, and each only the files sent to them (contentAllowed);
+// nothing is announced, since a contact fetches from the sender it knows.
+func (m *Messenger) openContent(ctx context.Context) (*content.Service, error) {
+	cfg := content.Config{
+		Peer:       m.p,
+		Dir:        filepath.Join(m.cfg.Dir, "content"),
+		NoAnnounce: true,
+		Logger:     m.log,
+		Allow: func(id peer.ID) bool {
+			c, ok := m.st.contact(id)
+			return ok && c.State == Accepted
+		},
+		AllowContent: m.contentAllowed,
+	}
+	if m.cfg.corrupt != nil {
+		cfg = content.WithFaults(cfg, m.cfg.corrupt)
+	}
+	cs, err := content.New(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("messenger: %w", err)
+	}
+	return cs, nil
+}
+
+// contentAllowed says whether contact p may fetch id: only a file being sent
+// to p.
+func (m *Messenger) contentAllowed(p peer.ID, id content.ID) bool {
+	for _, f := range m.st.sendings() {
+		if f.Peer == p && content.ID(f.Content) == id {
+			return true
+		}
+	}
+	return false
+}
+
 // SendFile sends the file at path to contact id in the background; follow it
-// with TransferProgress events or Transfers. It retries, resuming, until the
-// file is through or ctx ends.
+// with TransferProgress events or Transfers. The file is hashed first (the
+// call returns after that); then it is offered until the receiver has it,
+// refuses it for good, or ctx ends.
 func (m *Messenger) SendFile(ctx context.Context, id peer.ID, path string) (Transfer, error) {
 	c, ok := m.st.contact(id)
 	if !ok {
@@ -77,37 +126,35 @@ func (m *Messenger) SendFile(ctx context.Context, id peer.ID, path string) (Tran
 	if c.State != Accepted {
 		return Transfer{}, fmt.Errorf("messenger: %s is not an accepted contact yet", c.Label())
 	}
-	f, err := os.Open(path)
+	if m.cs == nil {
+		return Transfer{}, errors.New("messenger: a super-peer does not send files")
+	}
+	fi, err := os.Stat(path)
 	if err != nil {
 		return Transfer{}, fmt.Errorf("messenger: %w", err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
+	if !fi.Mode().IsRegular() {
 		return Transfer{}, fmt.Errorf("messenger: %s is not a regular file", path)
 	}
 	if fi.Size() > MaxFileSize {
 		return Transfer{}, fmt.Errorf("messenger: %s is larger than %d bytes", path, int64(MaxFileSize))
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return Transfer{}, fmt.Errorf("messenger: read %s: %w", path, err)
-	}
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
-	}
-	t := &Transfer{ID: newID(), Peer: id, Name: filepath.Base(path), Size: fi.Size(), Out: true, State: "sending", SHA256: hex.EncodeToString(h.Sum(nil)), Path: path}
-	// Kept until the file is through (or refused for good), so that a
-	// restart resumes it where the receiver's partial file ends.
-	if err := m.st.putSending(sendingFile{ID: t.ID, Peer: id, Path: path, Size: t.Size, SHA256: h.Sum(nil)}); err != nil {
+	info, err := m.cs.Add(ctx, path)
+	if err != nil {
 		return Transfer{}, fmt.Errorf("messenger: %w", err)
 	}
-	return m.startSending(ctx, t, h.Sum(nil)), nil
+	t := &Transfer{ID: newID(), Peer: id, Name: filepath.Base(info.Path), Size: info.Size, Out: true, State: "sending", Content: info.ID.String(), Path: info.Path}
+	// Kept until the file is through (or refused for good), so that a
+	// restart offers it again and the receiver resumes from its pieces.
+	if err := m.st.putSending(sendingFile{ID: t.ID, Peer: id, Path: t.Path, Size: t.Size, Content: info.ID[:]}); err != nil {
+		return Transfer{}, fmt.Errorf("messenger: %w", err)
+	}
+	return m.startSending(ctx, t, info.ID), nil
 }
 
 // startSending runs t's send loop in the background; the saved record goes
 // when the loop ends for any reason but the messenger stopping.
-func (m *Messenger) startSending(ctx context.Context, t *Transfer, sum []byte) Transfer {
+func (m *Messenger) startSending(ctx context.Context, t *Transfer, id content.ID) Transfer {
 	m.mu.Lock()
 	m.transfers[t.ID] = t
 	snap := *t
@@ -119,20 +166,33 @@ func (m *Messenger) startSending(ctx context.Context, t *Transfer, sum []byte) T
 		stop := context.AfterFunc(m.ctx, cancel)
 		defer stop()
 		defer cancel()
-		m.sendLoop(ctx, t, sum)
+		m.sendLoop(ctx, t, id)
 		if m.ctx.Err() == nil {
 			m.st.deleteSending(t.ID)
+			m.unshare(id)
 		}
 	}()
 	return snap
 }
 
-func (m *Messenger) sendLoop(ctx context.Context, t *Transfer, sum []byte) {
+// unshare stops sharing id once no transfer sends it any more.
+func (m *Messenger) unshare(id content.ID) {
+	for _, f := range m.st.sendings() {
+		if content.ID(f.Content) == id {
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	_ = m.cs.Remove(ctx, id)
+}
+
+func (m *Messenger) sendLoop(ctx context.Context, t *Transfer, id content.ID) {
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := m.sendOnce(ctx, t, sum)
+		err := m.sendOnce(ctx, t, id)
 		if err == nil {
-			m.progress(t, func(t *Transfer) { t.State, t.Done = "done", t.Size })
+			m.progress(t, func(t *Transfer) { t.State, t.Done, t.Err = "done", t.Size, "" })
 			return
 		}
 		var final finalError
@@ -149,7 +209,9 @@ func (m *Messenger) sendLoop(ctx context.Context, t *Transfer, sum []byte) {
 	}
 }
 
-func (m *Messenger) sendOnce(ctx context.Context, t *Transfer, sum []byte) error {
+// sendOnce offers t once and follows the receiver's replies until it has the
+// file, refuses it, or the pipe fails.
+func (m *Messenger) sendOnce(ctx context.Context, t *Transfer, id content.ID) error {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	conn, err := m.ps.Dial(dctx, filePipe, pipes.ToPeer(t.Peer))
 	cancel()
@@ -159,66 +221,28 @@ func (m *Messenger) sendOnce(ctx context.Context, t *Transfer, sum []byte) error
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	hdr, _ := enc.Marshal(fileHeader{ID: t.ID, Name: t.Name, Size: t.Size, SHA256: sum})
+	hdr, _ := enc.Marshal(fileHeader{ID: t.ID, Name: t.Name, Size: t.Size, Content: id[:]})
 	if err := msgio.NewVarintWriter(conn).WriteMsg(hdr); err != nil {
 		return err
 	}
 	r := msgio.NewVarintReaderSize(conn, 4096)
-	var reply fileReply
-	if err := readMsg(r, &reply); err != nil {
-		return err
-	}
-	if reply.Err != "" {
-		return replyErr(reply)
-	}
-	if reply.Done {
-		return nil
-	}
-	f, err := os.Open(t.Path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := f.Seek(reply.Offset, io.SeekStart); err != nil {
-		return err
-	}
-	m.progress(t, func(t *Transfer) { t.State, t.Done, t.Err = "sending", reply.Offset, "" })
-	buf := make([]byte, 256<<10)
-	done := reply.Offset
-	last := time.Now()
-	for done < t.Size {
-		n, err := f.Read(buf)
-		if n > 0 {
-			if _, werr := conn.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			done += int64(n)
-			if time.Since(last) > 200*time.Millisecond {
-				last = time.Now()
-				d := done
-				m.progress(t, func(t *Transfer) { t.Done = d })
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+	for first := true; ; first = false {
+		var reply fileReply
+		_ = conn.SetReadDeadline(time.Now().Add(replyTimeout))
+		if err := readMsg(r, &reply); err != nil {
 			return err
 		}
+		switch {
+		case reply.Err != "":
+			return replyErr(reply)
+		case reply.Done:
+			return nil
+		}
+		if first || reply.Offset > 0 {
+			d := min(max(reply.Offset, 0), t.Size)
+			m.progress(t, func(t *Transfer) { t.State, t.Done, t.Err = "sending", d, "" })
+		}
 	}
-	if err := conn.CloseWrite(); err != nil {
-		return err
-	}
-	if err := readMsg(r, &reply); err != nil {
-		return err
-	}
-	if reply.Err != "" {
-		return replyErr(reply)
-	}
-	if !reply.Done {
-		return errors.New("receiver did not confirm the file")
-	}
-	return nil
 }
 
 func readMsg(r msgio.ReadCloser, v any) error {
@@ -228,159 +252,6 @@ func readMsg(r msgio.ReadCloser, v any) error {
 	}
 	defer r.ReleaseMsg(b)
 	return dec.Unmarshal(b, v)
-}
-
-func (m *Messenger) acceptFiles(l *pipes.Listener) {
-	defer m.wg.Done()
-	sweepPartials(m.Downloads())
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			defer c.Close()
-			stop := context.AfterFunc(m.ctx, func() { c.Close() })
-			defer stop()
-			if err := m.receive(c.(*pipes.Conn)); err != nil {
-				m.log.Debug("file receive", "err", err)
-			}
-		}()
-	}
-}
-
-// receive takes one transfer attempt: it appends to the partial file and, when
-// the file is whole, checks its hash before moving it into Downloads.
-func (m *Messenger) receive(c *pipes.Conn) error {
-	from := c.RemotePeer()
-	w := msgio.NewVarintWriter(c)
-	reply := func(r fileReply) error {
-		b, _ := enc.Marshal(r)
-		return w.WriteMsg(b)
-	}
-	contact, ok := m.st.contact(from)
-	if !ok || contact.State != Accepted {
-		return reply(fileReply{Err: "not a contact"})
-	}
-	r := msgio.NewVarintReaderSize(c, 4096)
-	var h fileHeader
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if err := readMsg(r, &h); err != nil {
-		return err
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	if err := validHeader(h); err != nil {
-		return reply(fileReply{Err: "bad file header: " + err.Error(), Final: true})
-	}
-	name := safename.SafeName(h.Name)
-	dir := m.Downloads()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return reply(fileReply{Err: "receiver cannot store files"})
-	}
-	// The partial file is named by sender and transfer, so that one contact
-	// cannot append to another's.
-	part := partialName(dir, senderTag(from)+h.ID)
-	var have int64
-	if fi, err := os.Stat(part); err == nil {
-		have = fi.Size()
-	}
-	if err := admitPartial(dir, senderTag(from)+h.ID, h.Size, have); err != nil {
-		return reply(fileReply{Err: err.Error(), Final: errors.Is(err, errNoSpace)})
-	}
-	f, err := os.OpenFile(part, os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return reply(fileReply{Err: "receiver cannot store files"})
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	offset := min(fi.Size(), h.Size)
-	t := m.transfer(h.ID, func() *Transfer {
-		return &Transfer{ID: h.ID, Peer: from, Name: name, Size: h.Size, State: "receiving", SHA256: hex.EncodeToString(h.SHA256)}
-	})
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return err
-	}
-	if err := reply(fileReply{Offset: offset}); err != nil {
-		return err
-	}
-	m.progress(t, func(t *Transfer) { t.State, t.Done = "receiving", offset })
-	buf := make([]byte, 256<<10)
-	done := offset
-	last := time.Now()
-	for done < h.Size {
-		n, err := c.Read(buf[:min(int64(len(buf)), h.Size-done)])
-		if n > 0 {
-			if _, werr := f.Write(buf[:n]); werr != nil {
-				f.Close()
-				os.Remove(part)
-				return reply(fileReply{Err: "receiver's disk refused the file: " + werr.Error(), Final: true})
-			}
-			done += int64(n)
-			if time.Since(last) > 200*time.Millisecond {
-				last = time.Now()
-				d := done
-				m.progress(t, func(t *Transfer) { t.Done = d })
-			}
-		}
-		if err != nil && done < h.Size {
-			f.Sync()
-			// Said, not silent: the sender resumes from here when it can
-			// (also after a restart); the partial file is kept PartialTTL.
-			m.progress(t, func(t *Transfer) {
-				t.Done, t.State, t.Err = done, "paused", "waiting for the sender to resume"
-			})
-			return err
-		}
-	}
-	rep, err := m.placeReceived(f, part, dir, name, t, h.Size, contact)
-	if err != nil {
-		return err
-	}
-	return reply(rep)
-}
-
-// placeReceived checks the whole partial file's hash and moves it into dir
-// as name; the reply says how that went, the error that the stream failed.
-func (m *Messenger) placeReceived(f *os.File, part, dir, name string, t *Transfer, size int64, contact Contact) (fileReply, error) {
-	if err := f.Sync(); err != nil {
-		return fileReply{Err: "receiver's disk refused the file: " + err.Error()}, nil
-	}
-	sum, err := fileSHA256(part)
-	if err != nil {
-		return fileReply{}, err
-	}
-	if hex.EncodeToString(sum) != t.SHA256 {
-		os.Remove(part)
-		m.progress(t, func(t *Transfer) { t.State, t.Err = "failed", "hash mismatch; starting over" })
-		return fileReply{Err: "hash mismatch"}, nil
-	}
-	f.Close()
-	dst, err := safename.Place(part, dir, name)
-	if err != nil {
-		os.Remove(part)
-		return fileReply{Err: "receiver cannot store files", Final: true}, nil
-	}
-	m.progress(t, func(t *Transfer) { t.State, t.Done, t.Path = "done", size, dst })
-	m.emit(Notice{Text: fmt.Sprintf("received %s from %s (%d bytes, sha256 ok)", name, contact.Label(), size)})
-	return fileReply{Done: true}, nil
-}
-
-func fileSHA256(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, err
-	}
-	return h.Sum(nil), nil
 }
 
 func (m *Messenger) transfer(id string, mk func() *Transfer) *Transfer {

@@ -45,19 +45,35 @@ func validHeader(h fileHeader) error {
 		return errors.New("bad file name")
 	case h.Size < 0 || h.Size > MaxFileSize:
 		return fmt.Errorf("bad size %d", h.Size)
-	case len(h.SHA256) != 32:
-		return errors.New("bad hash")
+	case len(h.Content) != 32 || [32]byte(h.Content) == [32]byte{}:
+		return errors.New("bad content ID")
 	}
 	return nil
 }
 
-// partialName is the unfinished file of transfer id in dir.
+// partialName is the unfinished file of transfer id in dir. The content
+// service keeps its piece bitmap beside it (partialName + ".state").
 func partialName(dir, id string) string { return filepath.Join(dir, "."+id+".part") }
 
+// partialHeld returns how many bytes the unfinished file at part holds on
+// disk (it is sparse: the content service writes pieces where they go), or
+// -1 when there is none.
+func partialHeld(part string) int64 {
+	fi, err := os.Stat(part)
+	if err != nil {
+		return -1
+	}
+	if n, ok := allocated(fi); ok {
+		return n
+	}
+	return fi.Size()
+}
+
 // admitPartial decides whether transfer id may keep an unfinished file of size
-// bytes in dir: it deletes partial files older than PartialTTL, then refuses
-// when MaxPartialFiles others are unfinished, or when the disk would be left
-// with less than FreeSpaceReserve.
+// bytes in dir, which holds have bytes of it (-1: none yet): it deletes
+// partial files older than PartialTTL, then refuses a new one when
+// MaxPartialFiles others are unfinished, or when the disk would be left with
+// less than FreeSpaceReserve.
 func admitPartial(dir, id string, size, have int64) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -66,7 +82,8 @@ func admitPartial(dir, id string, size, have int64) error {
 	others := 0
 	for _, e := range entries {
 		name := e.Name()
-		if !strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".part") || name == "."+id+".part" {
+		state := strings.HasSuffix(name, ".part.state")
+		if !strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".part") || state) || strings.HasPrefix(name, "."+id+".part") {
 			continue
 		}
 		fi, err := e.Info()
@@ -75,13 +92,19 @@ func admitPartial(dir, id string, size, have int64) error {
 		}
 		if time.Since(fi.ModTime()) > PartialTTL {
 			os.Remove(filepath.Join(dir, name))
+			if !state {
+				os.Remove(filepath.Join(dir, name+".state"))
+			}
 			continue
 		}
-		others++
+		if !state {
+			others++
+		}
 	}
-	if have == 0 && others >= MaxPartialFiles {
+	if have < 0 && others >= MaxPartialFiles {
 		return fmt.Errorf("%w: %d waiting", errTooManyPart, others)
 	}
+	have = max(have, 0)
 	if free, ok := freeSpace(dir); ok && free-(size-have) < FreeSpaceReserve {
 		return fmt.Errorf("%w: %d bytes free, %d needed", errNoSpace, free, size-have+FreeSpaceReserve)
 	}
@@ -90,7 +113,8 @@ func admitPartial(dir, id string, size, have int64) error {
 
 // sweepPartials deletes unfinished incoming files older than PartialTTL.
 func sweepPartials(dir string) {
-	_ = admitPartial(dir, "", 0, 1)
+	_ = admitPartial(dir, "\x00", 0, 0) // "\x00": no transfer's files to spare
+
 }
 
 // senderTag is a short, file-name-safe tag of a sender's peer ID.

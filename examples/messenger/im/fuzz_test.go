@@ -1,6 +1,7 @@
 package im
 
 import (
+	"bytes"
 	"crypto/rand"
 	"path/filepath"
 	"testing"
@@ -116,7 +117,7 @@ func FuzzMailboxResponse(f *testing.F) {
 // FuzzFileHeader: any header; one that passes validHeader gives a name that
 // stays inside the downloads folder.
 func FuzzFileHeader(f *testing.F) {
-	for _, h := range []fileHeader{{ID: "abc", Name: "photo.jpg", Size: 10, SHA256: make([]byte, 32)}, {ID: "x", Name: "..", Size: 0, SHA256: make([]byte, 32)}} {
+	for _, h := range []fileHeader{{ID: "abc", Name: "photo.jpg", Size: 10, Content: bytes.Repeat([]byte{1}, 32)}, {ID: "x", Name: "..", Size: 0, Content: bytes.Repeat([]byte{2}, 32)}} {
 		b, _ := enc.Marshal(h)
 		f.Add(b)
 	}

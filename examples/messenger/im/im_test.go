@@ -2,16 +2,11 @@ package im
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"github.com/juxta-p2p/juxta/internal/leaktest"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	lpeer "github.com/libp2p/go-libp2p/core/peer"
 )
 
 func TestMain(m *testing.M) {
@@ -66,81 +61,6 @@ func friends(t *testing.T, a, b *Messenger) {
 		cb, err2 := b.Contact(a.ID().String())
 		return err1 == nil && err2 == nil && ca.State == Accepted && cb.State == Accepted && ca.Presence == "online" && cb.Presence == "online"
 	})
-}
-
-func TestFileTransferResumesAfterDrop(t *testing.T) {
-	size := int64(100 << 20)
-	if testing.Short() {
-		size = 8 << 20
-	}
-	a, b := open(t, "alice"), open(t, "bob")
-	friends(t, a, b)
-	src := filepath.Join(t.TempDir(), "big.bin")
-	f, err := os.Create(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	want := h.Sum(nil)
-
-	sub := a.Subscribe(context.Background())
-	defer sub.Cancel()
-	tr, err := a.SendFile(context.Background(), b.ID(), src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Drop every connection between them once a third is through.
-	dropped := false
-	deadline := time.After(3 * time.Minute)
-	var last Transfer
-	for last.State != "done" {
-		select {
-		case ev := <-sub.C:
-			tp, ok := ev.(TransferProgress)
-			if !ok || tp.Transfer.ID != tr.ID {
-				continue
-			}
-			last = tp.Transfer
-			if last.State == "failed" {
-				t.Fatalf("transfer failed: %s", last.Err)
-			}
-			if !dropped && last.Done > size/3 {
-				dropped = true
-				for _, c := range a.Peer().Libp2p().Host.Network().ConnsToPeer(lpeer.ID(b.ID())) {
-					c.Close()
-				}
-			}
-		case <-deadline:
-			t.Fatalf("transfer stuck at %d of %d (%s)", last.Done, size, last.State)
-		}
-	}
-	if !dropped {
-		t.Fatal("the connection was never dropped")
-	}
-	var got Transfer
-	eventually(t, patience, "the receiver to finish", func() bool {
-		for _, x := range b.Transfers() {
-			if x.ID == tr.ID && x.State == "done" {
-				got = x
-				return true
-			}
-		}
-		return false
-	})
-	sum, err := fileSHA256(got.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(sum) != string(want) {
-		t.Fatal("received file's hash does not match")
-	}
-	if fi, _ := os.Stat(got.Path); fi.Size() != size {
-		t.Fatalf("received %d bytes", fi.Size())
-	}
 }
 
 func TestFileTransferRefusesStrangers(t *testing.T) {

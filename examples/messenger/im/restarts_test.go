@@ -140,9 +140,11 @@ func TestFileTransferResumesAfterSenderRestart(t *testing.T) {
 	sub.Cancel()
 	a.Close()
 	// The receiver says what happened instead of going quiet.
+	var held int64
 	eventually(t, patience, "the receiver to show the transfer paused", func() bool {
 		for _, x := range b.Transfers() {
 			if x.ID == tr.ID {
+				held = x.Done
 				return x.State == "paused"
 			}
 		}
@@ -172,6 +174,13 @@ func TestFileTransferResumesAfterSenderRestart(t *testing.T) {
 		t.Fatalf("partial files left: %v", parts)
 	}
 	eventually(t, patience, "the sender's record to go", func() bool { return len(a.st.sendings()) == 0 })
+	// Resumed, not restarted: the restarted sender sent what the receiver
+	// did not hold, and at most the pieces that were in flight again.
+	sent := a.cs.Uploaded()
+	t.Logf("figures: %d bytes; the receiver held %d when the sender stopped; the restarted sender sent %d", int64(size), held, sent)
+	if sent > size-held+inFlight {
+		t.Fatalf("the restarted sender sent %d bytes, more than the %d the receiver lacked and %d in flight", sent, size-held, inFlight)
+	}
 }
 
 // Issue 11: room credentials were almost 1,000 characters to copy by hand,
