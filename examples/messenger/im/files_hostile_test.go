@@ -62,22 +62,32 @@ func randomID() []byte {
 // reply and the open connection.
 func offer(t *testing.T, a, b *Messenger, hdr fileHeader) (fileReply, net.Conn) {
 	t.Helper()
+	r, c, err := tryOffer(a, b, hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, c
+}
+
+// tryOffer is offer for goroutines other than the test's.
+func tryOffer(a, b *Messenger, hdr fileHeader) (fileReply, net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := a.ps.Dial(ctx, filePipe, pipes.ToPeer(b.ID()))
 	if err != nil {
-		t.Fatal(err)
+		return fileReply{}, nil, err
 	}
 	raw, _ := enc.Marshal(hdr)
-	if err := msgio.NewVarintWriter(c).WriteMsg(raw); err != nil {
-		t.Fatal(err)
-	}
 	var r fileReply
-	_ = c.SetReadDeadline(time.Now().Add(patience))
-	if err := readMsg(msgio.NewVarintReaderSize(c, 4096), &r); err != nil {
-		t.Fatal(err)
+	if err = msgio.NewVarintWriter(c).WriteMsg(raw); err == nil {
+		_ = c.SetReadDeadline(time.Now().Add(patience))
+		err = readMsg(msgio.NewVarintReaderSize(c, 4096), &r)
 	}
-	return r, c
+	if err != nil {
+		c.Close()
+		return fileReply{}, nil, err
+	}
+	return r, c, nil
 }
 
 // outcome reads the receiver's replies on c until it says Done or refuses.
@@ -252,14 +262,19 @@ func TestHostileFileFlood(t *testing.T) {
 		accepted []net.Conn
 		ids      []string
 		refused  []string
+		failed   []error
 	)
 	for _, h := range hdrs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, c := offer(t, a, b, h)
+			r, c, err := tryOffer(a, b, h)
 			mu.Lock()
 			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, err)
+				return
+			}
 			if r.Err != "" {
 				c.Close()
 				refused = append(refused, r.Err)
@@ -269,6 +284,9 @@ func TestHostileFileFlood(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("offers failed: %v", failed)
+	}
 	if len(accepted) != MaxReceivesPerContact || len(refused) != flood-MaxReceivesPerContact {
 		t.Fatalf("%d offers at once: %d taken, refused %q; want %d taken", flood, len(accepted), refused, MaxReceivesPerContact)
 	}

@@ -104,15 +104,18 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 		return reply(fileReply{Err: "receiver cannot store files"})
 	}
 	part := partialName(dir, key)
-	if err := admitPartial(dir, key, h.Size, partialHeld(part)); err != nil {
+	held := partialHeld(part)
+	if err := admitPartial(dir, key, h.Size, held); err != nil {
 		return reply(fileReply{Err: err.Error(), Final: errors.Is(err, errNoSpace)})
 	}
 	name := safename.SafeName(h.Name)
 	t := m.transfer(h.ID, func() *Transfer {
 		return &Transfer{ID: h.ID, Peer: from, Name: name, Size: h.Size, State: "receiving", Content: content.ID(h.Content).String()}
 	})
-	m.progress(t, func(t *Transfer) { t.State, t.Err = "receiving", "" })
-	if err := reply(fileReply{}); err != nil {
+	// Taken: the first reply says about how much is here already.
+	held = min(max(held, 0), h.Size)
+	m.progress(t, func(t *Transfer) { t.State, t.Done, t.Err = "receiving", held, "" })
+	if err := reply(fileReply{Offset: held}); err != nil {
 		return err
 	}
 	rep := m.fetchOffer(ctx, reply, t, h, strings.TrimSuffix(part, ".part"), from)
