@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,60 @@ func bigFile(t *testing.T, size int64) (string, []byte) {
 		t.Fatal(err)
 	}
 	return src, h.Sum(nil)
+}
+
+// gate holds a sender's uploads once n pieces were served, until released:
+// a test interrupts a transfer at a known point, however fast the machine.
+type gate struct {
+	n               int32
+	served          atomic.Int32
+	reached, opened chan struct{}
+	reach, open     sync.Once
+}
+
+func newGate(n int) *gate {
+	return &gate{n: int32(n), reached: make(chan struct{}), opened: make(chan struct{})}
+}
+
+// hook is the sender's Config.corrupt: it damages nothing.
+func (g *gate) hook(int, []byte) {
+	if g.served.Add(1) > g.n {
+		g.reach.Do(func() { close(g.reached) })
+		<-g.opened
+	}
+}
+
+// wait returns once the gate holds the sender's uploads.
+func (g *gate) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.reached:
+	case <-time.After(patience):
+		t.Fatalf("the sender never served %d pieces", g.n)
+	}
+}
+
+// release lets the uploads go on; call it (t.Cleanup) before the sender
+// closes.
+func (g *gate) release() { g.open.Do(func() { close(g.opened) }) }
+
+// reopenable returns an opener of messengers whose directories stay across
+// a Close, so that a test restarts one by opening it again.
+func reopenable(t *testing.T) func(name string, extra ...func(*Config)) *Messenger {
+	base := t.TempDir()
+	return func(name string, extra ...func(*Config)) *Messenger {
+		t.Helper()
+		cfg := Config{Dir: filepath.Join(base, name), Name: name, Loopback: true, NoMDNS: true, AutoAway: -1, Heartbeat: time.Second}
+		for _, f := range extra {
+			f(&cfg)
+		}
+		m, err := Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
 }
 
 // transferSize is the acceptance's 100 MB (8 MiB with -short).
@@ -149,32 +204,39 @@ func TestFileTransferCorruptedPiece(t *testing.T) {
 // drop are sent again.
 func TestFileTransferResumesAfterDrop(t *testing.T) {
 	size := transferSize()
-	a, b := open(t, "alice"), open(t, "bob")
+	g := newGate(int(size / content.PieceSize / 3))
+	a := open(t, "alice", func(c *Config) { c.corrupt = g.hook })
+	t.Cleanup(g.release) // before alice closes
+	b := open(t, "bob")
 	friends(t, a, b)
 	src, want := bigFile(t, size)
 	sub := a.Subscribe(context.Background())
 	defer sub.Cancel()
+	bsub := b.Subscribe(context.Background())
+	defer bsub.Cancel()
 	start := time.Now()
 	tr, err := a.SendFile(context.Background(), b.ID(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Drop every connection between them once a third is through.
-	dropped := false
-	follow(t, sub.C, tr.ID, func(x Transfer) {
-		if !dropped && x.Done > size/3 {
-			if x.Done == size {
-				t.Skip("the whole file went through before the connection could be dropped")
-			}
-			dropped = true
-			for _, c := range a.Peer().Libp2p().Host.Network().ConnsToPeer(lpeer.ID(b.ID())) {
-				c.Close()
-			}
-		}
-	})
-	if !dropped {
-		t.Fatal("the connection was never dropped")
+	// Drop every connection between them a third of the way, while alice
+	// holds her uploads; then let them go on.
+	g.wait(t)
+	for _, c := range a.Peer().Libp2p().Host.Network().ConnsToPeer(lpeer.ID(b.ID())) {
+		c.Close()
 	}
+	// The receiver's fetch stops with the connection, and waits.
+	for paused := false; !paused; {
+		select {
+		case ev := <-bsub.C:
+			tp, ok := ev.(TransferProgress)
+			paused = ok && tp.Transfer.ID == tr.ID && tp.Transfer.State == "paused"
+		case <-time.After(patience):
+			t.Fatal("the receiver did not pause when the connection dropped")
+		}
+	}
+	g.release()
+	follow(t, sub.C, tr.ID, nil)
 	receivedOK(t, b, tr.ID, size, want)
 	sent := a.cs.Uploaded()
 	t.Logf("figures: %d bytes, connection dropped at a third; sender sent %d bytes (%d again, bound %d) in %v",
@@ -189,43 +251,29 @@ func TestFileTransferResumesAfterDrop(t *testing.T) {
 // the pieces that were in flight.
 func TestFileTransferResumesAfterReceiverRestart(t *testing.T) {
 	ctx := context.Background()
-	base := t.TempDir()
-	at := func(name string) *Messenger {
-		t.Helper()
-		m, err := Open(ctx, Config{Dir: filepath.Join(base, name), Name: name, Loopback: true, NoMDNS: true, AutoAway: -1, Heartbeat: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		return m
-	}
-	a, b := at("alice"), at("bob")
-	friends(t, a, b)
+	at := reopenable(t)
 	size := transferSize()
+	g := newGate(int(size / content.PieceSize / 3))
+	a := at("alice", func(c *Config) { c.corrupt = g.hook })
+	t.Cleanup(g.release) // before alice closes
+	b := at("bob")
+	friends(t, a, b)
 	src, want := bigFile(t, size)
-	sub := a.Subscribe(ctx)
-	defer sub.Cancel()
 	tr, err := a.SendFile(ctx, b.ID(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopped := false
-	follow(t, sub.C, tr.ID, func(x Transfer) {
-		if !stopped && x.Done > 0 {
-			if x.Done == size {
-				t.Skip("the whole file went through before the receiver could be stopped")
-			}
-			stopped = true
-			b.Close()
-			if parts := countPartials(b.Downloads()); parts != 1 {
-				t.Errorf("partial files at the stopped receiver: %d", parts)
-			}
-			b = at("bob")
-		}
-	})
+	// Stop bob a third of the way, while alice holds her uploads.
+	g.wait(t)
+	b.Close()
+	if parts := countPartials(b.Downloads()); parts != 1 {
+		t.Fatalf("partial files at the stopped receiver: %d", parts)
+	}
+	g.release()
+	b = at("bob")
 	receivedOK(t, b, tr.ID, size, want)
 	sent := a.cs.Uploaded()
-	t.Logf("figures: %d bytes, receiver restarted; sender sent %d bytes (%d again, bound %d)", size, sent, sent-size, inFlight)
+	t.Logf("figures: %d bytes, receiver restarted a third of the way; sender sent %d bytes (%d again, bound %d)", size, sent, sent-size, inFlight)
 	if sent > size+inFlight {
 		t.Fatalf("the sender sent %d bytes for a %d-byte file after the receiver restarted, more than the %d in flight again", sent, size, inFlight)
 	}
