@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/juxta-p2p/juxta/groups"
 )
 
@@ -170,6 +172,15 @@ type joinFixture struct {
 
 	nw  *pnet
 	grp *groups.Group
+	// sigs are the signed messages baseRoundTripSigs verifies: as many as
+	// an invite join checks (see there).
+	sigs []signedMsg
+}
+
+// signedMsg is a message and its Ed25519 signature, as libp2p keys make it.
+type signedMsg struct {
+	key      crypto.PubKey
+	msg, sig []byte
 }
 
 func (f *joinFixture) setup(ctx context.Context) (_ func() error, err error) {
@@ -184,7 +195,30 @@ func (f *joinFixture) setup(ctx context.Context) (_ func() error, err error) {
 		return nil, errors.Join(fmt.Errorf("create: %w", err), f.nw.close())
 	}
 	creator.p.Libp2p().Host.SetStreamHandler(rrProto, rrServe)
+	if f.sigs, err = signedMsgs(4); err != nil {
+		return nil, errors.Join(err, f.nw.close())
+	}
 	return f.nw.close, nil
+}
+
+// signedMsgs makes n signed messages of 400 bytes (a group advertisement's
+// size) under a fresh Ed25519 key.
+func signedMsgs(n int) ([]signedMsg, error) {
+	priv, pub, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]signedMsg, n)
+	for i := range out {
+		msg := make([]byte, 400)
+		rand.Read(msg)
+		sig, err := priv.Sign(msg)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = signedMsg{key: pub, msg: msg, sig: sig}
+	}
+	return out, nil
 }
 
 // fresh starts a new member-to-be, connected to the creator, and lets its
@@ -253,6 +287,33 @@ func (f *joinFixture) baseRoundTrip(ctx context.Context) (_ float64, err error) 
 	}
 	defer func() { err = errors.Join(err, n.close()) }()
 	start := time.Now()
+	if err := roundTrip(ctx, n.p.Libp2p().Host, lp(f.nw.members[0].p.ID())); err != nil {
+		return 0, err
+	}
+	return ms(time.Since(start)), nil
+}
+
+// baseRoundTripSigs is the invite join's baseline: one raw stream round
+// trip, as baseRoundTrip, plus the four signature checks an invite join
+// cannot skip: the group advertisement's and the credential's by the joiner
+// before it asks, the credential's again by the key holder before it
+// answers, and the signed revocation list (which carries the key's hash) by
+// the joiner after. They are Ed25519 verifications of 400-byte messages,
+// timed in series with the round trip, as they are in a join.
+func (f *joinFixture) baseRoundTripSigs(ctx context.Context) (_ float64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := f.fresh(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, n.close()) }()
+	start := time.Now()
+	for _, m := range f.sigs {
+		if ok, err := m.key.Verify(m.msg, m.sig); !ok || err != nil {
+			return 0, fmt.Errorf("a signature did not verify: %v", err)
+		}
+	}
 	if err := roundTrip(ctx, n.p.Libp2p().Host, lp(f.nw.members[0].p.ID())); err != nil {
 		return 0, err
 	}

@@ -90,8 +90,13 @@ func (s *Service) group(id string) *Group {
 }
 
 func (s *Service) openStream(ctx context.Context, id peer.ID, proto string) (network.Stream, error) {
-	if _, err := s.p.Connect(ctx, peer.Addr{ID: id}); err != nil {
-		return nil, err
+	// Connected already (the usual case: a join's key holder, a member
+	// challenged on its own stream): no dial, and peer.Connect's address
+	// and hole-punching bookkeeping would only add to every exchange.
+	if s.host.Network().Connectedness(lpeer.ID(id)) != network.Connected {
+		if _, err := s.p.Connect(ctx, peer.Addr{ID: id}); err != nil {
+			return nil, err
+		}
 	}
 	str, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, "juxta group"), lpeer.ID(id), protocol.ID(proto))
 	if err != nil {
