@@ -85,7 +85,8 @@ type MsgConn struct {
 	ctx      context.Context // cancelled when the connection ends
 	cancel   context.CancelFunc
 
-	wmu sync.Mutex // serialises writes to the current stream
+	wmu   sync.Mutex // serialises writes to the current stream
+	watch sendWatch  // bounds a Send's write by its ctx
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on a state change someone waits for; guarded by mu
@@ -220,6 +221,10 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 		c.mu.Unlock()
 		return 0, err
 	}
+	if err := ctx.Err(); err != nil {
+		c.mu.Unlock()
+		return 0, err // nothing queued: a message is sent, or Send fails
+	}
 	var seq uint64
 	if c.reliable {
 		seq = c.nextSeq
@@ -241,21 +246,10 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 	// ctx bounds the write too: a peer that stops reading must not hold Send
 	// (and wmu) forever. On a reliable pipe the message stays in the resend
 	// buffer and goes out again on the resumed stream.
-	var stop func() bool
-	var fired chan struct{}
-	if ctx.Done() != nil {
-		fired = make(chan struct{})
-		stop = context.AfterFunc(ctx, func() {
-			_ = str.SetWriteDeadline(time.Now())
-			close(fired)
-		})
-	}
-	_, err := str.Write(frame)
-	if stop != nil && !stop() {
-		// The callback started: let it finish before clearing its deadline,
-		// or a deadline in the past outlives this Send and fails the next.
-		<-fired
-		_ = str.SetWriteDeadline(time.Time{})
+	err := c.watch.begin(ctx, str)
+	if err == nil {
+		_, err = str.Write(frame)
+		c.watch.end(str)
 	}
 	if err != nil {
 		c.breakStream(gen, err)
@@ -385,6 +379,7 @@ func (c *MsgConn) Close() error {
 	}
 	c.cancel()
 	c.forget()
+	c.watch.close()
 	c.wg.Wait()
 	return nil
 }
