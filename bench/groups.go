@@ -276,25 +276,9 @@ func (f *joinFixture) juxta(ctx context.Context) (_ float64, err error) {
 	return ms(elapsed), nil
 }
 
-// baseRoundTrip times one raw stream round trip (100 B request, 1 KiB
-// answer) from a fresh peer, connected like the joiner, to the creator.
-func (f *joinFixture) baseRoundTrip(ctx context.Context) (_ float64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	n, err := f.fresh(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { err = errors.Join(err, n.close()) }()
-	start := time.Now()
-	if err := roundTrip(ctx, n.p.Libp2p().Host, lp(f.nw.members[0].p.ID())); err != nil {
-		return 0, err
-	}
-	return ms(time.Since(start)), nil
-}
-
 // baseRoundTripSigs is the invite join's baseline: one raw stream round
-// trip, as baseRoundTrip, plus the four signature checks an invite join
+// trip (100 B request, 1 KiB answer) from a fresh peer, connected like the
+// joiner, to the creator, plus the four signature checks an invite join
 // cannot skip: the group advertisement's and the credential's by the joiner
 // before it asks, the credential's again by the key holder before it
 // answers, and the signed revocation list (which carries the key's hash) by
