@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -106,7 +107,7 @@ func run() int {
 	fmt.Printf("- %s %s/%s, %d CPUs, GOMAXPROCS %d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	sec := jpeer.Security()
 	fmt.Printf("- juxta's security order on TCP: %s first; %s\n", sec.First, sec.Reason)
-	fmt.Printf("- %d measured repetitions per side (after %d warm-up), juxta and baseline interleaved; medians shown\n\n", *n, *warmup)
+	fmt.Printf("- %d measured repetitions per side (after %d warm-up), juxta and baseline back to back, alternating which goes first; ratios are medians of the pairs' ratios\n\n", *n, *warmup)
 
 	if *v {
 		logw = os.Stderr
@@ -238,12 +239,21 @@ func measure(ctx context.Context, r row, n, warmup int) result {
 	if r.n > 0 {
 		n, warmup = min(n, r.n), 0
 	}
+	type side struct {
+		name string
+		f    func(context.Context) (float64, error)
+		out  *[]float64
+	}
+	juxta, base := side{"juxta", r.juxta, &res.juxta}, side{"baseline", r.base, &res.base}
 	for i := -warmup; i < n; i++ {
-		for _, side := range []struct {
-			name string
-			f    func(context.Context) (float64, error)
-			out  *[]float64
-		}{{"juxta", r.juxta, &res.juxta}, {"baseline", r.base, &res.base}} {
+		// Which side goes first alternates (juxta, baseline, baseline, juxta,
+		// ...), so that neither always inherits the other's warm caches or its
+		// garbage; each side starts from a collected heap.
+		order := []side{juxta, base}
+		if i%2 != 0 {
+			order = []side{base, juxta}
+		}
+		for _, side := range order {
 			if side.f == nil {
 				continue
 			}
@@ -251,6 +261,7 @@ func measure(ctx context.Context, r row, n, warmup int) result {
 				res.err = err
 				return res
 			}
+			runtime.GC()
 			v, err := side.f(ctx)
 			if err != nil {
 				res.err = fmt.Errorf("%s, repetition %d: %w", side.name, i+1, err)
@@ -269,16 +280,16 @@ func measure(ctx context.Context, r row, n, warmup int) result {
 
 // printTable writes the results as a markdown table with notes.
 func printTable(w io.Writer, results []result) {
-	fmt.Fprintln(w, "| benchmark | juxta | baseline | unit | better | juxta ÷ baseline | juxta is | target (juxta ÷ baseline) |")
-	fmt.Fprintln(w, "|---|---:|---:|---|---|---:|---|---|")
+	fmt.Fprintln(w, "| benchmark | juxta | baseline | unit | better | juxta ÷ baseline | per-pair range | juxta is | target (juxta ÷ baseline) |")
+	fmt.Fprintln(w, "|---|---:|---:|---|---|---:|---|---|---|")
 	for _, r := range results {
 		noBase := r.row.base == nil && (r.row.derive == nil || r.lab)
 		if r.skipped != "" {
-			fmt.Fprintf(w, "| %s | skipped | – | %s | %s | – | – (%s) | – |\n", r.name, r.unit, r.better, r.skipped)
+			fmt.Fprintf(w, "| %s | skipped | – | %s | %s | – | – | – (%s) | – |\n", r.name, r.unit, r.better, r.skipped)
 			continue
 		}
 		if r.err != nil && (len(r.juxta) == 0 || (!noBase && len(r.base) == 0)) {
-			fmt.Fprintf(w, "| %s | error | error | %s | %s | – | – | %s |\n", r.name, r.unit, r.better, targetText(r.row, 0, false))
+			fmt.Fprintf(w, "| %s | error | error | %s | %s | – | – | – | %s |\n", r.name, r.unit, r.better, targetText(r.row, 0, false))
 			continue
 		}
 		j, b := stats.Median(r.juxta), stats.Median(r.base)
@@ -287,15 +298,18 @@ func printTable(w io.Writer, results []result) {
 			name += fmt.Sprintf(" (incomplete: %d/%d reps)", len(r.juxta), len(r.base))
 		}
 		if noBase {
-			fmt.Fprintf(w, "| %s | %s | – | %s | %s | – | – (no baseline) | – |\n", name, num(j), r.unit, r.better)
+			fmt.Fprintf(w, "| %s | %s | – | %s | %s | – | – | – (no baseline) | – |\n", name, num(j), r.unit, r.better)
 			continue
 		}
-		ratio := j / b
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %s | %s |\n",
-			name, num(j), num(b), r.unit, r.better, ratio, verdict(r.row, ratio), targetText(r.row, ratio, true))
+		ratio, lo, hi := pairedRatio(r.juxta, r.base)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %.2f–%.2f | %s | %s |\n",
+			name, num(j), num(b), r.unit, r.better, ratio, lo, hi, verdict(r.row, ratio), targetText(r.row, ratio, true))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "juxta ÷ baseline is the ratio of the medians. Where higher is better, a ratio above 1 favours juxta;")
+	fmt.Fprintln(w, "juxta and baseline are the medians of the repetitions. juxta ÷ baseline is the median of the ratios of")
+	fmt.Fprintln(w, "repetitions measured back to back (pair k: juxta's k-th against the baseline's k-th), so that load that")
+	fmt.Fprintln(w, "comes and goes during a row cancels; the per-pair range is the lowest and highest of those ratios.")
+	fmt.Fprintln(w, "Where higher is better, a ratio above 1 favours juxta;")
 	fmt.Fprintln(w, "where lower is better, a ratio below 1 favours juxta. \"juxta is\" states it in words.")
 	fmt.Fprintln(w, "Absolute numbers drift on shared machines: compare ratios within one run only.")
 	var notes []string
@@ -342,6 +356,21 @@ func targetText(r row, ratio float64, have bool) string {
 		s += " **missed**"
 	}
 	return s
+}
+
+// pairedRatio is the median, lowest and highest of juxta[k]/base[k], the
+// ratios of repetitions measured back to back. Rows whose sides have different
+// counts (none measured by measure) fall back to the ratio of the medians.
+func pairedRatio(juxta, base []float64) (median, lo, hi float64) {
+	if len(juxta) != len(base) || len(juxta) == 0 {
+		r := stats.Median(juxta) / stats.Median(base)
+		return r, r, r
+	}
+	ratios := make([]float64, len(juxta))
+	for k := range juxta {
+		ratios[k] = juxta[k] / base[k]
+	}
+	return stats.Median(ratios), slices.Min(ratios), slices.Max(ratios)
 }
 
 // num formats a value with three significant digits or more.
