@@ -246,11 +246,18 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 	// ctx bounds the write too: a peer that stops reading must not hold Send
 	// (and wmu) forever. On a reliable pipe the message stays in the resend
 	// buffer and goes out again on the resumed stream.
-	err := c.watch.begin(ctx, str)
-	if err == nil {
-		_, err = str.Write(frame)
-		c.watch.end(str)
+	if err := c.watch.begin(ctx, str); err != nil {
+		// ctx ended, or the connection did, after the check above: nothing
+		// is written, so nothing stays queued and the stream is left as it
+		// is (still holding wmu, no other Send has queued since).
+		c.unqueue(seq)
+		if errors.Is(err, net.ErrClosed) {
+			err = c.opErr("send", err)
+		}
+		return 0, err
 	}
+	_, err := str.Write(frame)
+	c.watch.end(str)
 	if err != nil {
 		c.breakStream(gen, err)
 		if !c.reliable {
@@ -258,6 +265,23 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 		}
 	}
 	return seq, nil
+}
+
+// unqueue takes back the message with sequence number seq, the last one
+// queued, which was never written. Called with wmu held.
+func (c *MsgConn) unqueue(seq uint64) {
+	if !c.reliable {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k := len(c.unacked) - 1; k >= 0 && c.unacked[k].seq == seq && c.nextSeq == seq+1 {
+		c.ubytes -= c.unacked[k].size
+		c.unacked[k] = outMsg{}
+		c.unacked = c.unacked[:k]
+		c.nextSeq = seq
+		c.signalLocked()
+	}
 }
 
 // WaitDelivered blocks until the other side has received the message with
@@ -379,12 +403,14 @@ func (c *MsgConn) Close() error {
 	}
 	c.cancel()
 	c.forget()
-	c.watch.close()
 	c.wg.Wait()
 	return nil
 }
 
+// forget unregisters an ended connection: from the service, and from the
+// ctx its last Send registered, whether or not Close is ever called.
 func (c *MsgConn) forget() {
+	c.watch.close()
 	c.s.mu.Lock()
 	c.s.deleteSessionLocked(sessionKey(c.s.scope, c.id, c.remote, c.sid), c)
 	c.s.mu.Unlock()

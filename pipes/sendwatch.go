@@ -2,6 +2,7 @@ package pipes
 
 import (
 	"context"
+	"net"
 	"sync"
 	"time"
 
@@ -22,11 +23,16 @@ type sendWatch struct {
 	cur   <-chan struct{} // Done of the Send writing now; nil between writes
 	str   network.Stream  // the stream that Send writes
 	fired bool            // the deadline was set during this write
+	// closed is set when the connection ends (forget), whether or not
+	// Close is called: nothing registers after it, so a ctx that outlives
+	// a dropped connection does not keep it.
+	closed bool
 }
 
 // begin registers ctx (unless its Done is registered already) and marks a
 // write of str under ctx as started. It fails with ctx's error when ctx has
-// ended: the write must not start. Called with wmu held.
+// ended, and with net.ErrClosed once the connection has ended: the write
+// must not start. Called with wmu held.
 func (w *sendWatch) begin(ctx context.Context, str network.Stream) error {
 	done := ctx.Done()
 	if done == nil {
@@ -34,6 +40,10 @@ func (w *sendWatch) begin(ctx context.Context, str network.Stream) error {
 	}
 	var old func() bool
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return net.ErrClosed
+	}
 	if done != w.done {
 		old = w.stop
 		w.done = done
@@ -74,12 +84,12 @@ func (w *sendWatch) ended(done <-chan struct{}) {
 	}
 }
 
-// close drops the registration, so that a ctx that outlives the connection
-// does not keep it.
+// close drops the registration for good, so that a ctx that outlives the
+// connection does not keep it.
 func (w *sendWatch) close() {
 	w.mu.Lock()
 	stop := w.stop
-	w.stop, w.done = nil, nil
+	w.stop, w.done, w.closed = nil, nil, true
 	w.mu.Unlock()
 	if stop != nil {
 		stop()
