@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/juxta-p2p/juxta/peer"
 )
@@ -53,6 +54,43 @@ func TestFetchRoundTrip100MiB(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameFile(t, src, dst)
+}
+
+// A provider's upload ends when its downloader is done: fetched again and
+// again, it keeps no session (each holding a goroutine, a piece buffer and
+// one of MaxUploads) and no slot of the choker that a next downloader needs.
+func TestUploadEndsWithDownload(t *testing.T) {
+	ctx := testCtx(t)
+	a, b := newNode(t, nil), newNode(t, nil)
+	src := writeRandom(t, t.TempDir(), "f", 2*PieceSize+1, 8)
+	info, err := a.s.Add(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "out")
+	for range a.s.cfg.UploadSlots + 3 {
+		if _, err := b.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.Addr()), OnlyProviders()); err != nil {
+			t.Fatal(err)
+		}
+		sameFile(t, src, dst)
+		if err := b.s.Remove(ctx, info.ID); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(dst)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		a.s.mu.Lock()
+		n := a.s.uploads
+		a.s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d uploads still open after their downloads ended", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func flipEvery(piece int, data []byte) {

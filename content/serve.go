@@ -344,12 +344,20 @@ func (s *Service) serve(str network.Stream) error {
 	}()
 	us.poke()
 
+	// The writer ends with the reader: it may be waiting for work, not in
+	// a write that the reset below would fail.
+	wctx, wcancel := context.WithCancel(s.ctx)
+	defer wcancel()
 	done := make(chan error, 1)
-	go func() { done <- us.writeLoop(w) }()
+	go func() { done <- us.writeLoop(wctx, w) }()
 	rerr := us.readLoop(br)
-	str.Reset() // ends the writer if it is blocked
+	wcancel()
+	str.Reset() // ends the writer if it is blocked in a write
 	werr := <-done
 	if rerr == nil || errors.Is(rerr, errEOF) {
+		if errors.Is(werr, context.Canceled) && s.ctx.Err() == nil {
+			return nil // ended by us, after the downloader closed
+		}
 		return werr
 	}
 	return rerr
@@ -446,9 +454,8 @@ func (us *upSession) readLoop(br *bufio.Reader) error {
 }
 
 // writeLoop sends control frames, have-updates and requested pieces.
-func (us *upSession) writeLoop(w *bufio.Writer) error {
-	s := us.sw.s
-	ctx := s.ctx
+// It returns when ctx ends.
+func (us *upSession) writeLoop(ctx context.Context, w *bufio.Writer) error {
 	buf := getBuf()
 	defer putBuf(buf)
 	for {
