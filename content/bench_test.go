@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +28,9 @@ import (
 //
 //	go test -run XXX -bench Transfer -benchtime 5x ./content/
 //
+// CONTENT_BENCH_ROWS=content-fetch,raw-stream runs only the rows named, to
+// profile them (-cpuprofile).
+//
 // Each iteration moves the file once by every way, in an order rotated per
 // iteration, so that a machine whose load changes during the run slows every
 // row alike. Reported per row: the median throughput (MB/s) and the process's
@@ -39,12 +44,15 @@ func BenchmarkTransfer(b *testing.B) {
 	}
 }
 
-// transferRow is one way of moving the file in BenchmarkTransfer.
+// transferRow is one way of moving the file in BenchmarkTransfer. reset,
+// outside the clock, removes what the previous move left, so that every
+// move writes a new file.
 type transferRow struct {
-	name string
-	move func(b *testing.B)
-	mbps []float64
-	cpu  time.Duration
+	name  string
+	move  func(b *testing.B)
+	reset func()
+	mbps  []float64
+	cpu   time.Duration
 }
 
 func benchTransfer(b *testing.B, transport string) {
@@ -77,6 +85,7 @@ func benchTransfer(b *testing.B, transport string) {
 			copyToFile(b, filepath.Join(out, name), resp.Body, size)
 		}
 	}
+	removeOut := func(name string) func() { return func() { os.Remove(filepath.Join(out, name)) } }
 	a.p.Libp2p().Host.SetStreamHandler("/bench/raw", func(s network.Stream) {
 		defer s.Close()
 		f, err := os.Open(src)
@@ -90,17 +99,15 @@ func benchTransfer(b *testing.B, transport string) {
 	defer a.p.Libp2p().Host.RemoveStreamHandler("/bench/raw")
 	rows := []*transferRow{
 		{name: "content-fetch", move: func(b *testing.B) {
-			dst := filepath.Join(out, "fetch")
-			if _, err := c.s.Fetch(ctx, info.ID, dst, WithProviders(a.p.Addr()), OnlyProviders()); err != nil {
+			if _, err := c.s.Fetch(ctx, info.ID, filepath.Join(out, "fetch"), WithProviders(a.p.Addr()), OnlyProviders()); err != nil {
 				b.Fatal(err)
 			}
-			b.StopTimer() // forget it, outside the row's clock
-			c.s.Remove(ctx, info.ID)
-			os.Remove(dst)
-			b.StartTimer()
+		}, reset: func() {
+			c.s.Remove(ctx, info.ID) // forget it, to fetch it again
+			os.Remove(filepath.Join(out, "fetch"))
 		}},
-		{name: "net-http", move: httpGet(plainCl, plain.URL, "http")},
-		{name: "net-https", move: httpGet(tlsCl, tls.URL, "https")},
+		{name: "net-http", move: httpGet(plainCl, plain.URL, "http"), reset: removeOut("http")},
+		{name: "net-https", move: httpGet(tlsCl, tls.URL, "https"), reset: removeOut("https")},
 		{name: "raw-stream", move: func(b *testing.B) {
 			s, err := c.p.Libp2p().Host.NewStream(ctx, lp(a.p.ID()), "/bench/raw")
 			if err != nil {
@@ -108,13 +115,21 @@ func benchTransfer(b *testing.B, transport string) {
 			}
 			defer s.Close()
 			copyToFile(b, filepath.Join(out, "raw"), s, size)
-		}},
+		}, reset: removeOut("raw")},
+	}
+	if only := os.Getenv("CONTENT_BENCH_ROWS"); only != "" { // to profile some rows
+		rows = slices.DeleteFunc(rows, func(r *transferRow) bool {
+			return !slices.Contains(strings.Split(only, ","), r.name)
+		})
 	}
 	b.SetBytes(size * int64(len(rows)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for k := range rows {
 			r := rows[(i+k)%len(rows)]
+			b.StopTimer()
+			r.reset()
+			b.StartTimer()
 			c0, t0 := cpuTime(), time.Now()
 			r.move(b)
 			dt := time.Since(t0)
@@ -130,6 +145,9 @@ func benchTransfer(b *testing.B, transport string) {
 		b.ReportMetric(float64(r.cpu.Milliseconds())/float64(b.N)/(size/1e6), r.name+"-cpu-ms/MB")
 	}
 	for _, base := range []string{"net-http", "net-https", "raw-stream"} {
+		if med["content-fetch"] == 0 || med[base] == 0 {
+			continue // not run
+		}
 		b.ReportMetric(med["content-fetch"]/med[base], "fetch/"+base)
 	}
 }
