@@ -150,8 +150,8 @@ func bytesToCV(b []byte) (cv [8]uint32) {
 }
 
 // compressGroup is bao's unexported function of the same name (MIT licence,
-// lukechampine.com/blake3 v1.4.1): the BLAKE3 subtree node of one chunk group
-// starting at chunk counter.
+// lukechampine.com/blake3 v1.4.1), without its copy of every buffer: the
+// BLAKE3 subtree node of one chunk group starting at chunk counter.
 func compressGroup(p []byte, counter uint64) guts.Node {
 	var stack [54 - guts.MaxSIMD][8]uint32
 	var sc uint64
@@ -164,18 +164,21 @@ func compressGroup(p []byte, counter uint64) guts.Node {
 		stack[i] = cv
 		sc++
 	}
-	var buf [guts.MaxSIMD * guts.ChunkSize]byte
-	var buflen int
-	for len(p) > 0 {
-		if buflen == len(buf) {
-			pushSubtree(guts.ChainingValue(guts.CompressBuffer(&buf, buflen, &guts.IV, counter+(sc*guts.MaxSIMD), 0)))
-			buflen = 0
-		}
-		n := copy(buf[buflen:], p)
-		buflen += n
-		p = p[n:]
+	// Whole buffers are hashed in place, not copied (bao copies them); the
+	// last one, full or not, is kept for the final node.
+	const bufSize = guts.MaxSIMD * guts.ChunkSize
+	for len(p) > bufSize {
+		pushSubtree(guts.ChainingValue(guts.CompressBuffer((*[bufSize]byte)(p), bufSize, &guts.IV, counter+(sc*guts.MaxSIMD), 0)))
+		p = p[bufSize:]
 	}
-	n := guts.CompressBuffer(&buf, buflen, &guts.IV, counter+(sc*guts.MaxSIMD), 0)
+	var last *[bufSize]byte
+	if len(p) == bufSize {
+		last = (*[bufSize]byte)(p)
+	} else {
+		last = new([bufSize]byte)
+		copy(last[:], p)
+	}
+	n := guts.CompressBuffer(last, len(p), &guts.IV, counter+(sc*guts.MaxSIMD), 0)
 	for i := bits.TrailingZeros64(sc); i < bits.Len64(sc); i++ {
 		if sc&(1<<i) != 0 {
 			n = guts.ParentNode(stack[i], guts.ChainingValue(n), &guts.IV, 0)
