@@ -34,8 +34,9 @@ import (
 // Each iteration moves the file once by every way, in an order rotated per
 // iteration, so that a machine whose load changes during the run slows every
 // row alike. Reported per row: the median throughput (MB/s) and the process's
-// CPU time per MB moved (both ends are in this process), and the ratios
-// fetch/http, fetch/https and fetch/raw of the median throughputs. On a
+// CPU time per MB moved (both ends are in this process), the ratios
+// fetch/http, fetch/https and fetch/raw of the median throughputs, and
+// raw/http and raw/https: how close the libp2p stream itself comes. On a
 // machine whose cores are busy with other work, throughput follows CPU cost:
 // the cpu-ms/MB columns say where it goes.
 func BenchmarkTransfer(b *testing.B) {
@@ -144,12 +145,17 @@ func benchTransfer(b *testing.B, transport string) {
 		b.ReportMetric(med[r.name], r.name+"-MB/s")
 		b.ReportMetric(float64(r.cpu.Milliseconds())/float64(b.N)/(size/1e6), r.name+"-cpu-ms/MB")
 	}
-	for _, base := range []string{"net-http", "net-https", "raw-stream"} {
-		if med["content-fetch"] == 0 || med[base] == 0 {
-			continue // not run
+	ratio := func(a, base, unit string) {
+		if med[a] != 0 && med[base] != 0 { // both run
+			b.ReportMetric(med[a]/med[base], unit)
 		}
-		b.ReportMetric(med["content-fetch"]/med[base], "fetch/"+base)
 	}
+	for _, base := range []string{"net-http", "net-https", "raw-stream"} {
+		ratio("content-fetch", base, "fetch/"+base)
+	}
+	// How close libp2p's encrypted stream itself comes to net/http.
+	ratio("raw-stream", "net-http", "raw/net-http")
+	ratio("raw-stream", "net-https", "raw/net-https")
 }
 
 // cpuTime is the CPU time this process has used, user and system.

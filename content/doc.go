@@ -50,7 +50,10 @@
 //
 // A download writes to dst+".part" and keeps its piece bitmap in
 // dst+".part.state"; Fetch again after a crash (even kill -9) resumes, and
-// only the pieces in flight at the time are fetched again. Memory is bounded:
+// only the pieces in flight at the time are fetched again. A complete file is
+// fsynced before it is renamed into place; the kernel is asked to start
+// writing the part file every 8 MiB as it grows, so that fsync is short.
+// Memory is bounded:
 // a few piece buffers per stream, a bounded request queue per downloader, and
 // every frame's length is checked before it is read.
 //
