@@ -70,26 +70,30 @@ func (c *core) provideMany(ads []Advertisement) {
 const provideTimeout = 30 * time.Second
 
 // dht looks the exact query up in provider records and fetches the
-// advertisement from each provider.
+// advertisement from each provider as soon as the lookup finds it, while the
+// lookup goes on: a query costs the lookup, plus one round trip only when the
+// last provider turns up at its very end. The lookup stops once the limit is
+// reached or the consumer stops.
 func (f *finder) dht(ctx context.Context) bool {
 	d := f.s.p.Libp2p().Routing
 	if d.RoutingTable().Size() == 0 {
 		return true
 	}
 	key := dhtKey(f.q.Scope, f.q.Type, f.q.Attr, f.q.Value)
-	fctx, cancel := context.WithTimeout(ctx, StreamTimeout)
-	defer cancel()
-	var providers []peer.ID
-	for ai := range d.FindProvidersAsync(fctx, key, f.q.Limit) {
-		if peer.ID(ai.ID) == f.s.p.ID() {
-			continue
-		}
-		if len(ai.Addrs) > 0 {
-			f.s.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-		}
-		providers = append(providers, peer.ID(ai.ID))
-	}
 	req := f.q.request(newQID(), false)
 	req.TTL = 0
-	return f.ask(ctx, SourceDHT, providers, req)
+	return f.askEach(ctx, SourceDHT, req, func(ctx context.Context, ask func(peer.ID)) {
+		ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
+		defer cancel()
+		// Drained to the end: the lookup's goroutines are done when it closes.
+		for ai := range d.FindProvidersAsync(ctx, key, f.q.Limit) {
+			if peer.ID(ai.ID) == f.s.p.ID() || ctx.Err() != nil {
+				continue
+			}
+			if len(ai.Addrs) > 0 {
+				f.s.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+			}
+			ask(peer.ID(ai.ID))
+		}
+	})
 }

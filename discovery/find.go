@@ -6,7 +6,6 @@ import (
 	"iter"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/juxta-p2p/juxta/peer"
@@ -126,42 +125,65 @@ func (f *finder) ask(ctx context.Context, src Source, peers []peer.ID, req reque
 	if len(peers) == 0 {
 		return true
 	}
+	return f.askEach(ctx, src, req, func(_ context.Context, ask func(peer.ID)) {
+		for _, id := range peers {
+			ask(id)
+		}
+	})
+}
+
+// askEach sends req to each peer that peers hands to ask, as soon as it is
+// handed (peers may still be looking for more), and emits what they answer,
+// verified, as it arrives. peers runs on a goroutine of its own and must
+// return once its ctx ends, which happens when the consumer stops or the limit
+// is reached. askEach returns once peers and every request it started have
+// returned: false when the consumer stopped or ctx ended.
+//
+// Everything comes back on one buffered channel, so that a request's answer
+// and its end reach the consumer's goroutine without a hand-off through
+// another goroutine: a query's latency is the round trip, not a chain of
+// wake-ups.
+func (f *finder) askEach(ctx context.Context, src Source, req request, peers func(context.Context, func(peer.ID))) bool {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	out := make(chan Result)
-	errc := make(chan error, len(peers))
-	var wg sync.WaitGroup
-	for _, id := range peers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- f.s.fetch(ctx, id, req, &f.q, func(r Result) bool {
-				r.Source, r.From = src, id
-				select {
-				case out <- r:
-					return true
-				case <-ctx.Done():
-					return false
-				}
-			})
-		}()
-	}
-	go func() { wg.Wait(); close(out) }()
+	out := make(chan asked, askQueue)
+	go func() {
+		n := 0
+		peers(ctx, func(id peer.ID) {
+			n++
+			go func() {
+				err := f.s.fetch(ctx, id, req, &f.q, func(r Result) bool {
+					r.Source, r.From = src, id
+					select {
+					case out <- asked{r: r}:
+						return true
+					case <-ctx.Done():
+						return false
+					}
+				})
+				out <- asked{err: err, end: true}
+			}()
+		})
+		out <- asked{started: n, last: true}
+	}()
 	ok := true
-	for r := range out {
-		if ok && !f.emit(r) {
+	started, ended, last := 0, 0, false
+	for !last || ended < started {
+		a := <-out
+		switch {
+		case a.last:
+			last, started = true, a.started
+		case a.end:
+			ended++
+			if a.err != nil && !errors.Is(a.err, context.Canceled) {
+				f.errs = append(f.errs, a.err)
+			}
+		case ok && !f.emit(a.r):
 			ok = false
 			cancel()
-		}
-		if ok && f.full() {
+		case ok && f.full():
 			cancel()
-		}
-	}
-	close(errc)
-	for err := range errc {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			f.errs = append(f.errs, err)
 		}
 	}
 	if ok && parent.Err() != nil {
@@ -170,6 +192,22 @@ func (f *finder) ask(ctx context.Context, src Source, peers []peer.ID, req reque
 	}
 	return ok
 }
+
+// asked is what askEach's goroutines hand back: an answer, the end of one
+// request (end, with its error), or the end of the peers (last, with how
+// many requests were started).
+type asked struct {
+	r       Result
+	err     error
+	end     bool
+	last    bool
+	started int
+}
+
+// askQueue is how many answers may wait for the consumer: requests do not
+// wait on each other's hand-offs. It does not bound memory by itself: each
+// request blocks once the queue is full.
+const askQueue = 16
 
 // answer checks one advertisement a remote peer answered to q: it must verify
 // and match (a peer may not push what was not asked for). Drops are counted.
