@@ -243,8 +243,9 @@ func (s *Service) handleAuth(str network.Stream) {
 }
 
 // fetchKey asks holders, in turn, for the group key of epoch at least want,
-// presenting this peer's credential.
-func (g *Group) fetchKey(ctx context.Context, holders []peer.ID, want uint64) error {
+// presenting this peer's credential. The answer in pre, to a request made
+// already, stands for its holder's.
+func (g *Group) fetchKey(ctx context.Context, holders []peer.ID, want uint64, pre *keyAnswer) error {
 	var errs []error
 	tried := map[peer.ID]bool{g.s.p.ID(): true}
 	for _, h := range holders {
@@ -252,7 +253,14 @@ func (g *Group) fetchKey(ctx context.Context, holders []peer.ID, want uint64) er
 			continue
 		}
 		tried[h] = true
-		err := g.fetchKeyFrom(ctx, h, want)
+		var err error
+		if resp, ok, perr := pre.answerFor(h, g.info.ID, g.cred); ok {
+			if err = perr; err == nil {
+				err = g.acceptKey(resp, want)
+			}
+		} else {
+			err = g.fetchKeyFrom(ctx, h, want)
+		}
 		if err == nil {
 			return nil
 		}
@@ -269,25 +277,46 @@ func (g *Group) fetchKey(ctx context.Context, holders []peer.ID, want uint64) er
 }
 
 func (g *Group) fetchKeyFrom(ctx context.Context, holder peer.ID, want uint64) error {
-	ctx, cancel := context.WithTimeout(ctx, protoTimeout)
-	defer cancel()
-	str, err := g.s.openStream(ctx, holder, keyProtocol)
+	g.mu.Lock()
+	group, cred := g.info.ID, g.cred
+	g.mu.Unlock()
+	resp, err := g.s.askKey(ctx, holder, group, cred)
 	if err != nil {
 		return err
 	}
+	return g.acceptKey(resp, want)
+}
+
+// askKey asks holder for the key of group, presenting cred. It checks nothing
+// of the answer: acceptKey does.
+func (s *Service) askKey(ctx context.Context, holder peer.ID, group string, cred []byte) (keyMsg, error) {
+	ctx, cancel := context.WithTimeout(ctx, protoTimeout)
+	defer cancel()
+	str, err := s.openStream(ctx, holder, keyProtocol)
+	if err != nil {
+		return keyMsg{}, err
+	}
 	defer str.Close()
-	g.mu.Lock()
-	req := keyMsg{Op: keyFetch, Group: g.info.ID, Cred: g.cred}
-	g.mu.Unlock()
-	if err := send(str, req); err != nil {
+	stop := context.AfterFunc(ctx, func() { str.Reset() })
+	defer stop()
+	if err := send(str, keyMsg{Op: keyFetch, Group: group, Cred: cred}); err != nil {
 		str.Reset()
-		return err
+		return keyMsg{}, err
 	}
 	var resp keyMsg
 	if err := recv(str, &resp); err != nil {
 		str.Reset()
-		return err
+		if ctx.Err() != nil {
+			return keyMsg{}, ctx.Err()
+		}
+		return keyMsg{}, err
 	}
+	return resp, nil
+}
+
+// acceptKey installs the key a holder answered, with its signed revocation
+// list, if it is of epoch want or later.
+func (g *Group) acceptKey(resp keyMsg, want uint64) error {
 	if resp.Err != "" {
 		if resp.Err == ErrRevoked.Error() {
 			return ErrRevoked
@@ -538,7 +567,7 @@ func (g *Group) openInvite(from peer.ID, data []byte) ([]byte, error) {
 			return nil, ErrNoKey
 		}
 		ctx, cancel := context.WithTimeout(g.s.ctx, futureKeyTimeout)
-		err := g.fetchKey(ctx, []peer.ID{from}, s.Epoch)
+		err := g.fetchKey(ctx, []peer.ID{from}, s.Epoch, nil)
 		cancel()
 		if err != nil {
 			g.markKeyMissing(s.Epoch)

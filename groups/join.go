@@ -1,6 +1,7 @@
 package groups
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"fmt"
@@ -97,14 +98,7 @@ func (s *Service) joinInvite(ctx context.Context, credential string) (*Group, er
 	// credential, signed by the issuer and dated, says how long the
 	// invitation lasts (Config.CredentialTTL, 30 days by default).
 	now := s.cfg.Now()
-	info, err := parseKept(cb.GroupAd, now)
-	if err != nil {
-		return nil, err
-	}
-	if info.Policy != PolicyInvite {
-		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
-	}
-	c, err := verifyCredential(cb.Cred, info)
+	c, err := openCredential(cb.Cred)
 	if err != nil {
 		return nil, err
 	}
@@ -114,12 +108,79 @@ func (s *Service) joinInvite(ctx context.Context, credential string) (*Group, er
 	if !now.Before(c.expires) {
 		return nil, fmt.Errorf("%w on %s", ErrExpired, c.expires.UTC().Format(time.RFC3339))
 	}
+	// The group's advertisement is checked on another goroutine while this
+	// one asks the issuer for the key: the answer is looked at only once the
+	// advertisement and the credential hold (fetchKey), and the request is
+	// abandoned as soon as either fails.
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	checked := make(chan checkedAd, 1)
+	go func() {
+		info, err := checkInvite(cb.GroupAd, c, now)
+		if err != nil {
+			kcancel()
+		}
+		checked <- checkedAd{info, err}
+	}()
+	var pre *keyAnswer
+	if c.issuer != s.p.ID() {
+		pre = &keyAnswer{holder: c.issuer, group: c.Group, cred: cb.Cred}
+		pre.resp, pre.err = s.askKey(kctx, c.issuer, c.Group, cb.Cred)
+	}
+	ad := <-checked
+	if ad.err != nil {
+		return nil, ad.err
+	}
+	info := ad.info
 	g := s.newGroup(s.ownInfo(ctx, info))
 	g.cred = cb.Cred
 	// The issuer holds the key; so do the creator and the admins.
 	holders := append([]peer.ID{c.issuer, info.Creator}, info.Admins...)
-	if err := g.fetchKey(ctx, holders, 0); err != nil {
+	if err := g.fetchKey(ctx, holders, 0, pre); err != nil {
 		return nil, err
 	}
 	return s.register(g)
+}
+
+// checkedAd is an invite group's advertisement, checked, or why not.
+type checkedAd struct {
+	info *Info
+	err  error
+}
+
+// checkInvite checks the group advertisement of an invite bundle (it may be
+// past its lifetime: the credential, signed by the issuer and dated, says
+// how long the invitation lasts), and the opened credential c against it.
+func checkInvite(groupAd []byte, c *credential, now time.Time) (*Info, error) {
+	info, err := parseKept(groupAd, now)
+	if err != nil {
+		return nil, err
+	}
+	if info.Policy != PolicyInvite {
+		return nil, fmt.Errorf("%w: group %q is %s", ErrPolicy, info.Name, info.Policy)
+	}
+	if err := c.check(info); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// keyAnswer is what a holder answered to a key request a join made before
+// it had checked the group's advertisement: fetchKey takes it in place of
+// asking that holder again.
+type keyAnswer struct {
+	holder peer.ID
+	group  string
+	cred   []byte
+	resp   keyMsg
+	err    error
+}
+
+// answerFor returns the answer, if a asked holder for group with cred: ok
+// says whether it did.
+func (a *keyAnswer) answerFor(holder peer.ID, group string, cred []byte) (_ keyMsg, ok bool, _ error) {
+	if a == nil || a.holder != holder || a.group != group || !bytes.Equal(a.cred, cred) {
+		return keyMsg{}, false, nil
+	}
+	return a.resp, true, a.err
 }

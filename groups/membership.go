@@ -195,6 +195,19 @@ func issueCredential(key crypto.PrivKey, group string, member peer.ID, ttl time.
 // issuer and that the issuer may issue for info, and what it says. Expiry and
 // revocation are checked by the caller, which knows the time and the list.
 func verifyCredential(raw []byte, info *Info) (*credential, error) {
+	c, err := openCredential(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.check(info); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// openCredential checks a credential's signature, made by the issuer it
+// names; check then holds it against the group.
+func openCredential(raw []byte) (*credential, error) {
 	if len(raw) > 4096 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrCredential, len(raw))
 	}
@@ -206,13 +219,19 @@ func verifyCredential(raw []byte, info *Info) (*credential, error) {
 	if !lpeer.ID(c.issuer).MatchesPublicKey(env.PublicKey) {
 		return nil, fmt.Errorf("%w: signed by someone other than its issuer", ErrCredential)
 	}
+	return &c, nil
+}
+
+// check holds an opened credential against the group it is for: its ID, and
+// an issuer among the group's admins.
+func (c *credential) check(info *Info) error {
 	if c.Group != info.ID {
-		return nil, fmt.Errorf("%w: issued for group %q, not %q", ErrCredential, c.Group, info.ID)
+		return fmt.Errorf("%w: issued for group %q, not %q", ErrCredential, c.Group, info.ID)
 	}
 	if !info.isAdmin(c.issuer) {
-		return nil, fmt.Errorf("%w: issuer %s is not an admin of the group", ErrCredential, c.issuer)
+		return fmt.Errorf("%w: issuer %s is not an admin of the group", ErrCredential, c.issuer)
 	}
-	return &c, nil
+	return nil
 }
 
 // revocations is an invite group's list of removed members, signed by an

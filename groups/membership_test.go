@@ -337,3 +337,72 @@ func TestScopedDiscovery(t *testing.T) {
 }
 
 var _ = peer.TestConfig
+
+// An invite join asks the issuer for the key while it checks the group's
+// advertisement and the credential: the key the issuer answers must not be
+// used when either check fails, even though the issuer, a real admin, hands
+// it over.
+func TestInviteJoinUsesTheKeyOnlyOnceChecked(t *testing.T) {
+	sp := superPeer(t)
+	alice, bob := member(t, sp, "alice"), member(t, sp, "bob")
+	ctx := testCtx(t)
+	g1, err := alice.g.Create(ctx, Spec{Name: "first", Policy: PolicyInvite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := alice.g.Create(ctx, Spec{Name: "second", Policy: PolicyInvite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred1, err := issueCredential(alice.g.key, g1.ID(), bob.p.ID(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred2, err := issueCredential(alice.g.key, g2.ID(), bob.p.ID(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first group's advertisement with its signature's last byte
+	// flipped: alice answers the key request, the advertisement fails.
+	tampered := slices.Clone(g1.Info().raw)
+	tampered[len(tampered)-1] ^= 1
+	s, err := encodeCredString(tampered, cred1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Join(ctx, Invited(s)); !errors.Is(err, ErrBadGroup) {
+		t.Fatalf("tampered advertisement: %v, want ErrBadGroup", err)
+	}
+	// A valid credential for the second group, presented with the first
+	// group's advertisement: alice hands over the second group's key, the
+	// credential does not match the advertisement.
+	if s, err = encodeCredString(g1.Info().raw, cred2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Join(ctx, Invited(s)); !errors.Is(err, ErrCredential) {
+		t.Fatalf("credential of another group: %v, want ErrCredential", err)
+	}
+	if bob.g.group(g1.ID()) != nil || bob.g.group(g2.ID()) != nil {
+		t.Fatal("a refused join left a group behind")
+	}
+	// The same credentials, presented rightly, join.
+	for _, c := range []struct {
+		g    *Group
+		cred []byte
+	}{{g1, cred1}, {g2, cred2}} {
+		s, err := encodeCredString(c.g.Info().raw, c.cred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := bob.g.Join(ctx, Invited(s))
+		if err != nil {
+			t.Fatalf("join %s: %v", c.g.Info().Name, err)
+		}
+		g.mu.Lock()
+		key := g.keys[g.epoch]
+		g.mu.Unlock()
+		if g.ID() != c.g.ID() || len(key) != 32 {
+			t.Fatalf("joined %s without its key", c.g.Info().Name)
+		}
+	}
+}
