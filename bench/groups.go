@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/juxta-p2p/juxta/groups"
+	"github.com/juxta-p2p/juxta/internal/stats"
 )
 
 // The groups rows: presence propagation among n members of a group, and the
@@ -165,10 +166,12 @@ func (f *presenceFixture) base(ctx context.Context) (float64, error) {
 }
 
 // joinFixture is a super-peer and one member that created a group, built
-// once per row. Each repetition starts a fresh peer (an edge of the
-// super-peer), connects it to the creator, and times the join.
+// once per row. Each repetition starts joins fresh peers (edges of the
+// super-peer; at least one) in turn, connects each to the creator, times its
+// join, and reports the median.
 type joinFixture struct {
 	policy groups.Policy
+	joins  int
 
 	nw  *pnet
 	grp *groups.Group
@@ -239,16 +242,34 @@ func (f *joinFixture) fresh(ctx context.Context) (*pnode, error) {
 	return n, nil
 }
 
-// juxta times one join by a fresh peer: Join with Open, Password or
-// Invited, with a credential the creator issued to it beforehand.
-func (f *joinFixture) juxta(ctx context.Context) (_ float64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// timeFresh starts f.joins fresh peers (at least one), times fn on each in
+// turn, and returns the median, in ms.
+func (f *joinFixture) timeFresh(ctx context.Context, fn func(context.Context, *pnode) (float64, error)) (_ float64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	n, err := f.fresh(ctx)
-	if err != nil {
-		return 0, err
+	var lat []float64
+	for range max(f.joins, 1) {
+		n, err := f.fresh(ctx)
+		if err != nil {
+			return 0, err
+		}
+		v, err := fn(ctx, n)
+		if err = errors.Join(err, n.close()); err != nil {
+			return 0, err
+		}
+		lat = append(lat, v)
 	}
-	defer func() { err = errors.Join(err, n.close()) }()
+	return stats.Median(lat), nil
+}
+
+// juxta times joins by fresh peers: Join with Open, Password or Invited,
+// with a credential the creator issued to it beforehand.
+func (f *joinFixture) juxta(ctx context.Context) (float64, error) {
+	return f.timeFresh(ctx, f.join)
+}
+
+// join times one join by the fresh peer n.
+func (f *joinFixture) join(ctx context.Context, n *pnode) (_ float64, err error) {
 	info := f.grp.Info()
 	var cred string
 	if f.policy == groups.PolicyInvite {
@@ -284,14 +305,11 @@ func (f *joinFixture) juxta(ctx context.Context) (_ float64, err error) {
 // answers, and the signed revocation list (which carries the key's hash) by
 // the joiner after. They are Ed25519 verifications of 400-byte messages,
 // timed in series with the round trip, as they are in a join.
-func (f *joinFixture) baseRoundTripSigs(ctx context.Context) (_ float64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	n, err := f.fresh(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { err = errors.Join(err, n.close()) }()
+func (f *joinFixture) baseRoundTripSigs(ctx context.Context) (float64, error) {
+	return f.timeFresh(ctx, f.roundTripSigs)
+}
+
+func (f *joinFixture) roundTripSigs(ctx context.Context, n *pnode) (float64, error) {
 	start := time.Now()
 	for _, m := range f.sigs {
 		if ok, err := m.key.Verify(m.msg, m.sig); !ok || err != nil {
