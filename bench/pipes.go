@@ -180,7 +180,9 @@ func (f *msgRTTFixture) setup(ctx context.Context) (_ func() error, err error) {
 					if err != nil {
 						return
 					}
-					if _, err := c.Send(ectx, m); err != nil {
+					_, err = c.Send(ectx, m)
+					c.Release(m) // as msgEcho releases its go-msgio buffer
+					if err != nil {
 						return
 					}
 				}
@@ -358,7 +360,7 @@ func (f *msgBulkFixture) juxta(ctx context.Context) (_ float64, err error) {
 	done := make(chan bulkDone, 1)
 	go func() {
 		var d bulkDone
-		d.err = receiveBulk(func() ([]byte, error) { return in.Recv(ctx) }, nil, &d.last)
+		d.err = receiveBulk(func() ([]byte, error) { return in.Recv(ctx) }, in.Release, &d.last)
 		done <- d
 	}()
 	buf := make([]byte, bulkMsgSize)

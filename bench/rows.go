@@ -209,7 +209,7 @@ var rows = []row{
 		juxta:  msgRTTReliable.juxta,
 		base:   msgRTTReliable.base,
 		target: 1.1,
-		note:   "ping-pong of a 64 B message over a reliable message pipe (MsgConn Send, then Recv of the listener's echo), 2,000 per repetition, the repetition's median shown; two connected juxta peers (TCP and QUIC; go-libp2p picks QUIC); baseline is the same ping-pong on a raw libp2p stream on the same connection with the same framing (go-msgio varint length + payload)",
+		note:   "ping-pong of a 64 B message over a reliable message pipe (MsgConn Send, then Recv of the listener's echo, which gives each message back with Release after its Send, as the baseline's echo gives back its go-msgio buffer), 2,000 per repetition, the repetition's median shown; two connected juxta peers (TCP and QUIC; go-libp2p picks QUIC); baseline is the same ping-pong on a raw libp2p stream on the same connection with the same framing (go-msgio varint length + payload)",
 	},
 	{
 		name:   "message RTT p50, unreliable",
@@ -229,7 +229,7 @@ var rows = []row{
 		juxta:  msgBulk.juxta,
 		base:   msgBulk.base,
 		target: 0.9,
-		note:   "50,000 messages of 1 KiB through a new reliable message pipe per repetition (Send back to back, default window: 256 messages, 8 MiB), timed from the first Send to the receiver's Recv of the last, every message checked for order; baseline is as many go-msgio-framed 1 KiB messages written to one raw libp2p stream on the same connection, timed to the receiver's read of the last",
+		note:   "50,000 messages of 1 KiB through a new reliable message pipe per repetition (Send back to back, default window: 256 messages, 8 MiB), timed from the first Send to the receiver's Recv of the last, every message checked for order and given back (MsgConn.Release); baseline is as many go-msgio-framed 1 KiB messages written to one raw libp2p stream on the same connection, timed to the receiver's read of the last (each given back, go-msgio ReleaseMsg)",
 	},
 	{
 		name:   "propagate time-to-all, 20 peers",

@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	pool "github.com/libp2p/go-buffer-pool"
 )
 
 // Message-pipe frames on the wire are go-msgio's varint framing: a uvarint
 // length, then that many bytes (type | uvarint number | payload, see
 // parseFrame). This file reads and writes them without go-msgio's extra
-// copies: a sent message is copied once, into a frame buffer that also
-// serves as its resend copy, and a received frame is read straight into a
-// buffer of its own that Recv hands out without copying it again.
+// copies: a sent message is copied once, into a pooled frame buffer that
+// also serves as its resend copy, and a received message is read straight
+// into a pooled buffer of its own that Recv hands out without copying it
+// again (and Release gives back).
 
 // maxHeader bounds the bytes before a data frame's payload: the length, the
 // type and the sequence number.
@@ -54,6 +57,58 @@ func (f *frameReader) next() ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// nextFrame reads the next frame after the hello and decodes it as
+// parseFrame does. A data frame's payload is read straight into a pooled
+// buffer of its own, which Recv hands out and Release gives back.
+func (f *frameReader) nextFrame() (typ byte, n uint64, data []byte, err error) {
+	size, err := binary.ReadUvarint(f.br)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if size > uint64(f.max) {
+		return 0, 0, nil, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, size, f.max)
+	}
+	if size == 0 {
+		return 0, 0, nil, errBadFrame
+	}
+	// The type and number: at most 1+MaxVarintLen64 bytes, within the
+	// frame and the read buffer.
+	hdr, err := f.br.Peek(min(int(size), 1+binary.MaxVarintLen64))
+	if err != nil {
+		return 0, 0, nil, unexpectedEOF(err)
+	}
+	if typ = hdr[0]; typ != fData {
+		b := make([]byte, size)
+		if _, err := io.ReadFull(f.br, b); err != nil {
+			return 0, 0, nil, unexpectedEOF(err)
+		}
+		return parseFrame(b)
+	}
+	v, k := binary.Uvarint(hdr[1:])
+	if k <= 0 {
+		return typ, 0, nil, errBadFrame
+	}
+	_, _ = f.br.Discard(1 + k) // peeked: cannot fail
+	payload := int(size) - 1 - k
+	if payload == 0 {
+		return typ, v, []byte{}, nil
+	}
+	data = pool.Get(payload)
+	if _, err := io.ReadFull(f.br, data); err != nil {
+		pool.Put(data)
+		return 0, 0, nil, unexpectedEOF(err)
+	}
+	return typ, v, data, nil
+}
+
+// unexpectedEOF is err, but an end of stream inside a frame.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // frameBuf copies data into b (len(b) = maxHeader+len(data)) behind room for

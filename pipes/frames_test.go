@@ -73,22 +73,34 @@ func TestFramesMatchMsgio(t *testing.T) {
 }
 
 // TestFrameReaderBounds: a length over the bound fails before any allocation
-// of that size, and a frame cut short is an unexpected EOF, not a message.
+// of that size, and a frame cut short is an unexpected EOF, not a message;
+// for both of frameReader's reads (next for the hello, nextFrame after it).
 func TestFrameReaderBounds(t *testing.T) {
-	huge := binary.AppendUvarint(nil, 1<<62)
-	if _, err := newFrameReader(bytes.NewReader(huge), 1<<20).next(); !errors.Is(err, errFrameTooLarge) {
-		t.Fatalf("length 2^62: %v, want errFrameTooLarge", err)
+	reads := map[string]func(r *frameReader) error{
+		"next":      func(r *frameReader) error { _, err := r.next(); return err },
+		"nextFrame": func(r *frameReader) error { _, _, _, err := r.nextFrame(); return err },
 	}
-	over := binary.AppendUvarint(nil, 1<<20+1)
-	if _, err := newFrameReader(bytes.NewReader(over), 1<<20).next(); !errors.Is(err, errFrameTooLarge) {
-		t.Fatalf("length bound+1: %v, want errFrameTooLarge", err)
-	}
-	cut := append(binary.AppendUvarint(nil, 100), make([]byte, 99)...)
-	if _, err := newFrameReader(bytes.NewReader(cut), 1<<20).next(); err != io.ErrUnexpectedEOF {
-		t.Fatalf("cut frame: %v, want io.ErrUnexpectedEOF", err)
-	}
-	bad := bytes.Repeat([]byte{0xff}, 11) // a varint that overflows
-	if _, err := newFrameReader(bytes.NewReader(bad), 1<<20).next(); err == nil {
-		t.Fatal("overflowing length accepted")
+	for name, read := range reads {
+		huge := binary.AppendUvarint(nil, 1<<62)
+		if err := read(newFrameReader(bytes.NewReader(huge), 1<<20)); !errors.Is(err, errFrameTooLarge) {
+			t.Fatalf("%s: length 2^62: %v, want errFrameTooLarge", name, err)
+		}
+		over := binary.AppendUvarint(nil, 1<<20+1)
+		if err := read(newFrameReader(bytes.NewReader(over), 1<<20)); !errors.Is(err, errFrameTooLarge) {
+			t.Fatalf("%s: length bound+1: %v, want errFrameTooLarge", name, err)
+		}
+		for _, cut := range [][]byte{
+			append(binary.AppendUvarint(nil, 100), make([]byte, 99)...),
+			append(binary.AppendUvarint(nil, 100), dataFrame(7, make([]byte, 90))...),
+			binary.AppendUvarint(nil, 100),
+		} {
+			if err := read(newFrameReader(bytes.NewReader(cut), 1<<20)); err != io.ErrUnexpectedEOF {
+				t.Fatalf("%s: cut frame %x: %v, want io.ErrUnexpectedEOF", name, cut, err)
+			}
+		}
+		bad := bytes.Repeat([]byte{0xff}, 11) // a varint that overflows
+		if err := read(newFrameReader(bytes.NewReader(bad), 1<<20)); err == nil {
+			t.Fatalf("%s: overflowing length accepted", name)
+		}
 	}
 }

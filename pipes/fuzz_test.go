@@ -44,6 +44,13 @@ func FuzzPipeFrame(f *testing.F) {
 	f.Add([]byte{fData, 0x80})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		typ, n, data, err := parseFrame(b)
+		// The stream reader decodes the same frame, length-prefixed, the
+		// same way, without the copy.
+		wire := append(binary.AppendUvarint(nil, uint64(len(b))), b...)
+		rtyp, rn, rdata, rerr := newFrameReader(bytes.NewReader(wire), 1<<20).nextFrame()
+		if (err == nil) != (rerr == nil) || err == nil && (rtyp != typ || rn != n || !bytes.Equal(rdata, data)) {
+			t.Fatalf("frame %x: parseFrame %d %d %x %v, frameReader %d %d %x %v", b, typ, n, data, err, rtyp, rn, rdata, rerr)
+		}
 		if err != nil {
 			return
 		}

@@ -98,6 +98,7 @@ type MsgConn struct {
 	nextSeq  uint64    // next sequence number to assign (from 1)
 	unacked  []outMsg  // sent, not yet acknowledged, in order
 	ubytes   int       // bytes in unacked
+	freed    [][]byte  // buffers of acknowledged messages, for the pool once no write can use them
 	acked    uint64    // highest cumulatively acknowledged
 	recvSeq  uint64    // highest delivered in order
 	ackOwed  int       // messages delivered since our last ack
@@ -112,13 +113,18 @@ type MsgConn struct {
 	wg       sync.WaitGroup
 }
 
-// outMsg is a sent message kept for resending: its whole frame as written,
-// and the size of its payload.
+// outMsg is a sent message kept for resending: its pooled buffer, whose
+// suffix from off is the whole frame as written.
 type outMsg struct {
-	seq   uint64
-	frame []byte
-	size  int
+	seq uint64
+	buf []byte
+	off int
 }
+
+func (m outMsg) frame() []byte { return m.buf[m.off:] }
+
+// size is the message's payload size.
+func (m outMsg) size() int { return len(m.buf) - maxHeader }
 
 // newMsgConn fails with net.ErrClosed once the service is closing: a
 // connection made then would have nobody to close it.
@@ -190,15 +196,15 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 	if len(msg) > c.cfg.MaxMessage {
 		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), c.cfg.MaxMessage)
 	}
-	// The one copy of msg: into its frame, which a reliable pipe also keeps
-	// for resending; an unreliable pipe borrows a pooled buffer.
-	var buf []byte
-	if c.reliable {
-		buf = make([]byte, maxHeader+len(msg))
-	} else {
-		buf = pool.Get(maxHeader + len(msg))
-		defer pool.Put(buf)
-	}
+	// The one copy of msg: into its frame, a pooled buffer, which a
+	// reliable pipe keeps for resending until the message is acknowledged.
+	buf := pool.Get(maxHeader + len(msg))
+	queued := false
+	defer func() {
+		if !queued {
+			pool.Put(buf)
+		}
+	}()
 	frameBuf(buf, msg)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -232,8 +238,10 @@ func (c *MsgConn) Send(ctx context.Context, msg []byte) (uint64, error) {
 	}
 	frame := sealFrame(buf, fData, seq)
 	if c.reliable {
-		c.unacked = append(c.unacked, outMsg{seq, frame, len(msg)})
+		c.unacked = append(c.unacked, outMsg{seq, buf, len(buf) - len(frame)})
 		c.ubytes += len(msg)
+		queued = true
+		c.releaseFreedLocked()
 	}
 	str, gen, broken := c.str, c.gen, c.broken
 	c.mu.Unlock()
@@ -276,7 +284,8 @@ func (c *MsgConn) unqueue(seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if k := len(c.unacked) - 1; k >= 0 && c.unacked[k].seq == seq && c.nextSeq == seq+1 {
-		c.ubytes -= c.unacked[k].size
+		c.ubytes -= c.unacked[k].size()
+		pool.Put(c.unacked[k].buf) // never written
 		c.unacked[k] = outMsg{}
 		c.unacked = c.unacked[:k]
 		c.nextSeq = seq
@@ -324,8 +333,9 @@ func (c *MsgConn) Buffered() int {
 	return len(c.unacked)
 }
 
-// Recv returns the next message. After the other side closes it returns
-// io.EOF once every message has been read.
+// Recv returns the next message, which is the caller's: after use, Release
+// may give it back for reuse. After the other side closes it returns io.EOF
+// once every message has been read.
 func (c *MsgConn) Recv(ctx context.Context) ([]byte, error) {
 	c.mu.Lock()
 	for len(c.inq) == 0 {
@@ -348,11 +358,23 @@ func (c *MsgConn) Recv(ctx context.Context) ([]byte, error) {
 	}
 	m := c.inq[0]
 	c.inq[0] = nil
-	c.inq = c.inq[1:]
+	if len(c.inq) == 1 {
+		c.inq = c.inq[:0] // the next message reuses the array
+	} else {
+		c.inq = c.inq[1:]
+	}
 	c.inqBytes -= len(m)
 	c.signalLocked()
 	c.mu.Unlock()
 	return m, nil
+}
+
+// Release gives back a message Recv returned, once the caller is done with
+// it, so that a later message reuses its memory (as go-msgio's ReleaseMsg
+// does). The message must not be used after. Calling it is optional: a
+// message not released is garbage collected.
+func (c *MsgConn) Release(msg []byte) {
+	pool.Put(msg)
 }
 
 // RemotePeer is the peer at the other end.

@@ -88,6 +88,7 @@ func BenchmarkMessageThroughput(b *testing.B) {
 					done <- err
 					return
 				}
+				l.Release(m)
 			}
 			done <- nil
 		}()
@@ -141,7 +142,9 @@ func BenchmarkMessageRTT(b *testing.B) {
 					if err != nil {
 						return
 					}
-					if _, err := l.Send(ctx, m); err != nil {
+					_, err = l.Send(ctx, m)
+					l.Release(m)
+					if err != nil {
 						return
 					}
 				}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	pool "github.com/libp2p/go-buffer-pool"
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
@@ -18,44 +19,67 @@ func (c *MsgConn) ackLocked(n uint64) {
 	c.acked = n
 	i := 0
 	for i < len(c.unacked) && c.unacked[i].seq <= n {
-		c.ubytes -= c.unacked[i].size
-		c.unacked[i] = outMsg{} // the frame's memory goes now, not at the next append
+		c.ubytes -= c.unacked[i].size()
+		c.freed = append(c.freed, c.unacked[i].buf)
+		c.unacked[i] = outMsg{}
 		i++
 	}
 	// Drop the front without moving the rest: append reallocates once the
 	// array's end is reached, copying only what is still unacknowledged.
-	c.unacked = c.unacked[i:]
+	// With everything acknowledged, as between the messages of a
+	// request-response exchange, the array is reused from its start.
+	if i == len(c.unacked) {
+		c.unacked = c.unacked[:0]
+	} else {
+		c.unacked = c.unacked[i:]
+	}
+	// A frame may still be in a write (a Send's, or a resend's, both under
+	// wmu; a hostile peer can ack what is not written yet): the buffers go
+	// back to the pool only under wmu, here if it is free, else at the next
+	// Send.
+	if len(c.freed) > 0 && c.wmu.TryLock() {
+		c.releaseFreedLocked()
+		c.wmu.Unlock()
+	}
 	c.signalLocked()
+}
+
+// releaseFreedLocked returns the buffers of acknowledged messages to the
+// pool. Called with wmu and mu held: no write is using them.
+func (c *MsgConn) releaseFreedLocked() {
+	for i, b := range c.freed {
+		pool.Put(b)
+		c.freed[i] = nil
+	}
+	c.freed = c.freed[:0]
 }
 
 // read runs one stream generation's reader.
 func (c *MsgConn) read(gen int, str network.Stream, r *frameReader) {
 	defer c.wg.Done()
 	for {
-		b, err := r.next()
+		typ, n, data, err := r.nextFrame()
 		if err != nil {
-			if errors.Is(err, errFrameTooLarge) {
+			switch {
+			case errors.Is(err, errFrameTooLarge):
 				c.s.log.Debug("oversized frame; stream reset", "peer", c.remote, "pipe", c.id)
+			case errors.Is(err, errBadFrame):
+				err = fmt.Errorf("frame type %d: %w", typ, err)
 			}
 			c.breakStream(gen, err)
 			return
 		}
-		if !c.frame(gen, str, b) {
+		if !c.frame(gen, str, typ, n, data) {
 			return
 		}
 	}
 }
 
 // frame handles one frame; false stops the reader.
-func (c *MsgConn) frame(gen int, str network.Stream, b []byte) bool {
-	typ, n, data, err := parseFrame(b)
-	if err != nil {
-		c.breakStream(gen, fmt.Errorf("frame type %d: %w", typ, err))
-		return false
-	}
+func (c *MsgConn) frame(gen int, str network.Stream, typ byte, n uint64, data []byte) bool {
 	switch typ {
 	case fData:
-		return c.deliver(gen, n, data) // b is ours: Recv hands data out as is
+		return c.deliver(gen, n, data) // data is ours: Recv hands it out as is
 	case fAck:
 		c.mu.Lock()
 		c.ackLocked(n)
@@ -71,7 +95,7 @@ func (c *MsgConn) frame(gen int, str network.Stream, b []byte) bool {
 		c.forget()
 		return false
 	}
-	c.breakStream(gen, fmt.Errorf("unknown frame type %d", b[0]))
+	c.breakStream(gen, fmt.Errorf("unknown frame type %d", typ))
 	return false
 }
 
@@ -98,6 +122,7 @@ func (c *MsgConn) deliver(gen int, seq uint64, data []byte) bool {
 			// frees its buffer.
 			c.owedAckLocked(true)
 			c.mu.Unlock()
+			pool.Put(data)
 			return true
 		}
 		c.recvSeq = seq

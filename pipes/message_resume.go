@@ -106,7 +106,7 @@ func (c *MsgConn) attach(str network.Stream, r *frameReader, peerRecv uint64, an
 		if err != nil {
 			break
 		}
-		_, err = str.Write(m.frame) // sealed with its sequence number on Send
+		_, err = str.Write(m.frame()) // sealed with its sequence number on Send
 	}
 	_ = str.SetWriteDeadline(time.Time{})
 	c.wg.Add(1)
