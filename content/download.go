@@ -82,8 +82,15 @@ func (d *download) setTree(t *tree) error {
 	if err == nil {
 		err = f.Truncate(t.size)
 	}
+	if err == nil {
+		err = preallocate(f, t.size)
+	}
 	if err != nil {
 		f.Close()
+		if d.state != nil {
+			d.state.Close()
+			d.state = nil
+		}
 		return err
 	}
 	d.t, d.have = t, have

@@ -234,6 +234,7 @@ func (ss *downSession) handshake(br *bufio.Reader, w *bufio.Writer) error {
 			return err
 		}
 		if err := d.setTree(t); err != nil {
+			d.fail(err) // local (disk), not the provider's fault
 			return err
 		}
 		t = d.tree()

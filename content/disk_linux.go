@@ -1,0 +1,44 @@
+package content
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// startWriteback asks the kernel to start writing f's dirty pages to disk,
+// without waiting for them, so that the fsync completing a download finds
+// little left to write: the disk works while the network does.
+func startWriteback(f *os.File) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		unix.SyncFileRange(int(fd), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	})
+}
+
+// preallocate reserves the disk blocks of a part file of size bytes, keeping
+// what it holds: the filesystem allocates once instead of as pieces arrive,
+// and a disk too small fails the download before anything is fetched. A
+// filesystem that cannot preallocate is not an error.
+func preallocate(f *os.File, size int64) error {
+	if size <= 0 {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = unix.Fallocate(int(fd), 0, 0, size) }); err != nil {
+		return err
+	}
+	if errors.Is(ferr, unix.ENOSPC) || errors.Is(ferr, unix.EDQUOT) {
+		return fmt.Errorf("reserve %d bytes for %s: %w", size, f.Name(), ferr)
+	}
+	return nil
+}
