@@ -1,6 +1,7 @@
 package content
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -11,8 +12,8 @@ import (
 // seed: the fastest takers) are unchoked, UploadSlots of them, and every
 // OptimisticInterval one more interested peer is unchoked at random, so that
 // newcomers get a first piece to trade and better partners are found. Peers
-// that are not interested stay unchoked: they take nothing, and can ask at
-// once when they become interested.
+// that are not interested stay unchoked only when they rank above the last
+// unchoked interested one (see round).
 const (
 	RechokeInterval    = 10 * time.Second
 	OptimisticInterval = 30 * time.Second
@@ -20,7 +21,9 @@ const (
 
 type chokeCand[K comparable] struct {
 	key        K
+	tier       int // ranks before rate: a seed's peers that gave to it
 	rate       float64
+	given      int64 // bytes the peer gave us in all: breaks ties of rate
 	interested bool
 }
 
@@ -38,32 +41,49 @@ func newChoker[K comparable](slots int) *choker[K] {
 }
 
 // round runs one rechoke round at now and returns the peers to unchoke.
+//
+// As in BitTorrent, the candidates are ranked by what they gave (rate, then
+// bytes in all), and unchoked down the ranking until UploadSlots interested
+// ones are; a peer that is not interested is unchoked only when it ranks
+// above the last of those, so that it can ask at once when it becomes
+// interested without having earned less than the peers it would displace
+// (the next round chokes the worst again). The rest are choked, and one
+// interested peer among them holds the optimistic unchoke.
 func (c *choker[K]) round(now time.Time, cands []chokeCand[K]) map[K]bool {
 	out := make(map[K]bool, len(cands))
-	var interested []chokeCand[K]
-	for _, cd := range cands {
-		if cd.interested {
-			interested = append(interested, cd)
-		} else {
-			out[cd.key] = true
-		}
-	}
-	slices.SortStableFunc(interested, func(a, b chokeCand[K]) int {
+	ranked := slices.Clone(cands)
+	slices.SortStableFunc(ranked, func(a, b chokeCand[K]) int {
 		switch {
+		case a.tier != b.tier:
+			return cmp.Compare(b.tier, a.tier)
 		case a.rate > b.rate:
 			return -1
 		case a.rate < b.rate:
 			return 1
 		}
-		return 0
+		// Equal rates (most often none, between rounds with no whole
+		// piece): the peer that gave more in all comes first, so one that
+		// never gave anything gets a regular slot only when no peer that
+		// did wants it, and otherwise waits for the optimistic one.
+		return cmp.Compare(b.given, a.given)
 	})
-	n := min(c.slots, len(interested))
-	regular := map[K]bool{}
-	for _, cd := range interested[:n] {
-		regular[cd.key] = true
+	regular, cut := 0, len(ranked)
+	for i, cd := range ranked {
+		if regular == c.slots {
+			cut = i
+			break
+		}
 		out[cd.key] = true
+		if cd.interested {
+			regular++
+		}
 	}
-	rest := interested[n:]
+	var rest []chokeCand[K]
+	for _, cd := range ranked[cut:] {
+		if cd.interested {
+			rest = append(rest, cd)
+		}
+	}
 	keep := c.hasOpt && now.Sub(c.lastOpt) < c.optEvery &&
 		slices.ContainsFunc(rest, func(cd chokeCand[K]) bool { return cd.key == c.optimistic })
 	if !keep {

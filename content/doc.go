@@ -44,8 +44,15 @@
 // Uploads are choked as in BitTorrent: downloaders say whether they are
 // interested, and every 10 s the UploadSlots (4) interested peers that
 // uploaded most to us are unchoked (a seed instead serves those it has served
-// least, so a fast taker cannot hog it), plus one optimistic unchoke rotated
-// every 30 s. Rates are capped
+// least, so a fast taker cannot hog it, and a peer whose download finished
+// serves first those that gave to it), plus one optimistic unchoke rotated
+// every 30 s; peers ranked by the bytes they gave when their rates tie, and
+// a peer that is not interested unchoked only when it ranks above the last
+// interested one. A seed serving several downloaders at once super-seeds
+// (BitTorrent's BEP 16): it shows each only a few pieces, those it sent
+// least, and one more with each piece sent, until every piece was sent
+// once; so the seed's uplink puts new pieces into the swarm instead of the
+// same rare pieces to every downloader. Rates are capped
 // globally and per peer (Config.UploadRate and friends).
 //
 // A download writes to dst+".part" and keeps its piece bitmap in

@@ -169,17 +169,18 @@ func (d *download) bitfieldCopy() bitfield {
 	return append(bitfield(nil), d.have...)
 }
 
-func (d *download) peerRate(id peer.ID) float64 {
+func (d *download) peerRate(id peer.ID) (rate float64, given int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if ss := d.sessions[id]; ss != nil {
 		// Smoothed over rounds, as BitTorrent's rolling average: one round
 		// may see no whole piece from a peer that uploads steadily.
-		r := ss.chokeMeter.sample(d.s.clock.Now(), ss.recv.Load())
+		got := ss.recv.Load()
+		r := ss.chokeMeter.sample(d.s.clock.Now(), got)
 		ss.chokeRate = 0.6*ss.chokeRate + 0.4*r
-		return ss.chokeRate
+		return ss.chokeRate, got
 	}
-	return 0
+	return 0, 0
 }
 
 // endgameDepth is how many requests a session may have out when it is asked
@@ -379,6 +380,19 @@ func (d *download) finish() (Info, error) {
 	if err := d.s.st.put(d.id, r); err != nil {
 		return Info{}, err
 	}
+	// The swarm remembers who gave to this download (its sessions have
+	// ended, so d.ended holds every byte): as a seed it serves them first.
+	d.mu.Lock()
+	givers := make(map[peer.ID]bool, len(d.ended))
+	for id, n := range d.ended {
+		if n > 0 {
+			givers[id] = true
+		}
+	}
+	d.mu.Unlock()
+	sw.mu.Lock()
+	sw.givers = givers
+	sw.mu.Unlock()
 	d.s.mu.Lock()
 	sw.dl = nil
 	sw.rec.Store(&r)

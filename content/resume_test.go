@@ -65,7 +65,7 @@ func runHelper(ctx context.Context) error {
 					case <-stop:
 						return
 					case <-time.After(time.Second):
-						fmt.Fprintf(os.Stderr, "%.0fs seed uploaded %.1f MB\n", time.Since(t0).Seconds(), float64(s.Uploaded())/1e6)
+						fmt.Fprintf(os.Stderr, "%.0fs seed uploaded %.1f MB%s\n", time.Since(t0).Seconds(), float64(s.Uploaded())/1e6, superState(s))
 					}
 				}
 			}()
@@ -118,6 +118,25 @@ func runHelper(ctx context.Context) error {
 		io.Copy(io.Discard, in)
 	}
 	return nil
+}
+
+// superState says how far super-seeding got in s's swarms.
+func superState(s *Service) string {
+	s.mu.Lock()
+	sws := make([]*swarm, 0, len(s.swarms))
+	for _, sw := range s.swarms {
+		sws = append(sws, sw)
+	}
+	s.mu.Unlock()
+	out := ""
+	for _, sw := range sws {
+		sw.mu.Lock()
+		if sw.super != nil {
+			out += fmt.Sprintf(", super-seeding: %d pieces never sent", sw.super.unsent)
+		}
+		sw.mu.Unlock()
+	}
+	return out
 }
 
 // piecesDone counts the pieces a state file marks as written.

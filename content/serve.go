@@ -48,6 +48,9 @@ type swarm struct {
 	mu       sync.Mutex
 	sessions map[*upSession]struct{} // guarded by mu
 	choker   *choker[*upSession]     // guarded by mu
+	givers   map[peer.ID]bool        // guarded by mu: peers that gave to our finished download
+	super    *superSeed              // guarded by mu: nil unless super-seeding (superseed.go)
+	superOn  atomic.Bool             // super != nil, read without mu on the send path
 }
 
 // openSwarm returns the swarm of id with a reference taken, opening the
@@ -84,6 +87,9 @@ func (s *Service) openSwarm(id ID) (*swarm, error) {
 	}
 	sw := s.newSwarm(id, t, f)
 	sw.rec.Store(&r)
+	if sw.super = newSuperSeed(t.pieces()); sw.super != nil {
+		sw.superOn.Store(true)
+	}
 	return sw, nil
 }
 
@@ -164,14 +170,21 @@ func (sw *swarm) rechoke(now time.Time) {
 	cands := make([]chokeCand[*upSession], 0, len(sw.sessions))
 	for us := range sw.sessions {
 		var r float64
+		var given int64
+		tier := 0
 		if dl != nil {
-			r = dl.peerRate(us.peer) // tit for tat: what the peer gives us
+			r, given = dl.peerRate(us.peer) // tit for tat: what the peer gives us
 		} else {
 			// A seed shares fairly: who got least from it comes first, so a
-			// fast taker that never uploads cannot hog it.
+			// fast taker that never uploads cannot hog it. A seed that was
+			// a downloader here serves first those that gave to it then, so
+			// a free-rider does not catch up on the leechers as they finish.
 			r = -float64(us.sent.Load())
+			if sw.givers[us.peer] {
+				tier = 1
+			}
 		}
-		cands = append(cands, chokeCand[*upSession]{key: us, rate: r, interested: us.interested(now)})
+		cands = append(cands, chokeCand[*upSession]{key: us, tier: tier, rate: r, given: given, interested: us.interested(now)})
 	}
 	unchoke := sw.choker.round(now, cands)
 	for us := range sw.sessions {
@@ -195,6 +208,9 @@ type upSession struct {
 	lastReq time.Time // guarded by mu
 	wants   bool      // guarded by mu: the downloader said it is interested
 	meter   meter     // used by rechoke under sw.mu
+
+	view         *superView // guarded by sw.mu: what a super-seeded downloader was shown
+	superCounted bool       // guarded by sw.mu: counted in sw.super.active
 }
 
 func (us *upSession) poke() {
@@ -321,7 +337,10 @@ func (s *Service) serve(str network.Stream) error {
 	us := &upSession{sw: sw, peer: remote, str: str, wake: make(chan struct{}, 1)}
 	w := bufio.NewWriterSize(str, 64<<10)
 	str.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := sw.writeIntro(w, wantTree); err != nil {
+	if err := sw.writeIntro(w, wantTree, sw.introBitfield(us)); err != nil {
+		sw.mu.Lock()
+		sw.superLeave(us)
+		sw.mu.Unlock()
 		return err
 	}
 	sw.mu.Lock()
@@ -336,10 +355,12 @@ func (s *Service) serve(str network.Stream) error {
 		us.ctrl = append(us.ctrl, fChoke)
 	}
 	sw.sessions[us] = struct{}{}
+	sw.superJoin(us)
 	sw.mu.Unlock()
 	defer func() {
 		sw.mu.Lock()
 		delete(sw.sessions, us)
+		sw.superLeave(us)
 		sw.mu.Unlock()
 	}()
 	us.poke()
@@ -389,8 +410,8 @@ func (s *Service) awaitTree(id ID) bool {
 
 var errEOF = errors.New("content: downloader closed the stream")
 
-func (sw *swarm) writeIntro(w *bufio.Writer, wantTree bool) error {
-	if err := writeFrame(w, fInfo, be64(uint64(sw.t.size)), sw.bitfield()); err != nil {
+func (sw *swarm) writeIntro(w *bufio.Writer, wantTree bool, have bitfield) error {
+	if err := writeFrame(w, fInfo, be64(uint64(sw.t.size)), have); err != nil {
 		return err
 	}
 	if wantTree {
@@ -435,8 +456,12 @@ func (us *upSession) readLoop(br *bufio.Reader) error {
 			us.poke()
 		case fInterested, fNotInterested:
 			us.mu.Lock()
+			lost := us.wants && typ == fNotInterested
 			us.wants = typ == fInterested
 			us.mu.Unlock()
+			if lost && us.sw.superOn.Load() {
+				us.sw.superUninterested(us)
+			}
 		case fCancel:
 			i := getU32(p)
 			us.mu.Lock()
@@ -447,6 +472,9 @@ func (us *upSession) readLoop(br *bufio.Reader) error {
 				}
 			}
 			us.mu.Unlock()
+			if us.sw.superOn.Load() {
+				us.sw.superCancel(us, int(i))
+			}
 		default:
 			return fmt.Errorf("%w: frame %d from a downloader", ErrProtocol, typ)
 		}
@@ -539,6 +567,9 @@ func (us *upSession) sendPiece(ctx context.Context, w *bufio.Writer, i int, buf 
 	}
 	us.sent.Add(int64(n))
 	sw.s.uploaded.Add(int64(n))
+	if sw.superOn.Load() {
+		sw.superSent(us, i)
+	}
 	return nil
 }
 
