@@ -178,6 +178,16 @@ func (c *credential) UnmarshalRecord(b []byte) error {
 }
 
 func issueCredential(key crypto.PrivKey, group string, member peer.ID, ttl time.Duration) ([]byte, error) {
+	c, err := newCredential(key, group, member, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return c.rawBytes, nil
+}
+
+// newCredential signs a credential for member and returns it decoded, as
+// openCredential would, with the envelope it is in.
+func newCredential(key crypto.PrivKey, group string, member peer.ID, ttl time.Duration) (*credential, error) {
 	issuer, err := lpeer.IDFromPrivateKey(key)
 	if err != nil {
 		return nil, err
@@ -188,7 +198,11 @@ func issueCredential(key crypto.PrivKey, group string, member peer.ID, ttl time.
 	if err != nil {
 		return nil, err
 	}
-	return env.Marshal()
+	if c.rawBytes, err = env.Marshal(); err != nil {
+		return nil, err
+	}
+	c.member, c.issuer, c.expires = member, peer.ID(issuer), time.UnixMilli(c.Expires)
+	return c, nil
 }
 
 // verifyCredential checks a credential's signature, that its signer is its

@@ -406,3 +406,57 @@ func TestInviteJoinUsesTheKeyOnlyOnceChecked(t *testing.T) {
 		}
 	}
 }
+
+// An issuer trusts, without checking the signature again, only the exact
+// bytes of a credential it issued: a changed one is checked in full, and
+// refused.
+func TestIssuerTrustsOnlyTheCredentialItSigned(t *testing.T) {
+	sp := superPeer(t)
+	alice, bob := member(t, sp, "alice"), member(t, sp, "bob")
+	ctx := testCtx(t)
+	ga, err := alice.g.Create(ctx, Spec{Name: "issued", Policy: PolicyInvite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ga.Invite(bob.p.ID(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := decodeCredString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ga.mu.Lock()
+	cached := ga.creds[bob.p.ID()]
+	ga.mu.Unlock()
+	if cached == nil || !bytes.Equal(cached.raw(), cb.Cred) {
+		t.Fatal("the issued credential is not remembered as checked")
+	}
+	// Its signature's last byte flipped, and its expiry pushed out: same
+	// member, same issuer named, but not the bytes alice signed.
+	changed := [][]byte{slices.Clone(cb.Cred)}
+	changed[0][len(changed[0])-1] ^= 1
+	i := bytes.Index(cb.Cred, []byte{0x04, 0x1b}) // CBOR key 4 (Expires), an 8-byte integer
+	if i < 0 {
+		t.Fatal("no expiry field in the credential's payload")
+	}
+	later := slices.Clone(cb.Cred)
+	later[i+2] ^= 0x01
+	changed = append(changed, later)
+	for n, raw := range changed {
+		resp, err := bob.g.askKey(ctx, alice.p.ID(), ga.ID(), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Err == "" || len(resp.Key) != 0 {
+			t.Fatalf("changed credential %d: the issuer handed over the key", n)
+		}
+	}
+	resp, err := bob.g.askKey(ctx, alice.p.ID(), ga.ID(), cb.Cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Err != "" || len(resp.Key) != 32 {
+		t.Fatalf("the issued credential: %q, key of %d bytes", resp.Err, len(resp.Key))
+	}
+}
