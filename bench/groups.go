@@ -198,7 +198,7 @@ func (f *joinFixture) setup(ctx context.Context) (_ func() error, err error) {
 		return nil, errors.Join(fmt.Errorf("create: %w", err), f.nw.close())
 	}
 	creator.p.Libp2p().Host.SetStreamHandler(rrProto, rrServe)
-	if f.sigs, err = signedMsgs(4); err != nil {
+	if f.sigs, err = signedMsgs(3); err != nil {
 		return nil, errors.Join(err, f.nw.close())
 	}
 	return f.nw.close, nil
@@ -299,12 +299,14 @@ func (f *joinFixture) join(ctx context.Context, n *pnode) (_ float64, err error)
 
 // baseRoundTripSigs is the invite join's baseline: one raw stream round
 // trip (100 B request, 1 KiB answer) from a fresh peer, connected like the
-// joiner, to the creator, plus the four signature checks an invite join
-// cannot skip: the group advertisement's and the credential's by the joiner
-// before it asks, the credential's again by the key holder before it
-// answers, and the signed revocation list (which carries the key's hash) by
-// the joiner after. They are Ed25519 verifications of 400-byte messages,
-// timed in series with the round trip, as they are in a join.
+// joiner, to the creator, plus the three signature checks an invite join
+// by a credential its key holder issued cannot skip: the credential's and
+// the group advertisement's by the joiner, and the signed revocation list
+// (which carries the key's hash) by the joiner after the answer. The holder
+// does not check the credential's signature again: it signed those bytes
+// itself (Group.Invite remembers them; any other bytes are checked). They
+// are Ed25519 verifications of 400-byte messages, timed in series with the
+// round trip.
 func (f *joinFixture) baseRoundTripSigs(ctx context.Context) (float64, error) {
 	return f.timeFresh(ctx, f.roundTripSigs)
 }
