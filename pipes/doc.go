@@ -28,7 +28,10 @@
 //     peer and both sides resend what the other has not acknowledged; when a
 //     relayed pipe's peer becomes reachable directly, the dialer moves the
 //     session to the direct connection the same way. WaitDelivered tells the
-//     sender that a message was received.
+//     sender that a message was received. A message is copied once on each
+//     side, into a pooled buffer: the sender's goes back to the pool when the
+//     message is acknowledged, the receiver's when Release is called on what
+//     Recv returned (optional, as go-msgio's ReleaseMsg).
 //   - Propagate pipes (Join) are GossipSub topics, one per scope and pipe, with
 //     StrictSign: every Message carries its sender's verified peer ID. Members
 //     find each other through their bindings. A watchdog repairs a GossipSub

@@ -94,6 +94,7 @@ func Example_reliableMessages() {
 	}
 	msg, _ := in.Recv(ctx)
 	fmt.Println(string(msg))
+	in.Release(msg) // optional: msg's memory serves a later message
 	if err := c.WaitDelivered(ctx, seq); err == nil {
 		fmt.Println("delivered", seq)
 	}
