@@ -51,8 +51,9 @@
 // interested one. A seed serving several downloaders at once super-seeds
 // (BitTorrent's BEP 16): it shows each only a few pieces, those it sent
 // least, and one more with each piece sent, until every piece was sent
-// once; so the seed's uplink puts new pieces into the swarm instead of the
-// same rare pieces to every downloader. Rates are capped
+// once, and it unchokes all of them meanwhile; so the seed's uplink puts
+// new pieces into the swarm instead of the same rare pieces to every
+// downloader. Rates are capped
 // globally and per peer (Config.UploadRate and friends).
 //
 // A download writes to dst+".part" and keeps its piece bitmap in

@@ -186,6 +186,15 @@ func (sw *swarm) rechoke(now time.Time) {
 		}
 		cands = append(cands, chokeCand[*upSession]{key: us, tier: tier, rate: r, given: given, interested: us.interested(now)})
 	}
+	if sw.super != nil {
+		// A super-seeding seed serves every downloader: each is shown
+		// pieces that no other was, and the sooner each holds some, the
+		// sooner its uplink has something to trade.
+		for us := range sw.sessions {
+			us.setChoked(false)
+		}
+		return
+	}
 	unchoke := sw.choker.round(now, cands)
 	for us := range sw.sessions {
 		us.setChoked(!unchoke[us])
@@ -350,7 +359,7 @@ func (s *Service) serve(str network.Stream) error {
 			unchoked++
 		}
 	}
-	us.choked = unchoked > s.cfg.UploadSlots // room for 4 + 1: serve at once
+	us.choked = unchoked > s.cfg.UploadSlots && sw.super == nil // room for 4 + 1: serve at once
 	if us.choked {
 		us.ctrl = append(us.ctrl, fChoke)
 	}
