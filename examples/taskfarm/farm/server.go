@@ -186,25 +186,38 @@ func (o *outbox) push(f *frame) {
 
 func (o *outbox) run(ctx context.Context) {
 	for {
-		stop := false
 		select {
 		case <-ctx.Done():
-			// Flush what is queued (a last error frame) within a second.
-			stop = true
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
 		case <-o.wake:
+		}
+		// Once ctx has ended, what is queued (a last error frame) is
+		// flushed within a second, and run returns. A frame whose Send
+		// failed because ctx ended in the meantime was not written (a
+		// MsgConn queues nothing then), so it goes out in that flush.
+		stop := ctx.Err() != nil
+		sctx := ctx
+		if stop {
+			var cancel context.CancelFunc
+			sctx, cancel = context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
 		}
 		o.mu.Lock()
 		q := o.q
 		o.q = nil
 		o.mu.Unlock()
-		for _, f := range q {
-			if err := sendFrame(ctx, o.c, f); err != nil {
-				o.c.Close()
-				return
+		for i, f := range q {
+			err := sendFrame(sctx, o.c, f)
+			if err == nil {
+				continue
 			}
+			if !stop && ctx.Err() != nil && sctx.Err() != nil {
+				o.mu.Lock()
+				o.q = append(q[i:len(q):len(q)], o.q...)
+				o.mu.Unlock()
+				break
+			}
+			o.c.Close()
+			return
 		}
 		if stop {
 			return
