@@ -265,12 +265,30 @@ func TestRawPubsubAttacker(t *testing.T) {
 			}
 			asub, _ := at.Subscribe()
 			defer asub.Cancel()
-			for _, n := range []*node{alice, bob} {
-				h.Connect(ctx, lpeer.AddrInfo{ID: lpeer.ID(n.p.ID()), Addrs: n.p.Libp2p().Host.Addrs()})
+			connect := func() {
+				for _, n := range []*node{alice, bob} {
+					h.Connect(ctx, lpeer.AddrInfo{ID: lpeer.ID(n.p.ID()), Addrs: n.p.Libp2p().Host.Addrs()})
+				}
 			}
+			connect()
+			// A plain GossipSub has no watchdog against its lost-subscription
+			// states (see pipes' watchdog), so the attacker, as a real one
+			// would, reconnects afresh when the mesh has not formed after a
+			// while; what each side sees is logged for a failure's reader.
+			last := time.Now()
 			eventually(t, "mesh with the attacker", func() bool {
-				return len(at.ListPeers()) == 2 && len(tb.Peers()) > 0 &&
+				ok := len(at.ListPeers()) == 2 && len(tb.Peers()) > 0 &&
 					slices.Contains(ta.Peers(), bob.p.ID()) && slices.Contains(ta.Peers(), peer.ID(h.ID()))
+				if !ok && time.Since(last) > 15*time.Second {
+					last = time.Now()
+					t.Logf("no mesh yet: the attacker's topic peers %v, bob's %v, alice's %v; reconnecting the attacker",
+						at.ListPeers(), tb.Peers(), ta.Peers())
+					for _, n := range []*node{alice, bob} {
+						h.Network().ClosePeer(lpeer.ID(n.p.ID()))
+					}
+					connect()
+				}
+				return ok
 			})
 
 			// It sees only ciphertext.
