@@ -73,3 +73,52 @@ func TestRemoteCacheTimeIsCapped(t *testing.T) {
 		t.Fatalf("lifetime over the cap accepted: %v", err)
 	}
 }
+
+// The same advertisement answered to Find after Find extends its cache time
+// each time, but is written to disk only once the extension is worth it (a
+// quarter of what is left), and what is on disk is then the latest.
+func TestStoreRefreshWritesToDiskSparingly(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	s, _, err := openStore(dir, 100, 100, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	e := remoteEntry(t, key, "x", now.Add(time.Hour))
+	if _, err := s.put(e, now); err != nil {
+		t.Fatal(err)
+	}
+	writes := func() int { st := s.db.Stats(); return int(st.TxStats.GetWrite()) }
+	before := writes()
+	for i := 1; i <= 100; i++ { // an answer a second for 100 s
+		at := now.Add(time.Duration(i) * time.Second)
+		if _, err := s.put(remoteEntry(t, key, "x", at.Add(time.Hour)), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := writes() - before; w != 0 {
+		t.Fatalf("100 small refreshes wrote %d times to disk, want none", w)
+	}
+	at := now.Add(20 * time.Minute) // extends it by a third of an hour
+	latest := at.Add(time.Hour)
+	if _, err := s.put(remoteEntry(t, key, "x", latest), at); err != nil {
+		t.Fatal(err)
+	}
+	if writes() == before {
+		t.Fatal("a refresh by 20 minutes of an hour was not written to disk")
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err = openStore(dir, 100, 100, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	pub, _ := keyID(key)
+	got, ok := s.get(Key{Type: "t", ID: "x", Publisher: pub})
+	if !ok || got.until.UnixMilli() != latest.UnixMilli() {
+		t.Fatalf("after reopening: %v, until %v, want %v", ok, got.until, latest)
+	}
+}
