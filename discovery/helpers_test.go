@@ -25,14 +25,14 @@ type node struct {
 	d *Service
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // newNode starts a loopback peer with discovery. Zero configs are fine.
-func newNode(t *testing.T, pcfg peer.Config, dcfg Config) *node {
+func newNode(t testing.TB, pcfg peer.Config, dcfg Config) *node {
 	t.Helper()
 	ctx := testCtx(t)
 	p, err := peer.New(ctx, pcfg)
@@ -51,7 +51,7 @@ func newNode(t *testing.T, pcfg peer.Config, dcfg Config) *node {
 	return &node{p, d}
 }
 
-func superPeer(t *testing.T, others ...*node) *node {
+func superPeer(t testing.TB, others ...*node) *node {
 	cfg := peer.TestSuperPeerConfig()
 	for _, o := range others {
 		cfg.SuperPeers = append(cfg.SuperPeers, o.p.Invite())
@@ -65,7 +65,7 @@ func superPeer(t *testing.T, others ...*node) *node {
 	return n
 }
 
-func edge(t *testing.T, dcfg Config, sps ...*node) *node {
+func edge(t testing.TB, dcfg Config, sps ...*node) *node {
 	cfg := peer.TestConfig()
 	for _, s := range sps {
 		cfg.SuperPeers = append(cfg.SuperPeers, s.p.Invite())
