@@ -293,8 +293,13 @@ func TestAttackGlobQueries(t *testing.T) {
 	mem.SuperPeer(t, fmt.Sprintf("issue 12 #4, glob queries over %d ads x %d attributes from 4 identities", n, MaxAttrs), stats.Percentile(hres.lat, 99))
 	t.Logf("%d glob queries over %d ads x %d attributes; slowest answer %v (budget %v)", queries.Load(), n, MaxAttrs, time.Duration(worst.Load()).Round(time.Millisecond), globBudget)
 	// The budget plus the machine's load: four attackers share two cores with
-	// everything else.
-	if time.Duration(worst.Load()) > 20*globBudget {
+	// everything else, and the race detector makes every step of a round
+	// trip several times slower (345-468 ms seen, against a 100 ms scan).
+	bound := 20 * globBudget
+	if floodRace() {
+		bound *= 3
+	}
+	if time.Duration(worst.Load()) > bound {
 		t.Errorf("a glob query took %v", time.Duration(worst.Load()))
 	}
 	hres.check(t, "glob queries")
