@@ -29,9 +29,15 @@ func mdnsRegister(args []string) int {
 	return 0
 }
 
-// mdnsBrowse prints the instances it finds by mDNS within two seconds.
-func mdnsBrowse([]string) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// mdnsBrowse prints the instances it finds by mDNS within two seconds, or,
+// given "first", until it finds one (at most 30 s): a positive check waits
+// for its event, a negative one for a fixed window.
+func mdnsBrowse(args []string) int {
+	wait, first := 2*time.Second, len(args) > 0 && args[0] == "first"
+	if first {
+		wait = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	entries := make(chan *zeroconf.ServiceEntry)
 	done := make(chan struct{})
@@ -39,6 +45,9 @@ func mdnsBrowse([]string) int {
 		defer close(done)
 		for e := range entries {
 			fmt.Println("found", e.Instance, e.AddrIPv4)
+			if first {
+				cancel()
+			}
 		}
 	}()
 	if err := zeroconf.Browse(ctx, mdnsService, "local.", entries); err != nil {
@@ -116,7 +125,11 @@ func TestMulticast(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				out, err := helper(ctx, t, l.Host(name).Namespace, "mdns-browse").CombinedOutput()
+				var args []string
+				if name == "b" { // expected to find a: browse until it does
+					args = []string{"first"}
+				}
+				out, err := helper(ctx, t, l.Host(name).Namespace, "mdns-browse", args...).CombinedOutput()
 				if err != nil {
 					t.Errorf("browse in %s: %v\n%s", name, err, out)
 				}
