@@ -45,17 +45,27 @@ func TestNATMatrixEachPairOnce(t *testing.T) {
 	var trials []Trial
 	for i, a := range allTypes {
 		for _, b := range allTypes[i:] {
-			tr := runTrial(ctx, a, b, 25*time.Millisecond, 10*time.Second)
-			trials = append(trials, tr)
-			if !tr.Connected {
-				t.Errorf("%s × %s did not connect: %s", a, b, tr.Err)
-				continue
-			}
-			if expectDirect(a, b) && tr.FinalPath != "direct" {
-				t.Errorf("%s × %s: theory allows direct, got %s", a, b, tr.FinalPath)
-			}
-			if tr.FirstPath == "relayed" && tr.FinalPath == "direct" && tr.TimeToDirectMs <= 0 {
-				t.Errorf("%s × %s: relayed then direct, but no time to direct", a, b)
+			// As in the IPv6 rows: a pair theory says goes direct gets up
+			// to three tries, since a hole punch on a loaded machine can
+			// miss its timing; it fails only if none goes direct.
+			for try := 1; ; try++ {
+				tr := runTrial(ctx, a, b, 25*time.Millisecond, 10*time.Second)
+				trials = append(trials, tr)
+				if !tr.Connected {
+					t.Errorf("%s × %s did not connect: %s", a, b, tr.Err)
+					break
+				}
+				if tr.FirstPath == "relayed" && tr.FinalPath == "direct" && tr.TimeToDirectMs <= 0 {
+					t.Errorf("%s × %s: relayed then direct, but no time to direct", a, b)
+				}
+				if !expectDirect(a, b) || tr.FinalPath == "direct" {
+					break
+				}
+				if try == 3 {
+					t.Errorf("%s × %s: theory allows direct, got %s in %d tries", a, b, tr.FinalPath, try)
+					break
+				}
+				t.Logf("%s × %s: try %d went %s; trying again", a, b, try, tr.FinalPath)
 			}
 		}
 	}

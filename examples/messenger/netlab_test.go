@@ -5,10 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/juxta-p2p/juxta/netlab"
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 // Two laptops behind different home NATs, with a super-peer on the simulated
@@ -48,7 +50,6 @@ func TestChatAcrossHomeNATs(t *testing.T) {
 	spInvite := sp.waitFor(`^invite: (juxta1\S+)`, patience)[1]
 	alice := inLab("alice", "alice", "-plain", "-no-mdns", "-name", "alice", "-dir", filepath.Join(base, "alice"), "-superpeer", spInvite)
 	bob := inLab("bob", "bob", "-plain", "-no-mdns", "-name", "bob", "-dir", filepath.Join(base, "bob"), "-superpeer", spInvite)
-	time.Sleep(2 * time.Second) // the relay reservations: invites then carry relay addresses
 	befriendInvite(t, alice, bob, "alice", "bob")
 
 	alice.send("@bob hello across two NATs")
@@ -78,22 +79,48 @@ func TestChatAcrossHomeNATs(t *testing.T) {
 	bob.waitFor(`^msg from alice: now direct$`, patience)
 }
 
-// befriendInvite makes a and b contacts using the invite b prints on /invite,
-// after its relay reservation (the one printed at start may predate it).
+// befriendInvite makes a and b contacts using the invite b prints on /invite
+// once it carries a relay address: b's relay reservation may come after its
+// start (and the invite printed then), later still on a loaded machine.
 func befriendInvite(t *testing.T, a, b *proc, aName, bName string) {
 	t.Helper()
-	b.send("/invite")
-	b.waitCount(`^invite: juxta1`, 2, patience)
-	var inv string
 	rx := regexp.MustCompile(`^invite: (juxta1\S+)`)
-	for _, l := range b.snapshot() {
-		if m := rx.FindStringSubmatch(l); m != nil {
-			inv = m[1] // the last one
+	deadline := time.Now().Add(patience)
+	var inv string
+	for n := 2; ; n++ {
+		b.send("/invite")
+		b.waitCount(`^invite: juxta1`, n, patience)
+		for _, l := range b.snapshot() {
+			if m := rx.FindStringSubmatch(l); m != nil {
+				inv = m[1] // the last one
+			}
 		}
+		if relayed(t, inv) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's invite carried no relay address within %v", bName, patience)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 	a.send("/add " + inv + " " + bName)
 	m := b.waitFor(`^request: \S+ wants to be your contact; /accept (\S+)`, patience)
 	b.send("/accept " + m[1])
 	a.waitFor(`^contact: `+bName+` is online`, patience)
 	b.waitFor(`^contact: `+aName+` is online`, patience)
+}
+
+// relayed reports whether an invite carries a circuit (relay) address.
+func relayed(t *testing.T, inv string) bool {
+	t.Helper()
+	pi, err := peer.ParseInvite(inv)
+	if err != nil {
+		t.Fatalf("invite %q: %v", inv, err)
+	}
+	for _, a := range pi.Peer.Addrs {
+		if strings.Contains(a, "/p2p-circuit") {
+			return true
+		}
+	}
+	return false
 }
