@@ -20,7 +20,6 @@ type entry struct {
 	ad     Advertisement
 	raw    []byte    // the signed envelope, served as is
 	until  time.Time // cached until; for own advertisements, the lifetime's end
-	saved  time.Time // until as last written to disk; guarded by the store's mu
 	local  bool      // published by this peer
 	doc    uint32    // document number in the index; guarded by the store's mu
 	dl     uint16    // tokens indexed
@@ -148,7 +147,7 @@ func (s *store) load(now time.Time) (purged int, err error) {
 				dead = append(dead, slices.Clone(k))
 				return nil
 			}
-			s.addLocked(&entry{ad: ad, raw: slices.Clone(de.Raw), until: until, saved: until, local: de.Local})
+			s.addLocked(&entry{ad: ad, raw: slices.Clone(de.Raw), until: until, local: de.Local})
 			return nil
 		})
 		if err != nil {
@@ -210,11 +209,9 @@ func (s *store) putLocked(e *entry, now time.Time) (bool, *entry, error) {
 			return false, nil, nil
 		}
 		if old.ad.Seq == e.ad.Seq {
-			if e.until.After(old.until) { // a republish, or an answer, refreshes the cache
+			if worthExtending(old.until, e.until, now) { // a republish, or an answer, refreshes the cache
 				old.until = e.until
-				if worthSaving(old, now) {
-					return false, old, nil
-				}
+				return false, old, nil
 			}
 			return false, nil, nil
 		}
@@ -266,11 +263,9 @@ func (s *store) refresh(pub peer.ID, digests [][]byte, until func(*Advertisement
 			missing = append(missing, i)
 			continue
 		}
-		if u := until(&e.ad); u.After(e.until) {
+		if u := until(&e.ad); worthExtending(e.until, u, now) {
 			e.until = u
-			if worthSaving(e, now) {
-				dirty = append(dirty, e)
-			}
+			dirty = append(dirty, e)
 		}
 	}
 	return missing, s.persist(dirty)
@@ -365,7 +360,7 @@ func (s *store) persist(es []*entry) error {
 	if s.db == nil || len(es) == 0 {
 		return nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAds)
 		for _, e := range es {
 			v, err := encMode.Marshal(diskEntry{Raw: e.raw, Until: e.until.UnixMilli(), Local: e.local})
@@ -378,21 +373,16 @@ func (s *store) persist(es []*entry) error {
 		}
 		return nil
 	})
-	if err == nil {
-		for _, e := range es {
-			e.saved = e.until
-		}
-	}
-	return err
 }
 
-// worthSaving reports whether e's cache time, just extended, has moved far
-// enough past the one on disk to be written again: by a quarter of what is
-// left of it. The same advertisement answered to every Find would otherwise
-// cost a disk transaction (an fsync) per answer; after a restart the cached
-// copy lives at most a quarter less than it would have.
-func worthSaving(e *entry, now time.Time) bool {
-	return e.until.Sub(e.saved) >= e.until.Sub(now)/4
+// worthExtending reports whether a refresh to next extends a cache time of
+// cur by enough to be kept and written to disk: by a quarter of what is left
+// of next. The same advertisement answered to Find after Find would
+// otherwise cost a disk transaction (an fsync) per answer. The time in memory
+// stays the time on disk, so an entry needs no second one; a cached copy
+// refreshed often lives at most a quarter less than it could.
+func worthExtending(cur, next, now time.Time) bool {
+	return next.After(cur) && next.Sub(cur) >= next.Sub(now)/4
 }
 
 func (s *store) remove(k Key) bool {
