@@ -210,7 +210,7 @@ func (o *outbox) run(ctx context.Context) {
 			if err == nil {
 				continue
 			}
-			if !stop && ctx.Err() != nil && sctx.Err() != nil {
+			if !stop && ctx.Err() != nil { // sctx is ctx here
 				o.mu.Lock()
 				o.q = append(q[i:len(q):len(q)], o.q...)
 				o.mu.Unlock()
