@@ -364,22 +364,28 @@ func (d *download) finish() (Info, error) {
 	d.mu.Lock()
 	t, sw, state := d.t, d.sw, d.state
 	d.mu.Unlock()
-	if err := syncHook(sw.f); err != nil {
-		return Info{}, err
-	}
+	// Not fsynced here: the syncer does it after Fetch returned, and until
+	// then the record says so (durable.go). The kernel is asked to start
+	// writing the rest now.
+	startWriteback(sw.f)
 	if err := os.Rename(d.part(), d.dst); err != nil {
 		return Info{}, err
 	}
-	state.Close()
-	os.Remove(d.statePath())
 	fi, err := sw.f.Stat()
 	if err != nil {
 		return Info{}, err
 	}
-	r := record{Path: d.dst, Size: t.size, MTime: fi.ModTime().UnixNano(), Name: d.name, Owned: d.owned}
+	r := record{Path: d.dst, Size: t.size, MTime: fi.ModTime().UnixNano(), Name: d.name, Owned: d.owned, Unsynced: true}
+	j := d.s.queueSync(d.id, d.dst, r.MTime)
 	if err := d.s.st.put(d.id, r); err != nil {
+		d.s.dropSync(j)
 		return Info{}, err
 	}
+	d.s.startSync(j)
+	// The state file goes once the record is in: a crash before leaves
+	// the file renamed and unindexed, and Fetch hashes it again.
+	state.Close()
+	os.Remove(d.statePath())
 	// The swarm remembers who gave to this download (its sessions have
 	// ended, so d.ended holds every byte): as a seed it serves them first.
 	d.mu.Lock()
@@ -423,5 +429,3 @@ func (d *download) close() {
 	state.Close()
 	d.s.releaseSwarm(sw)
 }
-
-var syncHook = func(f *os.File) error { return f.Sync() }

@@ -67,6 +67,10 @@ func (s *Service) openSwarm(id ID) (*swarm, error) {
 	if !ok {
 		return nil, ErrNotFound
 	}
+	r, err := s.settle(id, r)
+	if err != nil {
+		return nil, err
+	}
 	if err := r.fresh(); err != nil {
 		return nil, err
 	}

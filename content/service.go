@@ -141,6 +141,12 @@ type Service struct {
 	peerUp    map[peer.ID]*rate.Limiter // guarded by mu
 	peerDown  map[peer.ID]*rate.Limiter // guarded by mu
 	announced map[ID]context.CancelFunc // guarded by mu: stops re-providing
+	syncing   map[ID]*syncJob           // guarded by mu: written by this run, not yet durable
+	syncQ     []*syncJob                // guarded by mu: for the syncer
+	syncKick  chan struct{}             // wakes the syncer; buffered 1
+	syncEnded bool                      // guarded by mu: the syncer is gone
+	syncHook  func(*os.File) error      // tests: replaces the fsync of a finished file
+	settleMu  sync.Mutex                // one settle at a time
 
 	uploaded atomic.Int64 // piece bytes sent to downloaders
 
@@ -164,6 +170,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		swarms: map[ID]*swarm{}, downloads: map[ID]*download{}, banned: map[peer.ID]time.Time{},
 		peerUp: map[peer.ID]*rate.Limiter{}, peerDown: map[peer.ID]*rate.Limiter{},
 		announced: map[ID]context.CancelFunc{}, stallTimeout: StallTimeout,
+		syncing: map[ID]*syncJob{}, syncKick: make(chan struct{}, 1),
 		rechokeEvery: rechokeDefault, optimisticEvery: optimisticDefault,
 	}
 	dir := cfg.Dir
@@ -182,8 +189,9 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	s.upAll, s.downAll = newLimiter(cfg.UploadRate), newLimiter(cfg.DownloadRate)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.h.SetStreamHandler(protocol.ID(ProtocolID), s.handle)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.chokeLoop()
+	go s.syncLoop()
 	return s, nil
 }
 
@@ -245,10 +253,12 @@ func (s *Service) Add(ctx context.Context, path string) (Info, error) {
 		return Info{}, fmt.Errorf("content: add %s: %w", path, err)
 	}
 	if id, ok := s.st.byPath(abs); ok {
-		if r, ok := s.st.get(id); ok && r.fresh() == nil {
-			if _, err := os.Stat(s.st.treePath(id)); err == nil {
-				s.announce(id, r.Name)
-				return Info{ID: id, Size: r.Size, Name: r.Name, Path: abs}, nil
+		if r, ok := s.st.get(id); ok {
+			if r, err := s.settle(id, r); err == nil && r.fresh() == nil {
+				if _, err := os.Stat(s.st.treePath(id)); err == nil {
+					s.announce(id, r.Name)
+					return Info{ID: id, Size: r.Size, Name: r.Name, Path: abs}, nil
+				}
 			}
 		}
 	}
@@ -327,10 +337,13 @@ func (s *Service) AddBytes(ctx context.Context, name string, b []byte) (Info, er
 	if err != nil {
 		return Info{}, fmt.Errorf("content: add bytes: %w", err)
 	}
-	r := record{Path: path, Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Name: name, Owned: true}
+	r := record{Path: path, Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Name: name, Owned: true, Unsynced: true}
+	j := s.queueSync(id, path, r.MTime)
 	if err := s.st.put(id, r); err != nil {
+		s.dropSync(j)
 		return Info{}, fmt.Errorf("content: add bytes: %w", err)
 	}
+	s.startSync(j)
 	s.announce(id, name)
 	return Info{ID: id, Size: r.Size, Name: name, Path: path}, nil
 }
@@ -341,6 +354,10 @@ func (s *Service) Stat(id ID) (Info, error) {
 	r, ok := s.st.get(id)
 	if !ok {
 		return Info{}, fmt.Errorf("content: %s: %w", id, ErrNotFound)
+	}
+	r, err := s.settle(id, r)
+	if err != nil {
+		return Info{}, fmt.Errorf("content: %s: %w", id, err)
 	}
 	if err := r.fresh(); err != nil {
 		return Info{}, fmt.Errorf("content: %s: %w", id, err)

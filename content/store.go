@@ -27,6 +27,9 @@ type record struct {
 	MTime int64  `json:"mtime"` // UnixNano of the file when hashed
 	Name  string `json:"name"`
 	Owned bool   `json:"owned,omitempty"` // the file is in Dir/blobs and goes with Remove
+	// Unsynced: a download recorded before its fsync (durable.go). Absent
+	// in records written before the field existed, which were fsynced.
+	Unsynced bool `json:"unsynced,omitempty"`
 }
 
 type store struct {
@@ -99,6 +102,32 @@ func (s *store) put(id ID, r record) error {
 			return err
 		}
 		return tx.Bucket(bucketPaths).Put([]byte(r.Path), id[:])
+	})
+}
+
+// markSynced clears the Unsynced flag of id's record, if it still names
+// the file that was made durable (path and mtime): a record that was
+// removed or replaced meanwhile is left alone.
+func (s *store) markSynced(id ID, path string, mtime int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlobs)
+		v := b.Get(id[:])
+		if v == nil {
+			return nil
+		}
+		var r record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		if !r.Unsynced || r.Path != path || r.MTime != mtime {
+			return nil
+		}
+		r.Unsynced = false
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		return b.Put(id[:], v)
 	})
 }
 
