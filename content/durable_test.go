@@ -92,8 +92,8 @@ func TestFlush(t *testing.T) {
 func TestUncleanShutdownSettles(t *testing.T) {
 	const pieces = 8
 	for _, c := range []struct {
-		name   string
-		damage func(t *testing.T, path string)
+		name    string
+		damage  func(t *testing.T, path string)
 		refetch int // pieces
 	}{
 		{"intact", func(t *testing.T, path string) {
