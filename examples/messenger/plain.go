@@ -199,10 +199,10 @@ func (u *plainUI) transferLine(t im.Transfer, now time.Time) (string, bool) {
 		pct = int(t.Done * 100 / t.Size)
 	}
 	u.mu.Lock()
-	last, seen := u.progress[t.ID]
+	last, seen := u.progress[t.Key()]
 	say := !seen || last.state != t.State || pct/25 > last.pct/25 || (pct != last.pct && now.Sub(last.at) >= progressEvery)
 	if say {
-		u.progress[t.ID] = progressMark{state: t.State, pct: pct, at: now}
+		u.progress[t.Key()] = progressMark{state: t.State, pct: pct, at: now}
 	}
 	if t.State == "done" || t.State == "failed" {
 		delete(u.progress, t.ID)

@@ -167,7 +167,7 @@ func newTUIModel(ctx context.Context, e engine, demo bool) *tuiModel {
 		}
 	}
 	for _, t := range e.Transfers() {
-		m.transfers[t.ID] = t
+		m.transfers[t.Key()] = t
 	}
 	m.setNotice(false, "you are %s — /invite shows your invite, /help the commands", e.Name())
 	return m
@@ -409,7 +409,7 @@ func (m *tuiModel) event(ev im.Event) tea.Cmd {
 		}
 	case im.TransferProgress:
 		t := e.Transfer
-		m.transfers[t.ID] = t
+		m.transfers[t.Key()] = t
 		switch t.State {
 		case "done":
 			if t.Out {

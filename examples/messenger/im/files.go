@@ -38,6 +38,18 @@ type Transfer struct {
 	Path    string // the file sent, or where the received file was saved
 }
 
+// Key tells transfers apart. The ID alone does not: the sender chooses it,
+// so a contact can offer a file under the ID of one this peer sends it (or
+// of one another contact sends), and a list keyed by ID would show its
+// offer in place of that transfer.
+func (t Transfer) Key() string {
+	dir := "in"
+	if t.Out {
+		dir = "out"
+	}
+	return dir + "/" + t.Peer.String() + "/" + t.ID
+}
+
 // MaxFileSize bounds a transfer.
 const MaxFileSize = 16 << 30
 
@@ -156,7 +168,7 @@ func (m *Messenger) SendFile(ctx context.Context, id peer.ID, path string) (Tran
 // when the loop ends for any reason but the messenger stopping.
 func (m *Messenger) startSending(ctx context.Context, t *Transfer, id content.ID) Transfer {
 	m.mu.Lock()
-	m.transfers[t.ID] = t
+	m.transfers[t.Key()] = t
 	snap := *t
 	m.mu.Unlock()
 	m.wg.Add(1)
@@ -254,13 +266,15 @@ func readMsg(r msgio.ReadCloser, v any) error {
 	return dec.Unmarshal(b, v)
 }
 
-func (m *Messenger) transfer(id string, mk func() *Transfer) *Transfer {
+// transfer returns the transfer under key (Transfer.Key), made by mk if
+// there is none.
+func (m *Messenger) transfer(key string, mk func() *Transfer) *Transfer {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t, ok := m.transfers[id]
+	t, ok := m.transfers[key]
 	if !ok {
 		t = mk()
-		m.transfers[id] = t
+		m.transfers[key] = t
 	}
 	return t
 }

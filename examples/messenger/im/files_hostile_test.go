@@ -400,3 +400,48 @@ func TestFileContentScope(t *testing.T) {
 		t.Fatalf("bob's transfers: %+v", b.Transfers())
 	}
 }
+
+// TestHostileTransferIDReuse: a contact offers a file under the ID of one
+// this peer sent it (the sender chooses transfer IDs). The offer is a
+// transfer of its own, and the one sent keeps its entry: before transfers
+// were keyed by direction and peer, the offer took the sent file's place.
+func TestHostileTransferIDReuse(t *testing.T) {
+	a, b := open(t, "mallory"), open(t, "bob")
+	friends(t, a, b)
+	path := filepath.Join(t.TempDir(), "report.txt")
+	if err := os.WriteFile(path, []byte("bob's report"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sub := b.Subscribe(context.Background())
+	defer sub.Cancel()
+	out, err := b.SendFile(context.Background(), a.ID(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follow(t, sub.C, out.ID, nil)
+	payload := []byte("mallory's file")
+	id := share(t, a, b, payload)
+	r, c := offer(t, a, b, fileHeader{ID: out.ID, Name: "evil.txt", Size: int64(len(payload)), Content: id[:]})
+	if r.Err != "" {
+		t.Fatalf("offer refused: %s", r.Err)
+	}
+	if r := outcome(t, c); !r.Done {
+		t.Fatalf("offer: %+v", r)
+	}
+	var sent, got []Transfer
+	for _, x := range b.Transfers() {
+		switch {
+		case x.ID != out.ID:
+		case x.Out:
+			sent = append(sent, x)
+		default:
+			got = append(got, x)
+		}
+	}
+	if len(sent) != 1 || sent[0].Name != "report.txt" || sent[0].State != "done" || sent[0].Path != path || sent[0].Peer != a.ID() {
+		t.Fatalf("the file bob sent is now %+v", sent)
+	}
+	if len(got) != 1 || got[0].Name != "evil.txt" || got[0].State != "done" {
+		t.Fatalf("the offer under the same ID is %+v", got)
+	}
+}

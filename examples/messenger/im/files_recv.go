@@ -109,7 +109,7 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 		return reply(fileReply{Err: err.Error(), Final: errors.Is(err, errNoSpace)})
 	}
 	name := safename.SafeName(h.Name)
-	t := m.transfer(h.ID, func() *Transfer {
+	t := m.transfer(Transfer{ID: h.ID, Peer: from}.Key(), func() *Transfer {
 		return &Transfer{ID: h.ID, Peer: from, Name: name, Size: h.Size, State: "receiving", Content: content.ID(h.Content).String()}
 	})
 	// Taken: the first reply says about how much is here already.
@@ -132,8 +132,8 @@ func (m *Messenger) receive(c *pipes.Conn) error {
 func (m *Messenger) received(from peer.ID, id string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t, ok := m.transfers[id]
-	return ok && !t.Out && t.Peer == from && t.State == "done"
+	t, ok := m.transfers[Transfer{ID: id, Peer: from}.Key()]
+	return ok && t.State == "done"
 }
 
 // takeSlot registers the receive of key: an earlier offer of the same
