@@ -2,12 +2,36 @@
 
 package content
 
-import "os"
+import (
+	"io/fs"
+	"os"
+)
 
 // startWriteback does nothing where sync_file_range does not exist: the
-// fsync completing a download writes everything.
+// fsync after a download writes everything.
 func startWriteback(f *os.File) {}
 
 // preallocate does nothing where fallocate does not exist: blocks are
 // allocated as pieces are written.
 func preallocate(f *os.File, size int64) error { return nil }
+
+// renameNoReplace renames oldpath to newpath, failing if newpath exists
+// (checked first: not atomic here).
+func renameNoReplace(oldpath, newpath string) error {
+	if _, err := os.Lstat(newpath); err == nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: fs.ErrExist}
+	}
+	return os.Rename(oldpath, newpath)
+}
+
+// syncDir makes the names in dir durable where the system allows fsync on
+// a directory; elsewhere (Windows) it does nothing.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	_ = d.Sync()
+	return nil
+}

@@ -2,8 +2,10 @@ package content
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -73,12 +75,16 @@ func (d *download) setTree(t *tree) error {
 	if err := d.s.st.saveTree(d.id, t); err != nil {
 		return err
 	}
+	// A state file is believed only beside its part file: one left alone
+	// (a crash between removing them) would claim pieces nobody has.
+	_, err := os.Stat(d.part())
+	newPart := errors.Is(err, fs.ErrNotExist)
 	f, err := os.OpenFile(d.part(), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
 	n := t.pieces()
-	have, err := d.openState(t.size, n)
+	have, err := d.openState(t.size, n, newPart)
 	if err == nil {
 		err = f.Truncate(t.size)
 	}
@@ -124,7 +130,7 @@ func (d *download) setTree(t *tree) error {
 }
 
 // openState opens or creates the state file and returns the bitmap it holds.
-func (d *download) openState(size int64, n int) (bitfield, error) {
+func (d *download) openState(size int64, n int, discard bool) (bitfield, error) {
 	f, err := os.OpenFile(d.statePath(), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
@@ -132,7 +138,7 @@ func (d *download) openState(size int64, n int) (bitfield, error) {
 	have := newBitfield(n)
 	buf := make([]byte, stateHeader+n)
 	got, _ := io.ReadFull(f, buf)
-	hdrOK := got == len(buf) && string(buf[:8]) == stateMagic && ID(buf[8:40]) == d.id &&
+	hdrOK := !discard && got == len(buf) && string(buf[:8]) == stateMagic && ID(buf[8:40]) == d.id &&
 		int64(binary.BigEndian.Uint64(buf[40:48])) == size
 	if hdrOK {
 		for i := range n {
@@ -368,6 +374,11 @@ func (d *download) finish() (Info, error) {
 	// then the record says so (durable.go). The kernel is asked to start
 	// writing the rest now.
 	startWriteback(sw.f)
+	// The state file goes first: a state file without its part file
+	// would otherwise tell a later download to this place that it has
+	// every piece (setTree also guards against that).
+	state.Close()
+	os.Remove(d.statePath())
 	if err := os.Rename(d.part(), d.dst); err != nil {
 		return Info{}, err
 	}
@@ -382,10 +393,6 @@ func (d *download) finish() (Info, error) {
 		return Info{}, err
 	}
 	d.s.startSync(j)
-	// The state file goes once the record is in: a crash before leaves
-	// the file renamed and unindexed, and Fetch hashes it again.
-	state.Close()
-	os.Remove(d.statePath())
 	// The swarm remembers who gave to this download (its sessions have
 	// ended, so d.ended holds every byte): as a seed it serves them first.
 	d.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 )
@@ -16,41 +17,59 @@ import (
 // fsync of the file and of its directory) happens afterwards, on the
 // service's syncer, so that Fetch returns when the bytes are in place and
 // not when the disk has written them: on some disks the fsync of a large
-// file takes as long as its whole transfer. Flush waits for the syncer.
+// file takes as long as its whole transfer. Flush waits for the syncer,
+// and Close drains it.
 //
-// Until its fsync is done, the index record says so (record.Unsynced). A
-// record left that way by an earlier run (the machine crashed, or lost
-// power, before the disk had the bytes) is not trusted: before its content
-// is served or returned, every piece is verified against the stored tree
-// (settle). Content that verifies is fsynced and trusted again. Content
-// that does not is turned back into a download in progress: the file goes
-// back to its part name with a state file naming the pieces that verified,
-// and the record goes, so that Fetch to the same destination fetches only
-// the damaged pieces. A peer never serves bytes it has not verified, a
-// crash costs at most the pieces the disk had not written, and nobody
-// waits for the disk on the way.
+// Until its fsync is done, the index record says so (record.Unsynced).
+// This run trusts what it wrote itself (the kernel holds the verified
+// bytes). A record left unsynced by an earlier run (the machine crashed, or
+// lost power, before the disk had the bytes) is not trusted: it is settled
+// first, in the background from New and on demand before its content is
+// served or returned. Settling verifies every piece against the stored
+// tree:
+//   - intact, the file is fsynced and the record trusted again;
+//   - damaged or cut short, the file goes back to its part name with a
+//     state file naming the pieces that verified, and the record goes, so
+//     that Fetch to the same destination fetches only the damaged pieces;
+//   - a record whose path now holds other content, or a download's part
+//     file, is dropped and the file left alone; one whose file was changed
+//     since (a later mtime: a crash only loses time) is stale, as before.
+//
+// So a peer never serves bytes it has not verified, a crash costs only
+// what the disk lost, and nobody waits for the disk on the way. A peer
+// asking for content being settled is refused (not found) at once rather
+// than kept waiting.
 
-// syncJob is one finished download waiting for its fsync.
+// errSettling refuses a peer's request for content being settled.
+var errSettling = fmt.Errorf("%w: being verified after an unclean shutdown", ErrNotFound)
+
+// syncJob is one finished file waiting for its fsync.
 type syncJob struct {
 	id    ID
 	path  string
 	mtime int64
+	err   error         // set before done closes
 	done  chan struct{} // closed when the job ran, whatever the outcome
 }
 
-// queueSync marks id as written by this run and not yet durable: settle
-// trusts it, since the bytes the kernel holds are the verified ones. The
-// job goes to the syncer once its record is in the index (startSync).
+// syncMark names the file of a record this run wrote: it trusts that one.
+type syncMark struct {
+	path  string
+	mtime int64
+}
+
+// queueSync marks the file at path as written by this run and not yet
+// durable. The job goes to the syncer once its record is in the index
+// (startSync), or is dropped (dropSync).
 func (s *Service) queueSync(id ID, path string, mtime int64) *syncJob {
 	j := &syncJob{id: id, path: path, mtime: mtime, done: make(chan struct{})}
 	s.mu.Lock()
-	s.syncing[id] = j
+	s.ours[id] = syncMark{path, mtime}
+	s.pending[j] = struct{}{}
 	s.mu.Unlock()
 	return j
 }
 
-// startSync hands j to the syncer; dropSync forgets a job whose record
-// could not be written.
 func (s *Service) startSync(j *syncJob) {
 	s.mu.Lock()
 	if s.syncEnded { // closing: nobody else will
@@ -68,22 +87,34 @@ func (s *Service) startSync(j *syncJob) {
 
 func (s *Service) dropSync(j *syncJob) {
 	s.mu.Lock()
-	if s.syncing[j.id] == j {
-		delete(s.syncing, j.id)
+	if s.ours[j.id] == (syncMark{j.path, j.mtime}) {
+		delete(s.ours, j.id)
 	}
+	delete(s.pending, j)
 	s.mu.Unlock()
 	close(j.done)
 }
 
-// syncLoop makes finished downloads durable, one at a time, in the order
-// they finished. On Close it makes the rest durable before it returns, so
-// a clean shutdown leaves nothing to settle.
+// wrote reports whether this run wrote the file r names, so that it needs
+// no settling.
+func (s *Service) wrote(id ID, r record) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.ours[id]
+	return ok && m == syncMark{r.Path, r.MTime}
+}
+
+// syncLoop makes finished files durable, one at a time, in the order they
+// finished; on Close, the rest before it returns.
 func (s *Service) syncLoop() {
 	defer s.wg.Done()
 	for {
 		s.mu.Lock()
 		q := s.syncQ
 		s.syncQ = nil
+		if len(q) == 0 && s.ctx.Err() != nil {
+			s.syncEnded = true
+		}
 		s.mu.Unlock()
 		for _, j := range q {
 			s.syncOne(j)
@@ -95,36 +126,41 @@ func (s *Service) syncLoop() {
 		case <-s.syncKick:
 		case <-s.ctx.Done():
 			s.mu.Lock()
-			q := s.syncQ
-			s.syncQ, s.syncEnded = nil, true
+			ended := s.syncEnded
 			s.mu.Unlock()
-			for _, j := range q {
-				s.syncOne(j)
+			if ended {
+				return
 			}
-			return
 		}
 	}
 }
 
+// syncOne makes j's file durable and says so in the index. A failed fsync
+// leaves the record unsynced and the file trusted by this run only (the
+// kernel's copy is the verified one; a later fsync that succeeds proves
+// nothing about the pages the failed one lost), and is reported by Flush
+// and Close.
 func (s *Service) syncOne(j *syncJob) {
-	defer func() {
-		s.mu.Lock()
-		if s.syncing[j.id] == j {
-			delete(s.syncing, j.id)
-		}
-		s.mu.Unlock()
-		close(j.done)
-	}()
-	if err := s.syncFile(j.path); errors.Is(err, fs.ErrNotExist) {
-		return // removed meanwhile
-	} else if err != nil {
-		// The record stays unsynced: the next look at it settles it.
-		s.log.Error("content: could not make a download durable", "id", j.id, "path", j.path, "err", err)
-		return
+	err := s.syncFile(j.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil // removed meanwhile: nothing to keep
+	} else if err == nil {
+		err = s.st.markSynced(j.id, j.path, j.mtime)
 	}
-	if err := s.st.markSynced(j.id, j.path, j.mtime); err != nil {
-		s.log.Error("content: index", "id", j.id, "err", err)
+	s.mu.Lock()
+	delete(s.pending, j)
+	if err == nil && s.ours[j.id] == (syncMark{j.path, j.mtime}) {
+		delete(s.ours, j.id) // durable: the record says so now
 	}
+	if err != nil && s.syncErr == nil {
+		s.syncErr = fmt.Errorf("content: make %s durable: %w", j.path, err)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("content: could not make a file durable", "id", j.id, "path", j.path, "err", err)
+		j.err = err
+	}
+	close(j.done)
 }
 
 // syncFile fsyncs the file at path and the directory that names it.
@@ -147,66 +183,92 @@ func (s *Service) syncFile(path string) error {
 	return syncDir(filepath.Dir(path))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// Flush waits until every download finished so far is durable on disk, or
-// ctx ends.
+// Flush waits until every file finished so far is durable on disk, or ctx
+// ends. It returns the first fsync that failed among them.
 func (s *Service) Flush(ctx context.Context) error {
 	s.mu.Lock()
-	var wait []chan struct{}
-	for _, j := range s.syncing {
-		wait = append(wait, j.done)
+	var wait []*syncJob
+	for j := range s.pending {
+		wait = append(wait, j)
 	}
 	s.mu.Unlock()
-	for _, c := range wait {
+	var first error
+	for _, j := range wait {
 		select {
-		case <-c:
+		case <-j.done:
+			if j.err != nil && first == nil {
+				first = fmt.Errorf("content: flush %s: %w", j.path, j.err)
+			}
 		case <-ctx.Done():
 			return fmt.Errorf("content: flush: %w", ctx.Err())
 		}
 	}
-	return nil
+	return first
 }
 
-// settle returns r once it can be trusted: at once for a durable record
-// or one this run wrote; otherwise after verifying its file (see the top of
-// this file). Content that fails is made a resumable download, and the
-// error wraps ErrNotFound.
-func (s *Service) settle(id ID, r record) (record, error) {
-	if !r.Unsynced {
+// lockID takes id's lock: settle, Remove and AddBytes of one ID run one at
+// a time. Without wait it fails at once when the lock is taken; with wait
+// it fails only when the service closes.
+func (s *Service) lockID(id ID, wait bool) (unlock func(), ok bool) {
+	for {
+		s.mu.Lock()
+		c, busy := s.idLocks[id]
+		if !busy {
+			c = make(chan struct{})
+			s.idLocks[id] = c
+			s.mu.Unlock()
+			return func() {
+				s.mu.Lock()
+				delete(s.idLocks, id)
+				s.mu.Unlock()
+				close(c)
+			}, true
+		}
+		s.mu.Unlock()
+		if !wait {
+			return nil, false
+		}
+		select {
+		case <-c:
+		case <-s.ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// settle returns r once it can be trusted: at once for a durable record or
+// one this run wrote, otherwise after settling it (see the top of this
+// file). Without wait, content being settled meanwhile gives errSettling.
+// Content found damaged gives an error wrapping ErrNotFound.
+func (s *Service) settle(id ID, r record, wait bool) (record, error) {
+	if !r.Unsynced || s.wrote(id, r) {
 		return r, nil
 	}
-	s.mu.Lock()
-	_, ours := s.syncing[id]
-	s.mu.Unlock()
-	if ours {
-		return r, nil
+	unlock, ok := s.lockID(id, wait)
+	if !ok {
+		if s.ctx.Err() != nil {
+			return r, net.ErrClosed
+		}
+		return r, errSettling
 	}
-	s.settleMu.Lock()
-	defer s.settleMu.Unlock()
-	r, ok := s.st.get(id) // settled meanwhile?
+	defer unlock()
+	r, ok = s.st.get(id) // settled or changed meanwhile?
 	if !ok {
 		return r, ErrNotFound
 	}
-	if !r.Unsynced {
+	if !r.Unsynced || s.wrote(id, r) {
 		return r, nil
 	}
-	// Neither size nor mtime is checked (record.fresh): after a crash the
-	// file's metadata may be older than what was recorded, and the pieces
-	// say more than either.
+	if owner, ok := s.st.byPath(r.Path); !ok || owner != id {
+		s.st.deleteIf(id, r)
+		return r, fmt.Errorf("%w: %s holds other content now", ErrNotFound, r.Path)
+	}
 	fi, err := os.Stat(r.Path)
 	if err != nil {
 		return r, err
+	}
+	if fi.ModTime().UnixNano() > r.MTime {
+		return r, fmt.Errorf("%w: %s", ErrStale, r.Path) // changed since: a crash only loses time
 	}
 	t, err := s.st.loadTree(id)
 	if err != nil {
@@ -220,33 +282,73 @@ func (s *Service) settle(id ID, r record) (record, error) {
 		if err := s.syncFile(r.Path); err != nil {
 			return r, err
 		}
-		r.Unsynced, r.MTime = false, fi.ModTime().UnixNano()
-		if err := s.st.put(id, r); err != nil {
+		nr := r
+		nr.Unsynced, nr.MTime = false, fi.ModTime().UnixNano()
+		if err := s.st.replace(id, r, nr); err != nil {
 			return r, err
 		}
 		s.log.Info("content: verified after an unclean shutdown", "id", id, "path", r.Path)
-		return r, nil
+		return nr, nil
 	}
-	// Damaged: back to a download in progress. The state file first, then
-	// the rename, then the record: a crash in between leaves a record
-	// whose file is gone (stale, never served) or a part nobody indexes.
-	if err := writeState(r.Path+stateSuffix, id, r.Size, have); err != nil {
-		return r, err
-	}
-	if err := os.Rename(r.Path, r.Path+partSuffix); err != nil {
-		return r, err
-	}
-	if _, err := s.st.delete(id); err != nil && !errors.Is(err, ErrNotFound) {
-		return r, err
+	msg := fmt.Errorf("%w: %s was damaged by an unclean shutdown (%d of %d pieces); Fetch it again",
+		ErrNotFound, r.Path, bad, t.pieces())
+	if err := s.toPart(id, r, have); err != nil {
+		// A download to the same place has begun, or the move failed: the
+		// record goes, and the damaged file stays for the download to
+		// replace.
+		s.log.Warn("content: damaged by an unclean shutdown; left in place", "id", id, "path", r.Path, "why", err)
+		if derr := s.st.deleteIf(id, r); derr != nil {
+			return r, derr
+		}
+		return r, msg
 	}
 	s.log.Warn("content: damaged by an unclean shutdown; Fetch it again to fetch the damaged pieces",
 		"id", id, "path", r.Path, "bad_pieces", bad, "pieces", t.pieces())
-	return r, fmt.Errorf("%w: %s was damaged by an unclean shutdown (%d of %d pieces); Fetch it again to resume",
-		ErrNotFound, r.Path, bad, t.pieces())
+	return r, fmt.Errorf("%w to fetch only those", msg)
+}
+
+// toPart turns r's damaged file back into a download in progress: a state
+// file naming the pieces in have, the file under its part name, both
+// durable, then the record gone. It touches nothing when a download of id,
+// or to r.Path, is under way or left its files.
+func (s *Service) toPart(id ID, r record, have bitfield) error {
+	part, state := r.Path+partSuffix, r.Path+stateSuffix
+	s.mu.Lock()
+	busy := s.downloads[id] != nil
+	s.mu.Unlock()
+	if busy {
+		return ErrBusy
+	}
+	if err := writeState(state, id, r.Size, have); err != nil {
+		return err // one exists already: a download to r.Path
+	}
+	if err := renameNoReplace(r.Path, part); err != nil {
+		os.Remove(state)
+		return err
+	}
+	if err := syncDir(filepath.Dir(r.Path)); err != nil {
+		return err
+	}
+	return s.st.deleteIf(id, r)
+}
+
+// settleAll settles, in the background from New, every record an earlier
+// run left unsynced, so that peers asking for them soon after a restart
+// find them ready.
+func (s *Service) settleAll() {
+	defer s.wg.Done()
+	for _, u := range s.st.unsynced() {
+		if s.ctx.Err() != nil {
+			return
+		}
+		if _, err := s.settle(u.id, u.r, true); err != nil && s.ctx.Err() == nil {
+			s.log.Info("content: settling after an unclean shutdown", "id", u.id, "err", err)
+		}
+	}
 }
 
 // verifyFile checks every piece of the file at path against t: the pieces
-// that verify, and how many do not.
+// that verify, and how many do not. A file cut short lacks the rest.
 func verifyFile(ctx context.Context, path string, t *tree) (bitfield, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -267,7 +369,7 @@ func verifyFile(ctx context.Context, path string, t *tree) (bitfield, int, error
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, 0, err
 		}
-		if err == nil && t.verify(i, b) { // a file cut short lacks the rest
+		if err == nil && t.verify(i, b) {
 			have.set(i)
 		} else {
 			bad++
@@ -276,8 +378,8 @@ func verifyFile(ctx context.Context, path string, t *tree) (bitfield, int, error
 	return have, bad, nil
 }
 
-// writeState writes a download's state file (see download.openState),
-// durably.
+// writeState writes a new download state file (see download.openState),
+// durably; it fails if one exists.
 func writeState(path string, id ID, size int64, have bitfield) error {
 	n := numPieces(size)
 	buf := make([]byte, stateHeader+n)
@@ -289,7 +391,7 @@ func writeState(path string, id ID, size int64, have bitfield) error {
 			buf[stateHeader+i] = 1
 		}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
@@ -299,6 +401,9 @@ func writeState(path string, id ID, size int64, have bitfield) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
 	}
 	return err
 }

@@ -67,7 +67,7 @@ func (s *Service) openSwarm(id ID) (*swarm, error) {
 	if !ok {
 		return nil, ErrNotFound
 	}
-	r, err := s.settle(id, r)
+	r, err := s.settle(id, r, false) // a peer is not kept waiting
 	if err != nil {
 		return nil, err
 	}

@@ -141,12 +141,15 @@ type Service struct {
 	peerUp    map[peer.ID]*rate.Limiter // guarded by mu
 	peerDown  map[peer.ID]*rate.Limiter // guarded by mu
 	announced map[ID]context.CancelFunc // guarded by mu: stops re-providing
-	syncing   map[ID]*syncJob           // guarded by mu: written by this run, not yet durable
-	syncQ     []*syncJob                // guarded by mu: for the syncer
-	syncKick  chan struct{}             // wakes the syncer; buffered 1
-	syncEnded bool                      // guarded by mu: the syncer is gone
-	syncHook  func(*os.File) error      // tests: replaces the fsync of a finished file
-	settleMu  sync.Mutex                // one settle at a time
+	// Durability (durable.go).
+	ours      map[ID]syncMark       // guarded by mu: files this run wrote, not yet durable
+	pending   map[*syncJob]struct{} // guarded by mu: for Flush
+	syncQ     []*syncJob            // guarded by mu: for the syncer
+	syncKick  chan struct{}         // wakes the syncer; buffered 1
+	syncEnded bool                  // guarded by mu: the syncer is gone
+	syncErr   error                 // guarded by mu: the first fsync that failed, for Close
+	idLocks   map[ID]chan struct{}  // guarded by mu: see lockID
+	syncHook  func(*os.File) error  // tests: replaces the fsync of a finished file
 
 	uploaded atomic.Int64 // piece bytes sent to downloaders
 
@@ -170,7 +173,8 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		swarms: map[ID]*swarm{}, downloads: map[ID]*download{}, banned: map[peer.ID]time.Time{},
 		peerUp: map[peer.ID]*rate.Limiter{}, peerDown: map[peer.ID]*rate.Limiter{},
 		announced: map[ID]context.CancelFunc{}, stallTimeout: StallTimeout,
-		syncing: map[ID]*syncJob{}, syncKick: make(chan struct{}, 1),
+		ours: map[ID]syncMark{}, pending: map[*syncJob]struct{}{}, syncKick: make(chan struct{}, 1),
+		idLocks:      map[ID]chan struct{}{},
 		rechokeEvery: rechokeDefault, optimisticEvery: optimisticDefault,
 	}
 	dir := cfg.Dir
@@ -189,9 +193,10 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	s.upAll, s.downAll = newLimiter(cfg.UploadRate), newLimiter(cfg.DownloadRate)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.h.SetStreamHandler(protocol.ID(ProtocolID), s.handle)
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.chokeLoop()
 	go s.syncLoop()
+	go s.settleAll()
 	return s, nil
 }
 
@@ -222,6 +227,9 @@ func (s *Service) Close() error {
 	s.wg.Wait()
 	s.bus.Close()
 	err := s.st.close()
+	s.mu.Lock()
+	err = errors.Join(s.syncErr, err)
+	s.mu.Unlock()
 	if s.tmp {
 		err = errors.Join(err, os.RemoveAll(s.st.dir))
 	}
@@ -253,12 +261,12 @@ func (s *Service) Add(ctx context.Context, path string) (Info, error) {
 		return Info{}, fmt.Errorf("content: add %s: %w", path, err)
 	}
 	if id, ok := s.st.byPath(abs); ok {
-		if r, ok := s.st.get(id); ok {
-			if r, err := s.settle(id, r); err == nil && r.fresh() == nil {
-				if _, err := os.Stat(s.st.treePath(id)); err == nil {
-					s.announce(id, r.Name)
-					return Info{ID: id, Size: r.Size, Name: r.Name, Path: abs}, nil
-				}
+		// A record an earlier run left unsynced is not taken on trust:
+		// the file is hashed again below.
+		if r, ok := s.st.get(id); ok && (!r.Unsynced || s.wrote(id, r)) && r.fresh() == nil {
+			if _, err := os.Stat(s.st.treePath(id)); err == nil {
+				s.announce(id, r.Name)
+				return Info{ID: id, Size: r.Size, Name: r.Name, Path: abs}, nil
 			}
 		}
 	}
@@ -338,6 +346,11 @@ func (s *Service) AddBytes(ctx context.Context, name string, b []byte) (Info, er
 		return Info{}, fmt.Errorf("content: add bytes: %w", err)
 	}
 	r := record{Path: path, Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Name: name, Owned: true, Unsynced: true}
+	unlock, ok := s.lockID(id, true)
+	if !ok {
+		return Info{}, fmt.Errorf("content: add bytes: %w", net.ErrClosed)
+	}
+	defer unlock()
 	j := s.queueSync(id, path, r.MTime)
 	if err := s.st.put(id, r); err != nil {
 		s.dropSync(j)
@@ -355,7 +368,7 @@ func (s *Service) Stat(id ID) (Info, error) {
 	if !ok {
 		return Info{}, fmt.Errorf("content: %s: %w", id, ErrNotFound)
 	}
-	r, err := s.settle(id, r)
+	r, err := s.settle(id, r, true)
 	if err != nil {
 		return Info{}, fmt.Errorf("content: %s: %w", id, err)
 	}
@@ -404,7 +417,12 @@ func (s *Service) Bytes(id ID, limit int64) ([]byte, error) {
 // when it lives in Dir (AddBytes, Fetch without a destination). A shared
 // file stays where it is.
 func (s *Service) Remove(ctx context.Context, id ID) error {
+	unlock, ok := s.lockID(id, true)
+	if !ok {
+		return fmt.Errorf("content: remove %s: %w", id, net.ErrClosed)
+	}
 	r, err := s.st.delete(id)
+	unlock()
 	if err != nil {
 		return fmt.Errorf("content: remove %s: %w", id, err)
 	}

@@ -131,6 +131,65 @@ func (s *store) markSynced(id ID, path string, mtime int64) error {
 	})
 }
 
+// replace writes r over id's record if that is still old: a record
+// changed meanwhile (Remove, a newer download) is left alone.
+func (s *store) replace(id ID, old, r record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlobs)
+		if cur := b.Get(id[:]); cur == nil || !sameRecord(cur, old) {
+			return nil
+		}
+		return b.Put(id[:], v)
+	})
+}
+
+// deleteIf removes id's record if it is still old.
+func (s *store) deleteIf(id ID, old record) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlobs)
+		if cur := b.Get(id[:]); cur == nil || !sameRecord(cur, old) {
+			return nil
+		}
+		if err := b.Delete(id[:]); err != nil {
+			return err
+		}
+		p := tx.Bucket(bucketPaths)
+		if cur := p.Get([]byte(old.Path)); cur != nil && ID(cur) == id {
+			return p.Delete([]byte(old.Path))
+		}
+		return nil
+	})
+}
+
+func sameRecord(v []byte, r record) bool {
+	var cur record
+	return json.Unmarshal(v, &cur) == nil && cur == r
+}
+
+// unsynced lists the records an earlier run left unsynced.
+func (s *store) unsynced() (out []struct {
+	id ID
+	r  record
+}) {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
+			var r record
+			if len(k) == 32 && json.Unmarshal(v, &r) == nil && r.Unsynced {
+				out = append(out, struct {
+					id ID
+					r  record
+				}{ID(k), r})
+			}
+			return nil
+		})
+	})
+	return out
+}
+
 func (s *store) delete(id ID) (record, error) {
 	var r record
 	err := s.db.Update(func(tx *bolt.Tx) error {
