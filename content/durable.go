@@ -48,7 +48,6 @@ type syncJob struct {
 	id    ID
 	path  string
 	mtime int64
-	err   error         // set before done closes
 	done  chan struct{} // closed when the job ran, whatever the outcome
 }
 
@@ -152,13 +151,18 @@ func (s *Service) syncOne(j *syncJob) {
 	if err == nil && s.ours[j.id] == (syncMark{j.path, j.mtime}) {
 		delete(s.ours, j.id) // durable: the record says so now
 	}
-	if err != nil && s.syncErr == nil {
-		s.syncErr = fmt.Errorf("content: make %s durable: %w", j.path, err)
+	if err != nil {
+		err = fmt.Errorf("content: make %s durable: %w", j.path, err)
+		if s.syncErr == nil {
+			s.syncErr = err
+		}
+		if s.flushErr == nil {
+			s.flushErr = err
+		}
 	}
 	s.mu.Unlock()
 	if err != nil {
-		s.log.Error("content: could not make a file durable", "id", j.id, "path", j.path, "err", err)
-		j.err = err
+		s.log.Error("content: could not make a file durable", "id", j.id, "err", err)
 	}
 	close(j.done)
 }
@@ -184,7 +188,9 @@ func (s *Service) syncFile(path string) error {
 }
 
 // Flush waits until every file finished so far is durable on disk, or ctx
-// ends. It returns the first fsync that failed among them.
+// ends. It returns the first fsync that failed since the last Flush, like
+// fsync itself: a file it names is not durable, and the next run verifies
+// it before it is used.
 func (s *Service) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	var wait []*syncJob
@@ -192,18 +198,18 @@ func (s *Service) Flush(ctx context.Context) error {
 		wait = append(wait, j)
 	}
 	s.mu.Unlock()
-	var first error
 	for _, j := range wait {
 		select {
 		case <-j.done:
-			if j.err != nil && first == nil {
-				first = fmt.Errorf("content: flush %s: %w", j.path, j.err)
-			}
 		case <-ctx.Done():
 			return fmt.Errorf("content: flush: %w", ctx.Err())
 		}
 	}
-	return first
+	s.mu.Lock()
+	err := s.flushErr
+	s.flushErr = nil
+	s.mu.Unlock()
+	return err
 }
 
 // lockID takes id's lock: settle, Remove and AddBytes of one ID run one at

@@ -148,6 +148,7 @@ type Service struct {
 	syncKick  chan struct{}         // wakes the syncer; buffered 1
 	syncEnded bool                  // guarded by mu: the syncer is gone
 	syncErr   error                 // guarded by mu: the first fsync that failed, for Close
+	flushErr  error                 // guarded by mu: the first since the last Flush
 	idLocks   map[ID]chan struct{}  // guarded by mu: see lockID
 	syncHook  func(*os.File) error  // tests: replaces the fsync of a finished file
 
