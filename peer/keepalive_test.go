@@ -336,12 +336,18 @@ func TestKeepaliveSuperPeerPath(t *testing.T) {
 		break
 	}
 	// Well within QUIC's idle timeout (30 s), which would close it too.
-	if d := time.Since(cut); d > 20*time.Second {
-		t.Errorf("closed %v after the cut: the transport did it, not the keepalive", d)
+	closedAfter := time.Since(cut)
+	if closedAfter > 20*time.Second {
+		t.Errorf("closed %v after the cut: the transport did it, not the keepalive", closedAfter)
 	}
 	// The path comes back, and so does the edge: it redials its super-peer
 	// by itself (recover.go, keeper.go).
 	x.cut.Store(false)
+	restored := time.Now()
+	defer func() {
+		t.Logf("dead path closed %v after the cut; the edge back %v after the path",
+			closedAfter.Round(time.Millisecond), time.Since(restored).Round(time.Millisecond))
+	}()
 	for e.PathTo(sp.ID()) != PathDirect {
 		select {
 		case <-ctx.Done():
