@@ -36,6 +36,16 @@ type MessageConfig struct {
 	ResumeTimeout time.Duration
 }
 
+// window is what a receiver is told of this side's send window.
+func (c MessageConfig) window() window { return window{c.Window, c.WindowBytes} }
+
+// setPeerWindow records the window the other side told.
+func (c *MsgConn) setPeerWindow(w window) {
+	c.mu.Lock()
+	c.peerWin = w
+	c.mu.Unlock()
+}
+
 func (c *MessageConfig) defaults() {
 	if c.MaxMessage <= 0 {
 		c.MaxMessage = 1 << 20
@@ -102,6 +112,8 @@ type MsgConn struct {
 	acked    uint64    // highest cumulatively acknowledged
 	recvSeq  uint64    // highest delivered in order
 	ackOwed  int       // messages delivered since our last ack
+	ackBytes int       // their bytes
+	peerWin  window    // the sender's window, as it told; guarded by mu
 	ackTimer *time.Timer
 	ackArmed bool          // ackTimer is running; guarded by mu
 	ackKick  chan struct{} // wakes ackLoop (reliable pipes); capacity 1

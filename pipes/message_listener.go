@@ -121,6 +121,7 @@ func (l *MsgListener) handle(str network.Stream) {
 			str.Close()
 			return
 		}
+		c.setPeerWindow(h.win)
 		c.attach(str, r, peerRecv, true)
 		return
 	}
@@ -135,6 +136,7 @@ func (l *MsgListener) handle(str network.Stream) {
 		str.Close()
 		return
 	}
+	c.setPeerWindow(h.win)
 	c.attach(str, r, peerRecv, true)
 	l.mu.Lock()
 	defer l.mu.Unlock()

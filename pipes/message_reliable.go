@@ -120,7 +120,7 @@ func (c *MsgConn) deliver(gen int, seq uint64, data []byte) bool {
 		if seq != c.recvSeq+1 {
 			// A duplicate from a resend: drop it, but ack so the sender
 			// frees its buffer.
-			c.owedAckLocked(true)
+			c.owedAckLocked(true, 0)
 			c.mu.Unlock()
 			pool.Put(data)
 			return true
@@ -131,14 +131,16 @@ func (c *MsgConn) deliver(gen int, seq uint64, data []byte) bool {
 	c.inqBytes += len(data)
 	c.signalLocked()
 	if c.reliable {
-		c.owedAckLocked(false)
+		c.owedAckLocked(false, len(data))
 	}
 	c.mu.Unlock()
 	return true
 }
 
 // Acks are cumulative and coalesced: one per ackEvery messages, or after
-// ackDelay, whichever comes first. One goroutine per reliable connection
+// ackDelay, whichever comes first; sooner when the sender told a window
+// smaller than that (half of it, in messages or in bytes), so that a
+// sender with a small window is not left waiting for the timer. One goroutine per reliable connection
 // (ackLoop) writes them, always the latest count, so that the reader never
 // blocks on a write (two peers whose readers each waited to write an ack to
 // the other, while neither read, would deadlock) and no ack waits for a
@@ -148,10 +150,11 @@ const (
 	ackDelay = 5 * time.Millisecond
 )
 
-func (c *MsgConn) owedAckLocked(now bool) {
+func (c *MsgConn) owedAckLocked(now bool, size int) {
 	c.ackOwed++
-	if now || c.ackOwed >= ackEvery {
-		c.ackOwed = 0
+	c.ackBytes += size
+	if now || c.ackDueLocked() {
+		c.ackOwed, c.ackBytes = 0, 0
 		c.kickAck()
 		return
 	}
@@ -160,17 +163,36 @@ func (c *MsgConn) owedAckLocked(now bool) {
 	}
 	c.ackArmed = true
 	if c.ackTimer == nil {
-		c.ackTimer = time.AfterFunc(ackDelay, c.ackTimeout)
+		c.ackTimer = time.AfterFunc(c.ackDelay(), c.ackTimeout)
 	} else {
-		c.ackTimer.Reset(ackDelay)
+		c.ackTimer.Reset(c.ackDelay())
 	}
+}
+
+func (c *MsgConn) ackDelay() time.Duration {
+	if d := c.s.ackDelay; d > 0 {
+		return d
+	}
+	return ackDelay
+}
+
+// ackDueLocked: enough is owed to ack now.
+func (c *MsgConn) ackDueLocked() bool {
+	every := ackEvery
+	if w := c.peerWin.msgs; w > 0 {
+		every = min(every, max(1, w/2))
+	}
+	if c.ackOwed >= every {
+		return true
+	}
+	return c.peerWin.bytes > 0 && c.ackBytes >= max(1, c.peerWin.bytes/2)
 }
 
 func (c *MsgConn) ackTimeout() {
 	c.mu.Lock()
 	c.ackArmed = false
 	owed := c.ackOwed
-	c.ackOwed = 0
+	c.ackOwed, c.ackBytes = 0, 0
 	c.mu.Unlock()
 	if owed > 0 {
 		c.kickAck()

@@ -39,6 +39,7 @@ func (c *MsgConn) connect(ctx context.Context, resume bool) error {
 	c.mu.Unlock()
 	hello := append([]byte{flags}, c.sid[:]...)
 	hello = binary.AppendUvarint(hello, recv)
+	hello = appendWindow(hello, c.cfg.window())
 	r := newFrameReader(str, c.cfg.MaxMessage+frameOverhead)
 	if err := writeFrame(str, fHello, hello); err != nil {
 		str.Reset()
@@ -62,6 +63,9 @@ func (c *MsgConn) connect(ctx context.Context, resume bool) error {
 		str.Reset()
 		return fmt.Errorf("%w: bad hello answer", ErrSessionLost)
 	}
+	c.mu.Lock()
+	c.peerWin = parseWindow(b[1+n:])
+	c.mu.Unlock()
 	if !unwatch() {
 		return fmt.Errorf("hello: %w", ctx.Err()) // reset by the cancellation
 	}
@@ -100,7 +104,8 @@ func (c *MsgConn) attach(str network.Stream, r *frameReader, peerRecv uint64, an
 	_ = str.SetWriteDeadline(time.Now().Add(resendTimeout))
 	var err error
 	if answer {
-		_, err = str.Write(smallFrame(fHelloAck, recv, true))
+		b := appendWindow(binary.AppendUvarint([]byte{fHelloAck}, recv), c.cfg.window())
+		_, err = str.Write(append(binary.AppendUvarint(make([]byte, 0, maxHeader+len(b)), uint64(len(b))), b...))
 	}
 	for _, m := range resend {
 		if err != nil {

@@ -383,3 +383,74 @@ func TestReleasedMessagesArriveWhole(t *testing.T) {
 		})
 	}
 }
+
+// A reliable pipe whose sender has a small window, in messages or in
+// bytes, does not wait for the receiver's ack timer: the sender tells its
+// window in the hello, and the receiver acks at half of it. With the timer
+// made an hour long, a sender left to it would never finish.
+func TestReliableSmallWindowNeedsNoAckTimer(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  MessageConfig
+		size int
+	}{
+		{"2 messages", MessageConfig{Reliable: true, Window: 2}, 100},
+		{"3 KiB", MessageConfig{Reliable: true, WindowBytes: 3 << 10}, 1 << 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := edge(t, nil), edge(t, nil)
+			a.s.ackDelay, b.s.ackDelay = time.Hour, time.Hour
+			d, l := msgPair(t, a, b, c.cfg)
+			ctx, cancel := context.WithTimeout(testCtx(t), time.Minute)
+			defer cancel()
+			const n = 200
+			errc := make(chan error, 1)
+			go func() {
+				for i := range n {
+					m, err := l.Recv(ctx)
+					if err != nil {
+						errc <- err
+						return
+					}
+					if len(m) != c.size || m[0] != byte(i) {
+						errc <- fmt.Errorf("message %d: %d bytes starting %d", i, len(m), m[0])
+						return
+					}
+				}
+				errc <- nil
+			}()
+			for i := range n {
+				msg := make([]byte, c.size)
+				msg[0] = byte(i)
+				if _, err := d.Send(ctx, msg); err != nil {
+					t.Fatalf("send %d of %d: %v (waiting for an ack that only the timer would send)", i, n, err)
+				}
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The window in a hello is optional: an older peer sends none, and a
+// malformed or huge one is read as not told, or bounded.
+func TestHelloWindow(t *testing.T) {
+	base := append([]byte{fHello, helloReliable}, make([]byte, sidLen)...)
+	base = binary.AppendUvarint(base, 7)
+	for _, c := range []struct {
+		name string
+		tail []byte
+		want window
+	}{
+		{"older peer", nil, window{}},
+		{"told", appendWindow(nil, window{4, 4096}), window{4, 4096}},
+		{"half told", binary.AppendUvarint(nil, 4), window{}},
+		{"huge", appendWindow(nil, window{1 << 40, 1 << 50}), window{maxToldWindow, maxToldWindow}},
+	} {
+		h, err := parseHello(append(append([]byte(nil), base...), c.tail...))
+		if err != nil || h.recv != 7 || h.win != c.want {
+			t.Errorf("%s: %+v %v, want recv 7 and window %+v", c.name, h, err, c.want)
+		}
+	}
+}

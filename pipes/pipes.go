@@ -119,6 +119,9 @@ type core struct {
 
 	psOnce sync.Once
 	ps     *pubsubState
+
+	// ackDelay: tests lengthen it, to show that acks do not wait for it.
+	ackDelay time.Duration
 }
 
 // New starts pipes on p, resolving bindings through d.
