@@ -357,7 +357,7 @@ func (k *keeper) check(c network.Conn, timeout time.Duration) bool {
 // measure pings c once to learn its round trip: a fresh connection's first
 // judged ping then has a patience that fits the path (not the most, which
 // would leave a path that dies early dead for longer). It judges the path
-// only if the connection matters when the ping times out (see ping). The
+// only if the connection is in use when the ping times out (see ping). The
 // ping it starts holds c's slot like any other.
 func (k *keeper) measure(c network.Conn) {
 	k.start(c, maxPatience, false)
@@ -427,11 +427,15 @@ func (k *keeper) ping(c network.Conn, timeout time.Duration, judge bool) {
 		k.mu.Unlock()
 		return
 	}
-	// A measurement judges too once the connection matters: it holds the
-	// connection's slot for up to maxPatience, the patience any judged ping
-	// of an unmeasured path gets, and a path that dies right after it
-	// connected would otherwise wait for the next round's ping as well.
-	matters := judge || k.toSuperPeer(c) || inUse(c)
+	// A measurement judges too once the connection is in use: it holds
+	// the connection's slot for up to maxPatience, the patience any judged
+	// ping of an unmeasured path gets, and a path in use that dies right
+	// after it connected would otherwise wait for the next round's ping as
+	// well. Not an idle connection to a super-peer: a super-peer that just
+	// restarted is busiest as its edges come back, and judging their first
+	// pings would cut them and make them come back again, for a path that
+	// costs reachability, not a conversation (idleRounds).
+	matters := judge || inUse(c)
 	if !matters || k.p.ctx.Err() != nil || c.IsClosed() || !isTimeout(err) {
 		// Closing, or refused in words (no ping service, a resource
 		// limit): the path is alive.
