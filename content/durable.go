@@ -361,12 +361,21 @@ func verifyFile(ctx context.Context, path string, t *tree) (bitfield, int, error
 		return nil, 0, err
 	}
 	defer f.Close()
+	return verifyPieces(ctx, f, t, nil)
+}
+
+// verifyPieces checks the pieces of f that only names (every piece when only
+// is nil) against t: those that verify, and how many of them do not.
+func verifyPieces(ctx context.Context, f *os.File, t *tree, only bitfield) (bitfield, int, error) {
 	n := t.pieces()
 	have := newBitfield(n)
 	bad := 0
 	buf := getBuf()
 	defer putBuf(buf)
 	for i := range n {
+		if only != nil && !only.has(i) {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}

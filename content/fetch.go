@@ -112,18 +112,26 @@ func (s *Service) Fetch(ctx context.Context, id ID, dst string, opts ...FetchOpt
 func (s *Service) copyLocal(info Info, dst string) (Info, error) {
 	src, err := os.Open(info.Path)
 	if err != nil {
-		return Info{}, err
+		return Info{}, fmt.Errorf("content: fetch %s: %w", info.ID, err)
 	}
 	defer src.Close()
 	tmp := dst + partSuffix
 	out, err := os.Create(tmp)
 	if err != nil {
-		return Info{}, err
+		return Info{}, fmt.Errorf("content: fetch %s: %w", info.ID, err)
 	}
 	_, err = io.Copy(out, src)
+	if err == nil {
+		// No index record names dst, so no later run would verify it: it is
+		// made durable before it is named.
+		err = out.Sync()
+	}
 	err = errors.Join(err, out.Close())
 	if err == nil {
 		err = os.Rename(tmp, dst)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(dst))
 	}
 	if err != nil {
 		os.Remove(tmp)

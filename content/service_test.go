@@ -114,6 +114,22 @@ func TestFetchIntoServiceAndProgress(t *testing.T) {
 	if again, err := b.s.Fetch(ctx, info.ID, ""); err != nil || again.Path != got.Path {
 		t.Fatalf("second fetch: %v, %v", again, err)
 	}
+	// Fetching it to another place copies it, with no provider to ask.
+	a.s.Close()
+	dst := filepath.Join(t.TempDir(), "copy")
+	cp, err := b.s.Fetch(ctx, info.ID, dst)
+	if err != nil || cp.Path != dst || cp.ID != info.ID {
+		t.Fatalf("local copy: %+v, %v", cp, err)
+	}
+	sameFile(t, src, dst)
+	// A copy that cannot be written says so and leaves nothing behind.
+	bad := filepath.Join(t.TempDir(), "no-such-dir", "copy")
+	if _, err := b.s.Fetch(ctx, info.ID, bad); err == nil {
+		t.Fatal("copied into a missing directory")
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(filepath.Dir(bad))); len(ents) != 0 {
+		t.Fatalf("left behind: %v", ents)
+	}
 }
 
 func TestAllowScopesServingAndFetching(t *testing.T) {
