@@ -1,13 +1,33 @@
 package content
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
+
+var boot struct {
+	once sync.Once
+	id   []byte
+}
+
+// bootID identifies this boot of the machine (the kernel's random boot_id):
+// while it stays the same, what was written to a file without fsync is
+// still there to read. Nil if it cannot be read.
+func bootID() []byte {
+	boot.once.Do(func() {
+		b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		if b = bytes.TrimSpace(b); err == nil && len(b) == 36 {
+			boot.id = b
+		}
+	})
+	return boot.id
+}
 
 // preallocate reserves the disk blocks of a part file of size bytes, keeping
 // what it holds: the filesystem allocates once instead of as pieces arrive,

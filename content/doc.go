@@ -58,13 +58,13 @@
 //
 // A download writes to dst+".part" and keeps its piece bitmap in
 // dst+".part.state"; Fetch again after a crash (even kill -9) resumes, and
-// only the pieces in flight at the time are fetched again. A complete file,
-// every piece verified, is renamed into place and Fetch returns; the fsync
-// that makes it durable follows in the background (Flush waits for it), and
-// the kernel is asked to start writing the part file every 8 MiB as it
-// grows. Content whose fsync a crash or power cut prevented is verified
-// again before it is served or returned, and what did not reach the disk
-// is fetched again.
+// only the pieces in flight at the time are fetched again. After a power cut
+// or a kernel crash, the pieces the bitmap claims are verified again first.
+// A complete file, every piece verified, is renamed into place and Fetch
+// returns; the fsync that makes it durable follows in the background (Flush
+// waits for it). Content whose fsync a crash or power cut prevented is
+// verified again before it is served or returned, and what did not reach
+// the disk is fetched again.
 // Memory is bounded:
 // a few piece buffers per stream, a bounded request queue per downloader, and
 // every frame's length is checked before it is read.

@@ -1,6 +1,8 @@
 package content
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,9 +17,14 @@ import (
 )
 
 // A download writes into dst+".part" and keeps its piece bitmap in
-// dst+".part.state": a header (magic, ID, size) and one byte per piece, set
-// after the piece is verified and written. After a crash the bitmap says
-// which pieces are good; only pieces in flight at the time are fetched again.
+// dst+".part.state": a header (magic, ID, size), one byte per piece, set
+// after the piece is verified and written, and the ID of the machine's boot
+// (bootID) in which the bitmap last matched the part file. Neither file is
+// fsynced while the download runs. After a crash of the process the kernel
+// still writes both, so the bitmap says which pieces are good and only
+// pieces in flight at the time are fetched again. After a power loss or a
+// kernel crash (another boot ID, or none) the pieces the bitmap claims are
+// verified first (recheck).
 const (
 	partSuffix  = ".part"
 	stateSuffix = ".part.state"
@@ -66,7 +73,7 @@ func (d *download) tree() *tree {
 
 // setTree installs the verified tree and opens the part and state files,
 // resuming from the state file when it matches.
-func (d *download) setTree(t *tree) error {
+func (d *download) setTree(ctx context.Context, t *tree) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.t != nil {
@@ -84,12 +91,12 @@ func (d *download) setTree(t *tree) error {
 		return err
 	}
 	n := t.pieces()
-	have, err := d.openState(t.size, n, newPart)
+	have, trusted, err := d.openState(t.size, n, newPart)
 	if err == nil {
 		err = f.Truncate(t.size)
 	}
-	if err == nil && !newPart {
-		err = d.recheck(f, t, have)
+	if err == nil && !trusted {
+		err = d.recheck(ctx, f, t, have)
 	}
 	if err == nil {
 		err = preallocate(f, t.size)
@@ -132,65 +139,69 @@ func (d *download) setTree(t *tree) error {
 	return nil
 }
 
-// recheck verifies the pieces a resumed download's state file claims and
-// forgets those that fail. Pieces are written before the state file says
-// so, but neither is fsynced while the download runs: after a power loss or
-// a kernel crash the state file can claim a piece the disk never got. (A
-// killed process loses nothing: the kernel still writes both.) Called with
-// d.mu held, before any session can deliver.
-func (d *download) recheck(f *os.File, t *tree, have bitfield) error {
-	good, bad, err := verifyPieces(d.s.ctx, f, t, have)
+// recheck verifies the pieces a resumed download's state file claims when
+// the machine may have lost writes since (see the top of this file),
+// forgets those that fail, and stamps the state file with this boot. It
+// runs with d.mu held, before any session can deliver; ctx ends it.
+func (d *download) recheck(ctx context.Context, f *os.File, t *tree, have bitfield) error {
+	good, bad, err := verifyPieces(ctx, f, t, have)
 	if err != nil {
 		return err
 	}
-	if bad == 0 {
-		return nil
-	}
-	for i := range t.pieces() {
+	n := t.pieces()
+	for i := range n {
 		if have.has(i) && !good.has(i) {
 			if _, err := d.state.WriteAt([]byte{0}, stateHeader+int64(i)); err != nil {
 				return err
 			}
 		}
 	}
+	if boot := bootID(); boot != nil {
+		if _, err := d.state.WriteAt(boot, stateHeader+int64(n)); err != nil {
+			return err
+		}
+	}
 	copy(have, good)
-	d.s.log.Warn("content: resumed download had pieces the disk lost; fetching them again",
-		"id", d.id, "path", d.part(), "bad_pieces", bad)
+	if bad > 0 {
+		d.s.log.Warn("content: resumed download had pieces the disk lost; fetching them again",
+			"id", d.id, "path", d.part(), "bad_pieces", bad)
+	}
 	return nil
 }
 
-// openState opens or creates the state file and returns the bitmap it holds.
-func (d *download) openState(size int64, n int, discard bool) (bitfield, error) {
+// openState opens or creates the state file and returns the bitmap it
+// holds, and whether the bitmap is known to match the part file: it was
+// stamped in this boot, or the file is new.
+func (d *download) openState(size int64, n int, discard bool) (bitfield, bool, error) {
 	f, err := os.OpenFile(d.statePath(), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	have := newBitfield(n)
-	buf := make([]byte, stateHeader+n)
+	boot := bootID()
+	buf := make([]byte, stateHeader+n+len(boot))
 	got, _ := io.ReadFull(f, buf)
-	hdrOK := !discard && got == len(buf) && string(buf[:8]) == stateMagic && ID(buf[8:40]) == d.id &&
+	hdrOK := !discard && got >= stateHeader+n && string(buf[:8]) == stateMagic && ID(buf[8:40]) == d.id &&
 		int64(binary.BigEndian.Uint64(buf[40:48])) == size
-	if hdrOK {
-		for i := range n {
-			if buf[stateHeader+i] == 1 {
-				have.set(i)
-			}
-		}
-	} else {
-		clear(buf)
-		copy(buf, stateMagic)
-		copy(buf[8:], d.id[:])
-		binary.BigEndian.PutUint64(buf[40:], uint64(size))
-		if err := f.Truncate(0); err == nil {
-			_, err = f.WriteAt(buf, 0)
+	if !hdrOK {
+		err := f.Truncate(0)
+		if err == nil {
+			_, err = f.WriteAt(stateBytes(d.id, size, have), 0)
 		}
 		if err != nil {
 			f.Close()
-			return nil, err
+			return nil, false, err
+		}
+		d.state = f
+		return have, true, nil
+	}
+	for i := range n {
+		if buf[stateHeader+i] == 1 {
+			have.set(i)
 		}
 	}
 	d.state = f
-	return have, nil
+	return have, boot != nil && got == len(buf) && bytes.Equal(buf[stateHeader+n:], boot), nil
 }
 
 func (d *download) hasPiece(i int) bool {

@@ -173,11 +173,7 @@ func (s *Service) syncFile(path string) error {
 	if err != nil {
 		return err
 	}
-	if s.syncHook != nil {
-		err = s.syncHook(f)
-	} else {
-		err = f.Sync()
-	}
+	err = s.sync(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -185,6 +181,14 @@ func (s *Service) syncFile(path string) error {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// sync fsyncs f, through the test hook if one is set.
+func (s *Service) sync(f *os.File) error {
+	if s.syncHook != nil {
+		return s.syncHook(f)
+	}
+	return f.Sync()
 }
 
 // Flush waits until every file finished so far is durable on disk, or ctx
@@ -365,7 +369,9 @@ func verifyFile(ctx context.Context, path string, t *tree) (bitfield, int, error
 }
 
 // verifyPieces checks the pieces of f that only names (every piece when only
-// is nil) against t: those that verify, and how many of them do not.
+// is nil) against t: those that verify, and how many of them do not. A
+// piece that cannot be read (a bad sector) does not verify; fetching it
+// again rewrites it.
 func verifyPieces(ctx context.Context, f *os.File, t *tree, only bitfield) (bitfield, int, error) {
 	n := t.pieces()
 	have := newBitfield(n)
@@ -381,9 +387,6 @@ func verifyPieces(ctx context.Context, f *os.File, t *tree, only bitfield) (bitf
 		}
 		b := (*buf)[:pieceLen(t.size, i)]
 		_, err := io.ReadFull(io.NewSectionReader(f, int64(i)*PieceSize, int64(len(b))), b)
-		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, 0, err
-		}
 		if err == nil && t.verify(i, b) {
 			have.set(i)
 		} else {
@@ -393,24 +396,14 @@ func verifyPieces(ctx context.Context, f *os.File, t *tree, only bitfield) (bitf
 	return have, bad, nil
 }
 
-// writeState writes a new download state file (see download.openState),
-// durably; it fails if one exists.
+// writeState writes a new download state file holding have (pieces verified
+// in this boot), durably; it fails if one exists.
 func writeState(path string, id ID, size int64, have bitfield) error {
-	n := numPieces(size)
-	buf := make([]byte, stateHeader+n)
-	copy(buf, stateMagic)
-	copy(buf[8:], id[:])
-	binary.BigEndian.PutUint64(buf[40:], uint64(size))
-	for i := range n {
-		if have.has(i) {
-			buf[stateHeader+i] = 1
-		}
-	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(buf)
+	_, err = f.Write(stateBytes(id, size, have))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -421,4 +414,21 @@ func writeState(path string, id ID, size int64, have bitfield) error {
 		os.Remove(path)
 	}
 	return err
+}
+
+// stateBytes is a download state file (see download.go) holding have,
+// stamped with this boot.
+func stateBytes(id ID, size int64, have bitfield) []byte {
+	n := numPieces(size)
+	boot := bootID()
+	buf := make([]byte, stateHeader+n, stateHeader+n+len(boot))
+	copy(buf, stateMagic)
+	copy(buf[8:], id[:])
+	binary.BigEndian.PutUint64(buf[40:], uint64(size))
+	for i := range n {
+		if have.has(i) {
+			buf[stateHeader+i] = 1
+		}
+	}
+	return append(buf, boot...)
 }

@@ -69,7 +69,7 @@ func (s *Service) Fetch(ctx context.Context, id ID, dst string, opts ...FetchOpt
 		if info.Path == dst {
 			return info, nil
 		}
-		return s.copyLocal(info, dst)
+		return s.copyLocal(ctx, info, dst)
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -109,36 +109,57 @@ func (s *Service) Fetch(ctx context.Context, id ID, dst string, opts ...FetchOpt
 	return info, nil
 }
 
-func (s *Service) copyLocal(info Info, dst string) (Info, error) {
-	src, err := os.Open(info.Path)
+// copyLocal copies stored content to dst, durably before it is named: no
+// index record names dst, so no later run would verify it. The copy is
+// made under a name of its own, so that it never touches a download's part
+// file, and ctx ends it.
+func (s *Service) copyLocal(ctx context.Context, info Info, dst string) (Info, error) {
+	err := s.copyFile(ctx, info.Path, dst)
 	if err != nil {
-		return Info{}, fmt.Errorf("content: fetch %s: %w", info.ID, err)
-	}
-	defer src.Close()
-	tmp := dst + partSuffix
-	out, err := os.Create(tmp)
-	if err != nil {
-		return Info{}, fmt.Errorf("content: fetch %s: %w", info.ID, err)
-	}
-	_, err = io.Copy(out, src)
-	if err == nil {
-		// No index record names dst, so no later run would verify it: it is
-		// made durable before it is named.
-		err = out.Sync()
-	}
-	err = errors.Join(err, out.Close())
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(dst))
-	}
-	if err != nil {
-		os.Remove(tmp)
 		return Info{}, fmt.Errorf("content: fetch %s: %w", info.ID, err)
 	}
 	info.Path = dst
 	return info, nil
+}
+
+func (s *Service) copyFile(ctx context.Context, src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".copy-*")
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, ctxReader{ctx, in})
+	if err == nil {
+		err = s.sync(out)
+	}
+	err = errors.Join(err, out.Close())
+	if err == nil {
+		err = os.Rename(out.Name(), dst)
+	}
+	if err != nil {
+		os.Remove(out.Name())
+		return err
+	}
+	// Named, but the name itself may not be durable yet: say so, as the
+	// syncer would.
+	return syncDir(filepath.Dir(dst))
+}
+
+// ctxReader is r, ended by ctx.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 type cand struct {
@@ -167,7 +188,7 @@ func (d *download) run(ctx context.Context, o fetchOpts) (Info, error) {
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 	if t, err := s.st.loadTree(d.id); err == nil {
-		if err := d.setTree(t); err != nil {
+		if err := d.setTree(ctx, t); err != nil {
 			return Info{}, err
 		}
 	}

@@ -141,7 +141,7 @@ func (ss *downSession) run(ctx context.Context, ai peer.Addr) error {
 	br := bufio.NewReaderSize(str, 4<<10) // pieces are read past it, not copied through
 	w := bufio.NewWriterSize(str, 4<<10)
 	str.SetReadDeadline(time.Now().Add(helloTimeout))
-	if err := ss.handshake(br, w); err != nil {
+	if err := ss.handshake(ctx, br, w); err != nil {
 		return err
 	}
 	str.SetReadDeadline(time.Time{})
@@ -199,7 +199,7 @@ func (ss *downSession) run(ctx context.Context, ai peer.Addr) error {
 }
 
 // handshake sends hello and reads the provider's info and tree.
-func (ss *downSession) handshake(br *bufio.Reader, w *bufio.Writer) error {
+func (ss *downSession) handshake(ctx context.Context, br *bufio.Reader, w *bufio.Writer) error {
 	d := ss.d
 	t := d.tree()
 	var flags byte
@@ -233,7 +233,7 @@ func (ss *downSession) handshake(br *bufio.Reader, w *bufio.Writer) error {
 		if t, err = ss.readTree(br, size, *buf); err != nil {
 			return err
 		}
-		if err := d.setTree(t); err != nil {
+		if err := d.setTree(ctx, t); err != nil {
 			d.fail(err) // local (disk), not the provider's fault
 			return err
 		}

@@ -122,12 +122,17 @@ func TestFetchIntoServiceAndProgress(t *testing.T) {
 		t.Fatalf("local copy: %+v, %v", cp, err)
 	}
 	sameFile(t, src, dst)
-	// A copy that cannot be written says so and leaves nothing behind.
-	bad := filepath.Join(t.TempDir(), "no-such-dir", "copy")
-	if _, err := b.s.Fetch(ctx, info.ID, bad); err == nil {
-		t.Fatal("copied into a missing directory")
+	// A copy that cannot be made durable says so and leaves nothing behind.
+	if err := b.s.Flush(ctx); err != nil { // the syncer is idle from here
+		t.Fatal(err)
 	}
-	if ents, _ := os.ReadDir(filepath.Dir(filepath.Dir(bad))); len(ents) != 0 {
+	eio := errors.New("input/output error")
+	b.s.syncHook = func(*os.File) error { return eio }
+	dir := t.TempDir()
+	if _, err := b.s.Fetch(ctx, info.ID, filepath.Join(dir, "copy")); !errors.Is(err, eio) {
+		t.Fatalf("copy with a failing fsync: %v, want the fsync's error", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("left behind: %v", ents)
 	}
 }
