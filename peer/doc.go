@@ -56,7 +56,8 @@
 // By default a peer listens on TCP and QUIC on every interface, offers on TCP
 // Noise and TLS in the order this CPU runs faster (Security: a cipher
 // measurement of a few milliseconds, once per process; both stay available for
-// stock libp2p peers), and turns on the relay
+// stock libp2p peers; TLS hands each large write's records to the socket in
+// one system call, the same bytes stock TLS sends), and turns on the relay
 // client, AutoRelay with the configured super-peers as static relays, DCUtR hole
 // punching, AutoNAT v2 and identify. It never dials anything the user did not
 // configure: the DHT bootstraps only from Config.SuperPeers and speaks its own

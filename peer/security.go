@@ -107,7 +107,7 @@ func sealRate(a cipher.AEAD, buf []byte, d time.Duration) float64 {
 // securityOptions are the libp2p options for the chosen order.
 func securityOptions(first string) []libp2p.Option {
 	n := libp2p.Security(noise.ID, noise.New)
-	t := libp2p.Security(libp2ptls.ID, libp2ptls.New)
+	t := libp2p.Security(libp2ptls.ID, newBatchTLS)
 	if first == "tls" {
 		return []libp2p.Option{t, n}
 	}
