@@ -64,26 +64,31 @@ func (t *batchTLS) SecureOutbound(ctx context.Context, insecure net.Conn, p lpee
 	return &batchSecureConn{SecureConn: c, bc: bc}, nil
 }
 
-// batchConn is the socket under TLS. While a write of the secure conn runs,
-// the records TLS writes are gathered; every write to the socket, gathered
-// or not, happens under mu, so records reach it in the order TLS made them
-// (the reader's key updates and alerts included).
+// batchConn is the socket under TLS. While a large write of the secure
+// conn runs, the records TLS writes are gathered; every write to the
+// socket, gathered or not, happens under mu, so records reach it in the
+// order TLS sealed them (the reader's key updates and alerts included).
 type batchConn struct {
 	net.Conn
-	active atomic.Int32 // writes of the secure conn under way, for Close
-	mu     sync.Mutex
-	on     int // writes of the secure conn under way
-	buf    *[]byte
+	active  atomic.Int32 // large writes of the secure conn under way, for Close
+	closing atomic.Bool  // Close began: nothing more is gathered
+	mu      sync.Mutex
+	on      int // large writes of the secure conn under way
+	buf     *[]byte
+	err     error // the first failed socket write; every later write fails too, as in crypto/tls
 }
 
 func (c *batchConn) Write(b []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.on == 0 {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.on == 0 || c.closing.Load() {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
-		return c.Conn.Write(b)
+		return c.writeLocked(b)
 	}
 	if c.buf == nil {
 		c.buf = batchBufs.Get().(*[]byte)
@@ -93,12 +98,20 @@ func (c *batchConn) Write(b []byte) (int, error) {
 			return 0, err
 		}
 		if len(b) > batchMax {
-			return c.Conn.Write(b)
+			return c.writeLocked(b)
 		}
 		c.buf = batchBufs.Get().(*[]byte)
 	}
 	*c.buf = append(*c.buf, b...)
 	return len(b), nil
+}
+
+func (c *batchConn) writeLocked(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
 }
 
 func (c *batchConn) begin() {
@@ -107,16 +120,17 @@ func (c *batchConn) begin() {
 	c.mu.Unlock()
 }
 
-// end closes a write of the secure conn: the last one under way sends what
-// was gathered.
+// end closes a large write of the secure conn and sends what was gathered,
+// its own records and any another writer added meanwhile, so that no write
+// returns before its bytes reached the socket.
 func (c *batchConn) end() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.on--
-	if c.on > 0 {
-		return nil
+	if err := c.flushLocked(); err != nil {
+		return err
 	}
-	return c.flushLocked()
+	return c.err
 }
 
 // flushLocked writes what was gathered and returns the buffer to the pool.
@@ -128,40 +142,49 @@ func (c *batchConn) flushLocked() error {
 	c.buf = nil
 	var err error
 	if len(*b) > 0 {
-		_, err = c.Conn.Write(*b)
+		_, err = c.writeLocked(*b)
 	}
 	*b = (*b)[:0]
 	batchBufs.Put(b)
 	return err
 }
 
-// batchSecureConn is the TLS conn whose writes are gathered.
+// batchSecureConn is the TLS conn whose large writes are gathered.
 type batchSecureConn struct {
 	sec.SecureConn
 	bc *batchConn
 }
 
-func (c *batchSecureConn) Write(b []byte) (int, error) {
+var (
+	_ sec.SecureTransport = (*batchTLS)(nil)
+	_ sec.SecureConn      = (*batchSecureConn)(nil)
+)
+
+func (c *batchSecureConn) Write(b []byte) (n int, err error) {
 	if len(b) <= batchMin {
 		return c.SecureConn.Write(b)
 	}
 	c.bc.active.Add(1)
 	defer c.bc.active.Add(-1)
 	c.bc.begin()
-	n, err := c.SecureConn.Write(b)
-	if ferr := c.bc.end(); err == nil && ferr != nil {
-		err = ferr
-		n = 0 // gathered, never sent
-	}
-	return n, err
+	defer func() { // before active drops, and even if Write panics
+		if ferr := c.bc.end(); ferr != nil && err == nil {
+			n, err = 0, ferr // gathered, never sent
+		}
+	}()
+	return c.SecureConn.Write(b)
 }
 
-// Close closes the socket first when a write is under way, as crypto/tls
-// does for its own writes: the write may be stuck behind a peer that does
-// not read, and the close_notify alert would wait behind it.
+// Close closes the socket first when a large write is under way, as
+// crypto/tls does for its own writes: the write may be stuck behind a peer
+// that does not read, and the close_notify alert would wait behind it.
+// Once Close began, records go to the socket as TLS writes them.
 func (c *batchSecureConn) Close() error {
+	c.bc.closing.Store(true)
 	if c.bc.active.Load() > 0 {
-		c.bc.Conn.Close()
+		err := c.bc.Conn.Close()
+		c.SecureConn.Close() // the socket is closed already: only TLS's state is left
+		return err
 	}
 	return c.SecureConn.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,8 +19,8 @@ import (
 )
 
 // countConn counts the writes that reach the socket; it fails them once
-// fail is set, and holds them until it is closed once stuck is set, as a
-// peer that stops reading does.
+// fail is set, and once stuck is set holds them until it is closed or its
+// write deadline passes, as a socket to a peer that stopped reading does.
 type countConn struct {
 	net.Conn
 	writes  atomic.Int64
@@ -28,6 +29,19 @@ type countConn struct {
 	entered chan struct{} // a write got stuck
 	closed  chan struct{}
 	once    sync.Once
+
+	dmu      sync.Mutex
+	deadline time.Time
+	moved    chan struct{} // the deadline changed
+}
+
+func (c *countConn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	c.deadline = t
+	close(c.moved)
+	c.moved = make(chan struct{})
+	c.dmu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *countConn) Write(b []byte) (int, error) {
@@ -39,8 +53,22 @@ func (c *countConn) Write(b []byte) (int, error) {
 		case c.entered <- struct{}{}:
 		default:
 		}
-		<-c.closed
-		return 0, net.ErrClosed
+		for {
+			c.dmu.Lock()
+			d, moved := c.deadline, c.moved
+			c.dmu.Unlock()
+			var expire <-chan time.Time
+			if !d.IsZero() {
+				expire = time.After(time.Until(d))
+			}
+			select {
+			case <-c.closed:
+				return 0, net.ErrClosed
+			case <-expire:
+				return 0, os.ErrDeadlineExceeded
+			case <-moved:
+			}
+		}
 	}
 	c.writes.Add(1)
 	return c.Conn.Write(b)
@@ -89,7 +117,7 @@ func tlsPair(t *testing.T, client sec.SecureTransport) (sec.SecureConn, sec.Secu
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := &countConn{Conn: raw, entered: make(chan struct{}, 1), closed: make(chan struct{})}
+	cc := &countConn{Conn: raw, entered: make(chan struct{}, 1), closed: make(chan struct{}), moved: make(chan struct{})}
 	c, err := client.SecureOutbound(ctx, cc, serverID)
 	if err != nil {
 		t.Fatal(err)
@@ -158,13 +186,17 @@ func TestBatchTLSOneWritePerFrame(t *testing.T) {
 	}
 }
 
-// TestBatchTLSConcurrentWritesInOrder: writers at once, as a muxer's and
-// TLS's own (alerts, key updates) can be, still put the records on the
+// TestBatchTLSConcurrentWritesInOrder: writers at once, large ones that
+// are gathered and small ones that are not, still put the records on the
 // socket in the order TLS sealed them, or the server could not open them.
 func TestBatchTLSConcurrentWritesInOrder(t *testing.T) {
 	client, server, _ := tlsPair(t, newTestTLS(t, true))
-	const writers, each, size = 4, 50, 20 << 10
-	total := writers * each * size
+	const writers, each = 4, 50
+	size := func(w int) int { return []int{20 << 10, 1 << 10, 70 << 10, 16 << 10}[w] }
+	total := 0
+	for w := range writers {
+		total += each * size(w)
+	}
 	read := make(chan error, 1)
 	go func() {
 		n, err := io.CopyN(io.Discard, server, int64(total))
@@ -178,7 +210,7 @@ func TestBatchTLSConcurrentWritesInOrder(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := bytes.Repeat([]byte{byte(w)}, size)
+			b := bytes.Repeat([]byte{byte(w)}, size(w))
 			for range each {
 				if _, err := client.Write(b); err != nil {
 					t.Error(err)
@@ -188,18 +220,29 @@ func TestBatchTLSConcurrentWritesInOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if t.Failed() { // the reader would wait for bytes never sent
+		client.Close()
+		server.Close()
+	}
 	if err := <-read; err != nil {
 		t.Fatalf("server read: %v", err)
 	}
 }
 
 // TestBatchTLSWriteFails: a socket write that fails fails the secure
-// write, which reports nothing sent.
+// write, which reports nothing sent, and every write after it, small or
+// large, as crypto/tls does: the stream of records has a hole in it.
 func TestBatchTLSWriteFails(t *testing.T) {
 	client, _, cc := tlsPair(t, newTestTLS(t, true))
 	cc.fail.Store(true)
 	if n, err := client.Write(make([]byte, 64<<10)); err == nil || n != 0 {
 		t.Fatalf("Write on a failing socket = %d, %v; want 0 and an error", n, err)
+	}
+	cc.fail.Store(false)
+	for _, size := range []int{64 << 10, 100} {
+		if _, err := client.Write(make([]byte, size)); err == nil {
+			t.Fatalf("a %d-byte Write after a failed one succeeded", size)
+		}
 	}
 }
 
@@ -223,7 +266,8 @@ func TestBatchTLSCloseBreaksStuckWrite(t *testing.T) {
 		cc.Close() // let the test end
 		t.Fatal("Close waited behind a stuck write")
 	}
-	if err := <-wrote; err == nil {
-		t.Fatal("the stuck write reported success")
+	// Broken by the close, not by the deadline close_notify would set.
+	if err := <-wrote; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the stuck write returned %v, want net.ErrClosed", err)
 	}
 }
