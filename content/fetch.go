@@ -132,7 +132,7 @@ func (s *Service) copyFile(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, ctxReader{ctx, in})
+	_, err = io.Copy(out, &progressReader{ctx: ctx, r: in})
 	if err == nil {
 		err = s.sync(out)
 	}
@@ -147,19 +147,6 @@ func (s *Service) copyFile(ctx context.Context, src, dst string) error {
 	// Named, but the name itself may not be durable yet: say so, as the
 	// syncer would.
 	return syncDir(filepath.Dir(dst))
-}
-
-// ctxReader is r, ended by ctx.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 type cand struct {

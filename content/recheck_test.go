@@ -17,11 +17,21 @@ const (
 	recheckClaims = 6
 )
 
-// leaveResumable writes what such a download leaves at dst, with the state
-// file stamped by another boot (stamp true) or in the format without a
-// stamp.
-func leaveResumable(t *testing.T, data []byte, info Info, dst string, stamp bool) {
+// leaveResumable adds random content to a and writes what such a download
+// of it leaves at dst, with the state file stamped by another boot (stamp
+// true) or in the format without a stamp.
+func leaveResumable(t *testing.T, a *node, seed uint64, stamp bool) (info Info, src, dst string) {
 	t.Helper()
+	src = writeRandom(t, t.TempDir(), "src", recheckPieces*PieceSize, seed)
+	info, err := a.s.Add(testCtx(t), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst = filepath.Join(t.TempDir(), "dst")
 	part := append([]byte(nil), data...)
 	clear(part[2*PieceSize : 3*PieceSize])
 	part[4*PieceSize+100] ^= 1
@@ -40,6 +50,7 @@ func leaveResumable(t *testing.T, data []byte, info Info, dst string, stamp bool
 	if err := os.WriteFile(dst+stateSuffix, state, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return info, src, dst
 }
 
 // A resumed download after another boot verifies what the state file claims
@@ -58,17 +69,7 @@ func TestResumeRechecksClaimedPieces(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := testCtx(t)
 			a := newNode(t, nil)
-			src := writeRandom(t, t.TempDir(), "src", recheckPieces*PieceSize, 21)
-			info, err := a.s.Add(ctx, src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, err := os.ReadFile(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dst := filepath.Join(t.TempDir(), "dst")
-			leaveResumable(t, data, info, dst, c.stamp)
+			info, src, dst := leaveResumable(t, a, 21, c.stamp)
 			b := newNode(t, nil)
 			if c.treeSaved {
 				tr, err := a.s.st.loadTree(info.ID)
@@ -106,22 +107,12 @@ func TestRecheckRewritesStateFile(t *testing.T) {
 	}
 	ctx := testCtx(t)
 	a := newNode(t, nil)
-	src := writeRandom(t, t.TempDir(), "src", recheckPieces*PieceSize, 22)
-	info, err := a.s.Add(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	info, _, dst := leaveResumable(t, a, 22, true)
 	tr, err := a.s.st.loadTree(info.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.s.Close()
-	dst := filepath.Join(t.TempDir(), "dst")
-	leaveResumable(t, data, info, dst, true)
 	b := newNode(t, nil)
 	if err := b.s.st.saveTree(info.ID, tr); err != nil {
 		t.Fatal(err)

@@ -47,17 +47,18 @@ func newBatchTLS(id protocol.ID, key ci.PrivKey, muxers []tptu.StreamMuxer) (*ba
 }
 
 func (t *batchTLS) SecureInbound(ctx context.Context, insecure net.Conn, p lpeer.ID) (sec.SecureConn, error) {
-	bc := &batchConn{Conn: insecure}
-	c, err := t.Transport.SecureInbound(ctx, bc, p)
-	if err != nil {
-		return nil, err
-	}
-	return &batchSecureConn{SecureConn: c, bc: bc}, nil
+	return batched(insecure, func(c net.Conn) (sec.SecureConn, error) { return t.Transport.SecureInbound(ctx, c, p) })
 }
 
 func (t *batchTLS) SecureOutbound(ctx context.Context, insecure net.Conn, p lpeer.ID) (sec.SecureConn, error) {
+	return batched(insecure, func(c net.Conn) (sec.SecureConn, error) { return t.Transport.SecureOutbound(ctx, c, p) })
+}
+
+// batched secures insecure with secure, gathering the records of large
+// writes on their way to it.
+func batched(insecure net.Conn, secure func(net.Conn) (sec.SecureConn, error)) (sec.SecureConn, error) {
 	bc := &batchConn{Conn: insecure}
-	c, err := t.Transport.SecureOutbound(ctx, bc, p)
+	c, err := secure(bc)
 	if err != nil {
 		return nil, err
 	}
