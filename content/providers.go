@@ -3,6 +3,7 @@ package content
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/juxta-p2p/juxta/discovery"
@@ -10,9 +11,10 @@ import (
 )
 
 // Providers are found, nearest first, among the caller's hints, through
-// discovery (a TypeContent advertisement in the super-peers' index) and in
-// the DHT (provider records for the ID's CID, re-provided every
-// ReprovideInterval while the content is shared).
+// discovery (a TypeContent advertisement in the super-peers' index; taken in
+// random order, so that downloads spread over the providers) and in the DHT
+// (provider records for the ID's CID, re-provided every ReprovideInterval
+// while the content is shared).
 
 // Provide announces that this peer serves id, which must be stored here: it
 // puts a DHT provider record at once (when the DHT knows any server) and
@@ -98,17 +100,33 @@ func (s *Service) unannounce(ctx context.Context, id ID) {
 	}
 }
 
+// maxIndexed bounds the providers taken from discovery's index for one
+// download.
+const maxIndexed = 50
+
 // findProviders feeds send with providers from discovery and the DHT until
 // both are exhausted, ctx ends or send returns false.
 func (s *Service) findProviders(ctx context.Context, id ID, send func(peer.Addr) bool) {
 	self := s.p.ID()
 	if disc := s.cfg.Discovery; disc != nil {
-		q := discovery.Query{Type: TypeContent, Attr: "cid", Value: id.String(), Limit: 50}
+		// The DHT is asked below, for the content's own CID: discovery's
+		// DHT source would repeat that lookup.
+		q := discovery.Query{Type: TypeContent, Attr: "cid", Value: id.String(), Limit: maxIndexed,
+			Sources: discovery.SourceLocal | discovery.SourceLAN | discovery.SourceSuperPeers}
+		var found []peer.Addr
+		seen := map[peer.ID]bool{self: true}
 		for r, err := range disc.Find(ctx, q) {
-			if err != nil || r.Publisher == self {
+			if err != nil || seen[r.Publisher] {
 				continue
 			}
-			if !send(peer.Addr{ID: r.Publisher}) {
+			seen[r.Publisher] = true
+			found = append(found, peer.Addr{ID: r.Publisher})
+		}
+		// An index answers newest first: in that order every downloader
+		// would open its MaxPeers sessions with the same newest providers.
+		rand.Shuffle(len(found), func(i, j int) { found[i], found[j] = found[j], found[i] })
+		for _, a := range found {
+			if !send(a) {
 				return
 			}
 		}

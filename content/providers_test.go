@@ -94,3 +94,53 @@ func waitALittle(ctx context.Context) {
 	case <-afterMs(50):
 	}
 }
+
+// TestProvidersSpreadOverDownloads: a super-peer's index answers newest
+// first, yet downloads must not all open their sessions with the same
+// providers. With 8 providers indexed, the provider a download tries first
+// must differ between downloads (all 20 alike would happen with probability
+// 8^-19 if the order were random).
+func TestProvidersSpreadOverDownloads(t *testing.T) {
+	ctx := testCtx(t)
+	sp := newDiscNode(t, peer.TestSuperPeerConfig())
+	edge := func() *discNode {
+		c := peer.TestConfig()
+		c.SuperPeers = []string{sp.p.Invite()}
+		return newDiscNode(t, c)
+	}
+	id := ID{1, 2, 3}
+	const providers = 8
+	for range providers {
+		prov := edge()
+		ad := discovery.Advertisement{Type: TypeContent, ID: id.String(), Attrs: map[string]string{"cid": id.String(), "name": "x"}}
+		if _, err := prov.d.Publish(ctx, ad); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := discovery.Query{Type: TypeContent, Attr: "cid", Value: id.String(), Sources: discovery.SourceLocal}
+	for {
+		if ads, _ := sp.d.Local(q); len(ads) == providers {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the super-peer never indexed every provider")
+		}
+		waitALittle(ctx)
+	}
+	dl := edge()
+	firsts := map[peer.ID]int{}
+	for range 20 {
+		var got []peer.ID
+		dl.s.findProviders(ctx, id, func(a peer.Addr) bool {
+			got = append(got, a.ID)
+			return true
+		})
+		if len(got) != providers {
+			t.Fatalf("%d providers found, want %d", len(got), providers)
+		}
+		firsts[got[0]]++
+	}
+	if len(firsts) < 2 {
+		t.Fatalf("every download tried the same provider first: %v", firsts)
+	}
+}
