@@ -147,7 +147,7 @@ func (f *finder) askEach(ctx context.Context, src Source, req request, peers fun
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	out := make(chan asked, askQueue)
+	out := make(chan *asked, askQueue) // pointers: a queue of Results would be kilobytes per query
 	go func() {
 		n := 0
 		peers(ctx, func(id peer.ID) {
@@ -156,16 +156,16 @@ func (f *finder) askEach(ctx context.Context, src Source, req request, peers fun
 				err := f.s.fetch(ctx, id, req, &f.q, func(r Result) bool {
 					r.Source, r.From = src, id
 					select {
-					case out <- asked{r: r}:
+					case out <- &asked{r: r}:
 						return true
 					case <-ctx.Done():
 						return false
 					}
 				})
-				out <- asked{err: err, end: true}
+				out <- &asked{err: err, end: true}
 			}()
 		})
-		out <- asked{started: n, last: true}
+		out <- &asked{started: n, last: true}
 	}()
 	ok := true
 	started, ended, last := 0, 0, false

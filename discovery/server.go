@@ -32,6 +32,7 @@ func (c *core) handle(str network.Stream) {
 	_ = str.SetDeadline(time.Now().Add(StreamTimeout))
 	from := peer.ID(str.Conn().RemotePeer())
 	cn := newConn(str, c.countSent)
+	defer cn.release()
 	var req request
 	if err := cn.recv(&req); err != nil {
 		c.drop(DropMalformed)
@@ -80,18 +81,10 @@ func (c *core) serveQuery(cn *conn, from peer.ID, req *request) error {
 	if q.kw == nil {
 		// Attribute (glob) queries scan: at most scanSlots run at once, so
 		// that remote scans cannot take every core.
-		t := time.NewTimer(forwardTimeout)
-		select {
-		case c.scans <- struct{}{}:
-			t.Stop()
-			defer func() { <-c.scans }()
-		case <-t.C:
-			c.drop(DropRateLimited)
-			return refuse(cn, fmt.Errorf("%w: busy scanning", ErrRateLimited))
-		case <-c.ctx.Done():
-			t.Stop()
-			return refuse(cn, net.ErrClosed)
+		if err := c.scanSlot(); err != nil {
+			return refuse(cn, err)
 		}
+		defer func() { <-c.scans }()
 	}
 	want := q.Offset + q.Limit
 	var hits []rawAd
@@ -111,6 +104,26 @@ func (c *core) serveQuery(cn *conn, from peer.ID, req *request) error {
 		}
 	}
 	return sendAnswer(cn, &q, hits)
+}
+
+// scanSlot takes one of the scan slots, waiting at most forwardTimeout.
+func (c *core) scanSlot() error {
+	select {
+	case c.scans <- struct{}{}: // free: no timer needed
+		return nil
+	default:
+	}
+	t := time.NewTimer(forwardTimeout)
+	defer t.Stop()
+	select {
+	case c.scans <- struct{}{}:
+		return nil
+	case <-t.C:
+		c.drop(DropRateLimited)
+		return fmt.Errorf("%w: busy scanning", ErrRateLimited)
+	case <-c.ctx.Done():
+		return net.ErrClosed
+	}
 }
 
 // sendAnswer sends the page of hits q asks for, deduplicated, ranked when q

@@ -1,10 +1,12 @@
 package discovery
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -166,13 +168,28 @@ func (r *request) query() (Query, error) {
 // conn is one request's stream, framed.
 type conn struct {
 	s     network.Stream
+	br    *bufio.Reader
 	r     msgio.ReadCloser
 	w     msgio.WriteCloser
 	count func() // counts a frame written
 }
 
+// readBufs are the conns' read buffers: through one, a frame's varint length
+// costs no stream read per byte.
+var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 512) }}
+
+// newConn frames s. The caller must call release once done with the conn.
 func newConn(s network.Stream, count func()) *conn {
-	return &conn{s: s, r: msgio.NewVarintReaderSize(s, MaxFrame), w: msgio.NewVarintWriter(s), count: count}
+	br := readBufs.Get().(*bufio.Reader)
+	br.Reset(s)
+	return &conn{s: s, br: br, r: msgio.NewVarintReaderSize(br, MaxFrame), w: msgio.NewVarintWriter(s), count: count}
+}
+
+// release gives the read buffer back; the conn must not be read again.
+func (c *conn) release() {
+	c.br.Reset(nil)
+	readBufs.Put(c.br)
+	c.br = nil
 }
 
 func (c *conn) send(v any) error {
@@ -210,12 +227,12 @@ func (s *core) call(ctx context.Context, to peer.ID, req request, onFrame func(*
 		return fmt.Errorf("discovery: open stream to %s: %w", to.ShortString(), err)
 	}
 	defer str.Close()
-	if d, ok := ctx.Deadline(); ok {
-		_ = str.SetDeadline(d)
-	}
+	// ctx carries the deadline: its end resets the stream, which ends any
+	// read or write.
 	stop := context.AfterFunc(ctx, func() { str.Reset() })
 	defer stop()
 	c := newConn(str, s.countSent)
+	defer c.release()
 	if err := c.send(req); err != nil {
 		str.Reset()
 		return fmt.Errorf("discovery: send to %s: %w", to.ShortString(), err)
