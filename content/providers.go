@@ -104,32 +104,66 @@ func (s *Service) unannounce(ctx context.Context, id ID) {
 // download.
 const maxIndexed = 50
 
+// indexedProviders sends the providers discovery knows of id: this peer's
+// cache, then its LAN neighbours' and super-peers' indexes, each set in random
+// order, then those of discovery's DHT records as they come. It returns false
+// when send did.
+//
+// An index answers newest first: in that order every download would open its
+// MaxPeers sessions with the same newest providers, and a peer that
+// republished often would be every download's first choice.
+func (s *Service) indexedProviders(ctx context.Context, disc *discovery.Service, id ID, send func(peer.Addr) bool) bool {
+	seen := map[peer.ID]bool{s.p.ID(): true}
+	var batch []peer.Addr
+	add := func(pub peer.ID) {
+		if !seen[pub] {
+			seen[pub] = true
+			batch = append(batch, peer.Addr{ID: pub})
+		}
+	}
+	flush := func() bool {
+		rand.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+		for _, a := range batch {
+			if !send(a) {
+				return false
+			}
+		}
+		batch = batch[:0]
+		return true
+	}
+	q := discovery.Query{Type: TypeContent, Attr: "cid", Value: id.String(), Limit: maxIndexed}
+	if ads, err := disc.Local(q); err == nil {
+		for _, ad := range ads {
+			add(ad.Publisher)
+		}
+	}
+	if !flush() {
+		return false
+	}
+	for _, src := range []discovery.Source{discovery.SourceLAN | discovery.SourceSuperPeers, discovery.SourceDHT} {
+		q.Sources = src
+		for r, err := range disc.Find(ctx, q) {
+			if err != nil {
+				continue
+			}
+			add(r.Publisher)
+			if src == discovery.SourceDHT && !flush() { // found one by one: no order to undo
+				return false
+			}
+		}
+		if !flush() {
+			return false
+		}
+	}
+	return true
+}
+
 // findProviders feeds send with providers from discovery and the DHT until
 // both are exhausted, ctx ends or send returns false.
 func (s *Service) findProviders(ctx context.Context, id ID, send func(peer.Addr) bool) {
 	self := s.p.ID()
-	if disc := s.cfg.Discovery; disc != nil {
-		// The DHT is asked below, for the content's own CID: discovery's
-		// DHT source would repeat that lookup.
-		q := discovery.Query{Type: TypeContent, Attr: "cid", Value: id.String(), Limit: maxIndexed,
-			Sources: discovery.SourceLocal | discovery.SourceLAN | discovery.SourceSuperPeers}
-		var found []peer.Addr
-		seen := map[peer.ID]bool{self: true}
-		for r, err := range disc.Find(ctx, q) {
-			if err != nil || seen[r.Publisher] {
-				continue
-			}
-			seen[r.Publisher] = true
-			found = append(found, peer.Addr{ID: r.Publisher})
-		}
-		// An index answers newest first: in that order every downloader
-		// would open its MaxPeers sessions with the same newest providers.
-		rand.Shuffle(len(found), func(i, j int) { found[i], found[j] = found[j], found[i] })
-		for _, a := range found {
-			if !send(a) {
-				return
-			}
-		}
+	if disc := s.cfg.Discovery; disc != nil && !s.indexedProviders(ctx, disc, id, send) {
+		return
 	}
 	d := s.p.Libp2p().Routing
 	if d.RoutingTable().Size() == 0 {

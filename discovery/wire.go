@@ -189,7 +189,7 @@ func newConn(s network.Stream, count func()) *conn {
 func (c *conn) release() {
 	c.br.Reset(nil)
 	readBufs.Put(c.br)
-	c.br = nil
+	c.br, c.r = nil, nil // a read after release panics, not reads another stream
 }
 
 func (c *conn) send(v any) error {
@@ -227,8 +227,11 @@ func (s *core) call(ctx context.Context, to peer.ID, req request, onFrame func(*
 		return fmt.Errorf("discovery: open stream to %s: %w", to.ShortString(), err)
 	}
 	defer str.Close()
-	// ctx carries the deadline: its end resets the stream, which ends any
-	// read or write.
+	// The deadline as well as the reset: a reset does not wake a yamux write
+	// waiting for room in its session's send queue.
+	if d, ok := ctx.Deadline(); ok {
+		_ = str.SetDeadline(d)
+	}
 	stop := context.AfterFunc(ctx, func() { str.Reset() })
 	defer stop()
 	c := newConn(str, s.countSent)
