@@ -35,8 +35,13 @@ const (
 // the other edges take turns looking it up. A repetition reports the median
 // of dhtQueriesPerRep lookups, in ms.
 type dhtFixture struct {
+	// sameHosts: the baseline runs on the juxta network's own hosts (their
+	// kad-dht and a raw stream), not on a stock network, so that the ratio
+	// is discovery's cost alone.
+	sameHosts bool
+
 	nw  *jnet
-	raw []*rawDHT // servers first
+	raw []*rawDHT // servers first; none when sameHosts
 	key cid.Cid   // what the raw publisher provides
 
 	next int // the seeker that asks next, on either side
@@ -70,22 +75,24 @@ func (f *dhtFixture) setup(ctx context.Context) (_ func() error, err error) {
 		return nil, err
 	}
 
-	f.raw, err = startRawDHTNet(ctx, dhtServers, dhtPeers-dhtServers)
-	teardown = func() error { return errors.Join(closeRawDHTs(f.raw), f.nw.close()) }
-	if err != nil {
-		return nil, err
+	f.raw = nil
+	if !f.sameHosts {
+		f.raw, err = startRawDHTNet(ctx, dhtServers, dhtPeers-dhtServers)
+		teardown = func() error { return errors.Join(closeRawDHTs(f.raw), f.nw.close()) }
+		if err != nil {
+			return nil, err
+		}
 	}
 	sum, err := mh.Sum([]byte("juxta-bench exact DHT query"), mh.SHA2_256, -1)
 	if err != nil {
 		return nil, err
 	}
 	f.key = cid.NewCidV1(cid.Raw, sum)
-	pub := f.raw[dhtServers]
+	pub, seeker := f.rawNode(0), f.rawNode(1)
 	pub.h.SetStreamHandler(rrProto, rrServe)
 	if err := pub.d.Provide(ctx, f.key, true); err != nil {
 		return nil, fmt.Errorf("provide: %w", err)
 	}
-	seeker := f.raw[dhtServers+1]
 	err = waitFor(ctx, "the provider record (raw)", 100*time.Millisecond, 30*time.Second, func() (bool, error) {
 		n := 0
 		for range seeker.d.FindProvidersAsync(ctx, f.key, 1) {
@@ -100,6 +107,15 @@ func (f *dhtFixture) setup(ctx context.Context) (_ func() error, err error) {
 		return nil, err
 	}
 	return teardown, nil
+}
+
+// rawNode returns the baseline's i-th edge (client): 0 publishes.
+func (f *dhtFixture) rawNode(i int) *rawDHT {
+	if f.sameHosts {
+		e := f.nw.edges[i] // its own host and kad-dht, not closed apart from it
+		return &rawDHT{h: e.p.Libp2p().Host, d: e.p.Libp2p().Routing}
+	}
+	return f.raw[dhtServers+i]
 }
 
 func (f *dhtFixture) query() discovery.Query {
@@ -143,10 +159,10 @@ func (f *dhtFixture) juxta(ctx context.Context) (float64, error) {
 func (f *dhtFixture) base(ctx context.Context) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	pub := f.raw[dhtServers].h.ID()
+	pub := f.rawNode(0).h.ID()
 	lat := make([]float64, 0, dhtQueriesPerRep)
 	for range dhtQueriesPerRep {
-		s := f.raw[dhtServers+f.seeker()]
+		s := f.rawNode(f.seeker())
 		start := time.Now()
 		var prov lpeer.AddrInfo
 		for ai := range s.d.FindProvidersAsync(ctx, f.key, discovery.DefaultLimit) {

@@ -165,6 +165,15 @@ var rows = []row{
 		note:   "3 super-peers (DHT servers) + 17 edges (DHT clients), QueryRate as above; one edge publishes, the 16 others take turns: Find(type, sha256 = exact, SourceDHT) = FindProvidersAsync + fetch from the provider; 32 queries per repetition, median shown; baseline is 3 kad-dht servers + 17 clients on libp2p.New hosts (prefix /juxta-bench, juxta's filters): FindProvidersAsync drained with the same limit (100), then one stream round trip (100 B, 1 KiB) to the provider",
 	},
 	{
+		name:   "exact DHT query, same hosts",
+		unit:   "ms",
+		better: lower,
+		setup:  exactDHTSame.setup,
+		juxta:  exactDHTSame.juxta,
+		base:   exactDHTSame.base,
+		note:   "as the row above (a network of its own), but the baseline runs on the juxta network's own hosts: the publishing edge's kad-dht provides a key, and the seeking edges look it up with their kad-dht (FindProvidersAsync drained, limit 100), then make one stream round trip (100 B, 1 KiB) to it; so the ratio is discovery's cost over kad-dht's own lookup plus one round trip, without the hosts' differences",
+	},
+	{
 		name:   "pipe stream throughput TCP",
 		unit:   "MB/s",
 		better: higher,
@@ -358,9 +367,10 @@ var rows = []row{
 
 // Fixtures of the rows with a setup: one per row.
 var (
-	queryP50 = newQueryFixture(50)
-	queryP99 = newQueryFixture(99)
-	exactDHT = &dhtFixture{}
+	queryP50     = newQueryFixture(50)
+	queryP99     = newQueryFixture(99)
+	exactDHT     = &dhtFixture{}
+	exactDHTSame = &dhtFixture{sameHosts: true}
 
 	tcpStock         = &stockOrders{listen: loopbackTCP}
 	pipeStreamTCP    = &pipeStreamFixture{listen: loopbackTCP}
