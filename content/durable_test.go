@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -384,5 +385,52 @@ func TestFsyncFailureReported(t *testing.T) {
 	defer st.close()
 	if r, _ := st.get(info.ID); !r.Unsynced {
 		t.Fatal("recorded durable after a failed fsync")
+	}
+}
+
+// TestCopySweepsWhatACrashLeft: a process that died during a local copy left
+// its hidden temporary file beside the destination. The next copy to that
+// destination removes it, and only it: a fresh one (a copy under way), one for
+// another name, a user's file that merely starts alike and a directory stay.
+func TestCopySweepsWhatACrashLeft(t *testing.T) {
+	ctx := testCtx(t)
+	n := newNode(t, nil)
+	info, err := n.s.AddBytes(ctx, "doc.txt", []byte("the content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "doc.txt")
+	old := time.Now().Add(-time.Hour)
+	write := func(name string, mtime time.Time) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := write(".doc.txt.copy-1234", old)
+	live := write(".doc.txt.copy-5678", time.Now())
+	other := write(".notes.txt.copy-1234", old)
+	users := write(".doc.txt.copy-of-my-notes", old)
+	if err := os.Mkdir(filepath.Join(dir, ".doc.txt.copy-dir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.s.Fetch(ctx, info.ID, dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dst); err != nil || string(b) != "the content" {
+		t.Fatalf("copy: %q, %v", b, err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the crashed copy's file is still there: %v", err)
+	}
+	for _, p := range []string{live, other, users, filepath.Join(dir, ".doc.txt.copy-dir")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s was removed: %v", filepath.Base(p), err)
+		}
 	}
 }

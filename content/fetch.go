@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,7 +129,8 @@ func (s *Service) copyFile(ctx context.Context, src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".copy-*")
+	sweepCopies(dst, time.Now())
+	out, err := os.CreateTemp(filepath.Dir(dst), copyPrefix(dst)+"*")
 	if err != nil {
 		return err
 	}
@@ -147,6 +149,35 @@ func (s *Service) copyFile(ctx context.Context, src, dst string) error {
 	// Named, but the name itself may not be durable yet: say so, as the
 	// syncer would.
 	return syncDir(filepath.Dir(dst))
+}
+
+// copyPrefix starts the names of copyFile's temporary files for dst.
+func copyPrefix(dst string) string { return "." + filepath.Base(dst) + ".copy-" }
+
+// staleCopy is how long a copy's temporary file must have gone unwritten
+// before a later copy to the same destination removes it: a copy under way
+// writes it continually.
+const staleCopy = 10 * time.Minute
+
+// sweepCopies removes the temporary files that copies to dst left when the
+// process died during them. Nothing else is touched: only regular files named
+// as copyFile names them for this very destination (the prefix, then the
+// digits os.CreateTemp adds), unwritten for staleCopy.
+func sweepCopies(dst string, now time.Time) {
+	dir, prefix := filepath.Dir(dst), copyPrefix(dst)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return // CreateTemp reports it
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.Type().IsRegular() {
+			continue // not a name os.CreateTemp gave: a user's file
+		}
+		if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > staleCopy {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 type cand struct {
