@@ -39,6 +39,13 @@ func (s *Service) Provide(ctx context.Context, id ID) error {
 	return nil
 }
 
+// A provide that could not be made is tried again after provideRetry,
+// doubling up to maxProvideRetry, until one holds.
+const (
+	provideRetry    = time.Second
+	maxProvideRetry = 5 * time.Minute
+)
+
 func (s *Service) announce(id ID, name string) {
 	if !s.cfg.NoAnnounce {
 		s.startAnnounce(id, name)
@@ -68,18 +75,33 @@ func (s *Service) startAnnounce(id ID, name string) {
 		}
 		t := s.clock.NewTicker(s.cfg.ReprovideInterval)
 		defer t.Stop()
+		retry := time.NewTimer(time.Hour)
+		defer retry.Stop()
+		backoff := provideRetry
 		for {
+			provided := false
 			if d := s.p.Libp2p().Routing; d.RoutingTable().Size() > 0 {
 				pctx, pcancel := context.WithTimeout(ctx, time.Minute)
-				if err := d.Provide(pctx, id.CID(), true); err != nil {
+				err := d.Provide(pctx, id.CID(), true)
+				pcancel()
+				if provided = err == nil; !provided {
 					s.log.Debug("DHT provide failed", "id", id, "err", err)
 				}
-				pcancel()
+			}
+			// Until a provide holds (no DHT server known yet, or the network
+			// is down), try again soon, not at the next reprovide in hours.
+			retry.Stop()
+			if provided {
+				backoff = provideRetry
+			} else if backoff < s.cfg.ReprovideInterval {
+				retry.Reset(backoff)
+				backoff = min(2*backoff, maxProvideRetry)
 			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C():
+			case <-retry.C:
 			}
 		}
 	}()

@@ -144,3 +144,42 @@ func TestProvidersSpreadOverDownloads(t *testing.T) {
 		t.Fatalf("every download tried the same provider first: %v", firsts)
 	}
 }
+
+// TestProvideRetriedOnceTheDHTIsUp: content added while no DHT server is
+// known (a laptop that shares before it is online) is provided soon after one
+// turns up, not at the next reprovide hours later.
+func TestProvideRetriedOnceTheDHTIsUp(t *testing.T) {
+	ctx := testCtx(t)
+	sharer := newDiscNode(t, peer.TestConfig())
+	if n := sharer.p.Libp2p().Routing.RoutingTable().Size(); n != 0 {
+		t.Fatalf("the sharer knows %d DHT servers before it connects", n)
+	}
+	info, err := sharer.s.AddBytes(ctx, "notes.txt", []byte("shared before going online"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := newDiscNode(t, peer.TestSuperPeerConfig())
+	c := peer.TestConfig()
+	c.SuperPeers = []string{sp.p.Invite()}
+	seeker := newDiscNode(t, c)
+	if _, err := sharer.p.Connect(ctx, sp.p.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	// The retries back off (1 s, 2 s, 4 s, ...) while no server is known:
+	// the wait is bounded by ctx alone, so that a slow connect on a loaded
+	// machine cannot fail the test.
+	wctx := ctx
+	for {
+		found := false
+		for ai := range seeker.p.Libp2p().Routing.FindProvidersAsync(wctx, info.ID.CID(), 1) {
+			found = found || peer.ID(ai.ID) == sharer.p.ID()
+		}
+		if found {
+			return
+		}
+		if wctx.Err() != nil {
+			t.Fatal("the content was never provided in the DHT once a server was known")
+		}
+		waitALittle(wctx)
+	}
+}
