@@ -46,17 +46,20 @@ func newDiscNode(t *testing.T, pc peer.Config) *discNode {
 	return &discNode{p, d, s}
 }
 
+// edgeOf starts a peer with discovery and content, an edge of sp.
+func edgeOf(t *testing.T, sp *discNode) *discNode {
+	c := peer.TestConfig()
+	c.SuperPeers = []string{sp.p.Invite()}
+	return newDiscNode(t, c)
+}
+
 // TestFetchFindsProvidersThroughSuperPeer: the provider's TypeContent
 // advertisement reaches the super-peer's index; a downloader given no hints
 // finds the provider there (or in the DHT) and fetches.
 func TestFetchFindsProvidersThroughSuperPeer(t *testing.T) {
 	ctx := testCtx(t)
 	sp := newDiscNode(t, peer.TestSuperPeerConfig())
-	edge := func() *discNode {
-		c := peer.TestConfig()
-		c.SuperPeers = []string{sp.p.Invite()}
-		return newDiscNode(t, c)
-	}
+	edge := func() *discNode { return edgeOf(t, sp) }
 	prov, dl := edge(), edge()
 	src := writeRandom(t, t.TempDir(), "report.pdf", 3*PieceSize+9, 71)
 	info, err := prov.s.Add(ctx, src)
@@ -103,11 +106,7 @@ func waitALittle(ctx context.Context) {
 func TestProvidersSpreadOverDownloads(t *testing.T) {
 	ctx := testCtx(t)
 	sp := newDiscNode(t, peer.TestSuperPeerConfig())
-	edge := func() *discNode {
-		c := peer.TestConfig()
-		c.SuperPeers = []string{sp.p.Invite()}
-		return newDiscNode(t, c)
-	}
+	edge := func() *discNode { return edgeOf(t, sp) }
 	id := ID{1, 2, 3}
 	const providers = 8
 	for range providers {
@@ -159,27 +158,24 @@ func TestProvideRetriedOnceTheDHTIsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp := newDiscNode(t, peer.TestSuperPeerConfig())
-	c := peer.TestConfig()
-	c.SuperPeers = []string{sp.p.Invite()}
-	seeker := newDiscNode(t, c)
+	seeker := edgeOf(t, sp)
 	if _, err := sharer.p.Connect(ctx, sp.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	// The retries back off (1 s, 2 s, 4 s, ...) while no server is known:
 	// the wait is bounded by ctx alone, so that a slow connect on a loaded
 	// machine cannot fail the test.
-	wctx := ctx
 	for {
 		found := false
-		for ai := range seeker.p.Libp2p().Routing.FindProvidersAsync(wctx, info.ID.CID(), 1) {
+		for ai := range seeker.p.Libp2p().Routing.FindProvidersAsync(ctx, info.ID.CID(), 1) {
 			found = found || peer.ID(ai.ID) == sharer.p.ID()
 		}
 		if found {
 			return
 		}
-		if wctx.Err() != nil {
+		if ctx.Err() != nil {
 			t.Fatal("the content was never provided in the DHT once a server was known")
 		}
-		waitALittle(wctx)
+		waitALittle(ctx)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 )
@@ -58,29 +59,11 @@ func BenchmarkAsk(b *testing.B) {
 			}
 		}
 	})
-	const proto = "/juxta-bench/rr/1"
-	reply := make([]byte, 1024)
-	pub.p.Libp2p().Host.SetStreamHandler(proto, func(s network.Stream) {
-		defer s.Close()
-		io.Copy(io.Discard, io.LimitReader(s, 64<<10))
-		s.Write(reply)
-	})
-	req := make([]byte, 100)
+	serveRoundTrip(pub.p.Libp2p().Host)
 	b.Run("raw", func(b *testing.B) {
 		h := seeker.p.Libp2p().Host
 		for b.Loop() {
-			s, err := h.NewStream(ctx, lpeer.ID(pub.p.ID()), proto)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s.SetDeadline(time.Now().Add(10 * time.Second))
-			s.Write(req)
-			s.CloseWrite()
-			var buf [1024]byte
-			if _, err := io.ReadFull(s, buf[:]); err != nil {
-				b.Fatal(err)
-			}
-			s.Close()
+			rawRoundTrip(ctx, b, h, lpeer.ID(pub.p.ID()))
 		}
 	})
 }
@@ -127,16 +110,9 @@ func BenchmarkExactDHT(b *testing.B) {
 			}
 		}
 	})
-	const proto = "/juxta-bench/rr/1"
-	reply := make([]byte, 1024)
-	pub.p.Libp2p().Host.SetStreamHandler(proto, func(s network.Stream) {
-		defer s.Close()
-		io.Copy(io.Discard, io.LimitReader(s, 64<<10))
-		s.Write(reply)
-	})
+	serveRoundTrip(pub.p.Libp2p().Host)
 	key := dhtKey(seeker.d.scope, q.Type, q.Attr, q.Value)
 	h, d := seeker.p.Libp2p().Host, seeker.p.Libp2p().Routing
-	req := make([]byte, 100)
 	b.Run("lookup+rt", func(b *testing.B) {
 		for b.Loop() {
 			var prov lpeer.ID
@@ -146,18 +122,38 @@ func BenchmarkExactDHT(b *testing.B) {
 			if prov != lpeer.ID(pub.p.ID()) {
 				b.Fatalf("provider %s", prov)
 			}
-			s, err := h.NewStream(ctx, prov, proto)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s.SetDeadline(time.Now().Add(10 * time.Second))
-			s.Write(req)
-			s.CloseWrite()
-			var buf [1024]byte
-			if _, err := io.ReadFull(s, buf[:]); err != nil {
-				b.Fatal(err)
-			}
-			s.Close()
+			rawRoundTrip(ctx, b, h, prov)
 		}
 	})
+}
+
+// rrProto is the raw round trip of the benchmarks: 100 B out, 1 KiB back.
+const rrProto = "/juxta-bench/rr/1"
+
+// serveRoundTrip answers rrProto on h: it reads the request to its end, then
+// writes 1 KiB.
+func serveRoundTrip(h host.Host) {
+	reply := make([]byte, 1024)
+	h.SetStreamHandler(rrProto, func(s network.Stream) {
+		defer s.Close()
+		io.Copy(io.Discard, io.LimitReader(s, 64<<10))
+		s.Write(reply)
+	})
+}
+
+// rawRoundTrip makes one rrProto round trip from h to id on a new stream.
+func rawRoundTrip(ctx context.Context, b *testing.B, h host.Host, id lpeer.ID) {
+	s, err := h.NewStream(ctx, id, rrProto)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	var req [100]byte
+	s.Write(req[:])
+	s.CloseWrite()
+	var buf [1024]byte
+	if _, err := io.ReadFull(s, buf[:]); err != nil {
+		b.Fatal(err)
+	}
 }
