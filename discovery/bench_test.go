@@ -38,7 +38,7 @@ func BenchmarkAsk(b *testing.B) {
 	b.Run("juxta", func(b *testing.B) {
 		for b.Loop() {
 			n := 0
-			err := seeker.d.fetch(ctx, pub.p.ID(), q.request(newQID(), false), &q, func(Result) bool { n++; return true })
+			err := seeker.d.fetch(ctx, pub.p.ID(), q.request(newQID(), false), &q, func(Result, bool) bool { n++; return true })
 			if err != nil || n != 1 {
 				b.Fatalf("%d answers: %v", n, err)
 			}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/juxta-p2p/juxta/peer"
@@ -82,18 +84,16 @@ func (f *finder) dht(ctx context.Context) bool {
 	key := dhtKey(f.q.Scope, f.q.Type, f.q.Attr, f.q.Value)
 	req := f.q.request(newQID(), false)
 	req.TTL = 0
-	return f.askEach(ctx, SourceDHT, req, func(ctx context.Context, ask func(peer.ID)) {
+	return askEach(f, ctx, SourceDHT, req, func(ctx context.Context) (<-chan lpeer.AddrInfo, func()) {
 		ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
-		defer cancel()
-		// Drained to the end: the lookup's goroutines are done when it closes.
-		for ai := range d.FindProvidersAsync(ctx, key, f.q.Limit) {
-			if peer.ID(ai.ID) == f.s.p.ID() || ctx.Err() != nil {
-				continue
-			}
-			if len(ai.Addrs) > 0 {
-				f.s.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-			}
-			ask(peer.ID(ai.ID))
+		return d.FindProvidersAsync(ctx, key, f.q.Limit), cancel
+	}, func(ai lpeer.AddrInfo) (peer.ID, bool) {
+		if peer.ID(ai.ID) == f.s.p.ID() {
+			return "", false
 		}
+		if len(ai.Addrs) > 0 && f.s.host.Network().Connectedness(ai.ID) != network.Connected {
+			f.s.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		}
+		return peer.ID(ai.ID), true
 	})
 }

@@ -96,7 +96,8 @@ type finder struct {
 func (f *finder) full() bool { return f.count >= f.q.Limit }
 
 // emit yields ad unless an equal or newer version was already yielded. It
-// returns false when the consumer stopped.
+// returns false when the consumer stopped. r's advertisement must be the
+// consumer's own: no copy is made.
 func (f *finder) emit(r Result) bool {
 	ad := r.Advertisement
 	k := ad.Key()
@@ -111,7 +112,6 @@ func (f *finder) emit(r Result) bool {
 		f.count++
 	}
 	f.seen[k] = ad.Seq
-	r.Advertisement = cloneAd(ad)
 	if !f.yield(r, nil) {
 		f.done = true
 		return false
@@ -125,65 +125,82 @@ func (f *finder) ask(ctx context.Context, src Source, peers []peer.ID, req reque
 	if len(peers) == 0 {
 		return true
 	}
-	return f.askEach(ctx, src, req, func(_ context.Context, ask func(peer.ID)) {
+	return askEach(f, ctx, src, req, func(context.Context) (<-chan peer.ID, func()) {
+		ch := make(chan peer.ID, len(peers))
 		for _, id := range peers {
-			ask(id)
+			ch <- id
 		}
-	})
+		close(ch)
+		return ch, func() {}
+	}, func(id peer.ID) (peer.ID, bool) { return id, true })
 }
 
-// askEach sends req to each peer that peers hands to ask, as soon as it is
-// handed (peers may still be looking for more), and emits what they answer,
-// verified, as it arrives. peers runs on a goroutine of its own and must
-// return once its ctx ends, which happens when the consumer stops or the limit
-// is reached. askEach returns once peers and every request it started have
-// returned: false when the consumer stopped or ctx ended.
+// askEach sends req to each peer that arrives on the channel that open
+// returns, as soon as it arrives (a lookup may still be looking for more),
+// and emits what they answer, verified, as it arrives. to turns an item into
+// the peer to ask, or false to skip it. The channel must close once its ctx
+// ends, which happens when the consumer stops or the limit is reached; it is
+// drained to its close, then open's stop func is called. askEach returns once
+// the channel closed and every request it started returned: false when the
+// consumer stopped or ctx ended.
 //
-// Everything comes back on one buffered channel, so that a request's answer
-// and its end reach the consumer's goroutine without a hand-off through
-// another goroutine: a query's latency is the round trip, not a chain of
-// wake-ups.
-func (f *finder) askEach(ctx context.Context, src Source, req request, peers func(context.Context, func(peer.ID))) bool {
+// The consumer's goroutine reads both the peers and the answers: a query's
+// latency is the lookup and the round trip, not a chain of wake-ups through
+// goroutines in between. Every request runs on a goroutine of its own, so
+// that a slow peer delays nobody else's answers.
+func askEach[T any](f *finder, ctx context.Context, src Source, req request, open func(context.Context) (<-chan T, func()), to func(T) (peer.ID, bool)) bool {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	in, stop := open(ctx)
+	defer stop()
 	out := make(chan *asked, askQueue) // pointers: a queue of Results would be kilobytes per query
-	go func() {
-		n := 0
-		peers(ctx, func(id peer.ID) {
-			n++
+	ok := true
+	started, ended := 0, 0
+	for in != nil || ended < started {
+		select {
+		case it, more := <-in:
+			if !more {
+				in = nil
+				continue
+			}
+			id, use := to(it)
+			if !use || ctx.Err() != nil {
+				continue // drained: the source's goroutines are done once it closes
+			}
+			started++
 			go func() {
-				err := f.s.fetch(ctx, id, req, &f.q, func(r Result) bool {
+				end := &asked{end: true}
+				end.err = f.s.fetch(ctx, id, req, &f.q, func(r Result, final bool) bool {
 					r.Source, r.From = src, id
+					if final { // it goes with the end: one hand-off, not two
+						end.r, end.has = r, true
+						return true
+					}
 					select {
-					case out <- &asked{r: r}:
+					case out <- &asked{r: r, has: true}:
 						return true
 					case <-ctx.Done():
 						return false
 					}
 				})
-				out <- &asked{err: err, end: true}
+				out <- end
 			}()
-		})
-		out <- &asked{started: n, last: true}
-	}()
-	ok := true
-	started, ended, last := 0, 0, false
-	for !last || ended < started {
-		a := <-out
-		switch {
-		case a.last:
-			last, started = true, a.started
-		case a.end:
-			ended++
-			if a.err != nil && !errors.Is(a.err, context.Canceled) {
-				f.errs = append(f.errs, a.err)
+		case a := <-out:
+			switch {
+			case !a.has || !ok:
+			case !f.emit(a.r):
+				ok = false
+				cancel()
+			case f.full():
+				cancel()
 			}
-		case ok && !f.emit(a.r):
-			ok = false
-			cancel()
-		case ok && f.full():
-			cancel()
+			if a.end {
+				ended++
+				if a.err != nil && !errors.Is(a.err, context.Canceled) {
+					f.errs = append(f.errs, a.err)
+				}
+			}
 		}
 	}
 	if ok && parent.Err() != nil {
@@ -193,15 +210,14 @@ func (f *finder) askEach(ctx context.Context, src Source, req request, peers fun
 	return ok
 }
 
-// asked is what askEach's goroutines hand back: an answer, the end of one
-// request (end, with its error), or the end of the peers (last, with how
-// many requests were started).
+// asked is what askEach's requests hand back: an answer (has), the end of
+// one request (end, with its error), or both: a request's last answer comes
+// with its end.
 type asked struct {
-	r       Result
-	err     error
-	end     bool
-	last    bool
-	started int
+	r   Result
+	has bool
+	err error
+	end bool
 }
 
 // askQueue is how many answers may wait for the consumer: requests do not
@@ -224,23 +240,34 @@ func (c *core) answer(raw []byte, q *Query, now time.Time) (Advertisement, bool)
 }
 
 // fetch runs one query against one peer and passes each answer that verifies and
-// matches to onAd (which returns false to stop).
-func (c *core) fetch(ctx context.Context, id peer.ID, req request, q *Query, onAd func(Result) bool) error {
+// matches to onAd (which returns false to stop), with final set on the last
+// answer of the last frame. Each answer's advertisement is onAd's own.
+func (c *core) fetch(ctx context.Context, id peer.ID, req request, q *Query, onAd func(r Result, final bool) bool) error {
 	errStop := errors.New("stop")
 	err := c.call(ctx, id, req, func(r *response) error {
 		now := time.Now()
+		var held Result // the frame's latest answer: onAd learns whether it was the last
+		has := false
 		for i, raw := range r.Ads {
 			ad, ok := c.answer(raw, q, now)
 			if !ok {
 				continue
 			}
-			if _, err := c.insert(&entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)}); err != nil && !errors.Is(err, ErrQuota) {
+			fresh, err := c.insert(&entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)})
+			if err != nil && !errors.Is(err, ErrQuota) {
 				return err
 			}
-			score, pubs := r.rank(i)
-			if !onAd(Result{Advertisement: ad, Score: score, Publishers: pubs}) {
+			if fresh {
+				ad = cloneAd(ad) // the cache keeps the one it was given
+			}
+			if has && !onAd(held, false) {
 				return errStop
 			}
+			score, pubs := r.rank(i)
+			held, has = Result{Advertisement: ad, Score: score, Publishers: pubs}, true
+		}
+		if has && !onAd(held, r.Done) {
+			return errStop
 		}
 		return nil
 	})
