@@ -170,6 +170,7 @@ func askEach[T any](f *finder, ctx context.Context, src Source, req request, ope
 			}
 			started++
 			go func() {
+				growStack(started)
 				end := &asked{end: true}
 				end.err = f.s.fetch(ctx, id, req, &f.q, func(r Result, final bool) bool {
 					r.Source, r.From = src, id

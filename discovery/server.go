@@ -28,6 +28,7 @@ const publishWait = 5 * time.Second
 const answerBatch = 128 << 10
 
 func (c *core) handle(str network.Stream) {
+	growStack(0)
 	defer str.Close()
 	_ = str.SetDeadline(time.Now().Add(StreamTimeout))
 	from := peer.ID(str.Conn().RemotePeer())
