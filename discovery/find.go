@@ -170,7 +170,7 @@ func askEach[T any](f *finder, ctx context.Context, src Source, req request, ope
 			}
 			started++
 			go func() {
-				growStack(started)
+				growStack(0)
 				end := &asked{end: true}
 				end.err = f.s.fetch(ctx, id, req, &f.q, func(r Result, final bool) bool {
 					r.Source, r.From = src, id
@@ -256,7 +256,10 @@ func (c *core) fetch(ctx context.Context, id peer.ID, req request, q *Query, onA
 			}
 			fresh, err := c.insert(&entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)})
 			if err != nil && !errors.Is(err, ErrQuota) {
-				return err
+				// The cache could not write it to disk (a full disk): the
+				// answer still counts, and the memory cache may hold it.
+				c.log.Debug("caching an answer failed", "from", id, "err", err)
+				fresh = true
 			}
 			if fresh {
 				ad = cloneAd(ad) // the cache keeps the one it was given

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+
+	"github.com/juxta-p2p/juxta/peer"
 )
 
 func TestFindThroughEachSource(t *testing.T) {
@@ -102,5 +104,33 @@ func TestFindAnswerInManyFrames(t *testing.T) {
 	}
 	if s := b.d.Stats(); s.Cached != n {
 		t.Fatalf("%d cached, want %d", s.Cached, n)
+	}
+}
+
+// TestFindWhenTheCacheCannotWrite: a cache that cannot write to disk (a full
+// disk, here a closed database) loses no answer: Find still yields what the
+// peer answered, and the memory cache, which holds it, keeps it apart from
+// the caller's copy.
+func TestFindWhenTheCacheCannotWrite(t *testing.T) {
+	ctx := testCtx(t)
+	a := edge(t, Config{NoPeerAdvertisement: true})
+	pcfg := peer.TestConfig()
+	pcfg.Dir = t.TempDir()
+	b := newNode(t, pcfg, Config{NoPeerAdvertisement: true})
+	connect(t, b, a)
+	if _, err := a.d.Publish(ctx, fileAd("f1", "Blue Monday.mp3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.d.store.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lan := Query{Type: "fileshare.file", Attr: "name", Value: "blue*", Sources: SourceLAN}
+	for _, how := range []string{"first answer", "answer again"} {
+		res := collect(t, b.d, lan)
+		if len(res) != 1 || res[0].ID != "f1" || res[0].Attrs["name"] != "Blue Monday.mp3" || string(res[0].Body) != "body of f1" {
+			t.Fatalf("%s: results %+v, want the one advertisement", how, res)
+		}
+		res[0].Attrs["name"] = "changed by the caller"
+		res[0].Body[0] = 'X'
 	}
 }
