@@ -84,16 +84,53 @@ func (f *finder) dht(ctx context.Context) bool {
 	key := dhtKey(f.q.Scope, f.q.Type, f.q.Attr, f.q.Value)
 	req := f.q.request(newQID(), false)
 	req.TTL = 0
+	asked := map[lpeer.ID]bool{}
 	return askEach(f, ctx, SourceDHT, req, func(ctx context.Context) (<-chan lpeer.AddrInfo, func()) {
 		ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
-		return d.FindProvidersAsync(ctx, key, f.q.Limit), cancel
+		return relay(d.FindProvidersAsync(ctx, key, f.q.Limit)), cancel
 	}, func(ai lpeer.AddrInfo) (peer.ID, bool) {
-		if peer.ID(ai.ID) == f.s.p.ID() {
+		// kad-dht hands a provider on again when its first record had no
+		// addresses: it is asked once.
+		if peer.ID(ai.ID) == f.s.p.ID() || asked[ai.ID] {
 			return "", false
 		}
+		asked[ai.ID] = true
 		if len(ai.Addrs) > 0 && f.s.host.Network().Connectedness(ai.ID) != network.Connected {
 			f.s.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 		}
 		return peer.ID(ai.ID), true
 	})
+}
+
+// relay passes on what in sends, queueing it without bound, and closes once in
+// has closed and everything was passed on. kad-dht's lookup waits for each
+// provider it sends to be taken; through the relay it never waits for Find's
+// consumer, whose loop body may be slow, while its own deadline runs. The
+// queue is bounded by the lookup's limit.
+func relay[T any](in <-chan T) <-chan T {
+	out := make(chan T)
+	go func() {
+		defer close(out)
+		var queue []T
+		for in != nil || len(queue) > 0 {
+			var send chan<- T
+			var next T
+			if len(queue) > 0 {
+				send, next = out, queue[0]
+			}
+			select {
+			case v, ok := <-in:
+				if !ok {
+					in = nil
+					continue
+				}
+				queue = append(queue, v)
+			case send <- next:
+				var zero T
+				queue[0] = zero
+				queue = queue[1:]
+			}
+		}
+	}()
+	return out
 }

@@ -164,9 +164,12 @@ func askEach[T any](f *finder, ctx context.Context, src Source, req request, ope
 				in = nil
 				continue
 			}
-			id, use := to(it)
-			if !use || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				continue // drained: the source's goroutines are done once it closes
+			}
+			id, use := to(it)
+			if !use {
+				continue
 			}
 			started++
 			go func() {
@@ -257,9 +260,8 @@ func (c *core) fetch(ctx context.Context, id peer.ID, req request, q *Query, onA
 			fresh, err := c.insert(&entry{ad: ad, raw: raw, until: cacheUntil(&ad, now)})
 			if err != nil && !errors.Is(err, ErrQuota) {
 				// The cache could not write it to disk (a full disk): the
-				// answer still counts, and the memory cache may hold it.
+				// answer still counts.
 				c.log.Debug("caching an answer failed", "from", id, "err", err)
-				fresh = true
 			}
 			if fresh {
 				ad = cloneAd(ad) // the cache keeps the one it was given

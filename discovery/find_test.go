@@ -124,6 +124,10 @@ func TestFindWhenTheCacheCannotWrite(t *testing.T) {
 	if err := b.d.store.db.Close(); err != nil {
 		t.Fatal(err)
 	}
+	sub, err := b.d.Watch(ctx, Query{Type: "fileshare.file", Attr: "name", Value: "blue*"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	lan := Query{Type: "fileshare.file", Attr: "name", Value: "blue*", Sources: SourceLAN}
 	for _, how := range []string{"first answer", "answer again"} {
 		res := collect(t, b.d, lan)
@@ -132,5 +136,35 @@ func TestFindWhenTheCacheCannotWrite(t *testing.T) {
 		}
 		res[0].Attrs["name"] = "changed by the caller"
 		res[0].Body[0] = 'X'
+	}
+	select { // the watchers hear of it too: the memory cache holds it
+	case ad := <-sub.C:
+		if ad.ID != "f1" {
+			t.Fatalf("watch delivered %s, want f1", ad.ID)
+		}
+	case <-ctx.Done():
+		t.Fatal("the watch never heard of the answer the disk could not keep")
+	}
+}
+
+// TestRelayNeverWaitsForItsReader: the DHT lookup's providers go through a
+// relay, so that a slow consumer of Find never holds the lookup up: every
+// send into the relay completes before anything is read out of it, and what
+// is read comes in order, then the relay closes.
+func TestRelayNeverWaitsForItsReader(t *testing.T) {
+	in := make(chan int) // unbuffered, as kad-dht's
+	out := relay(in)
+	const n = 500
+	for i := range n {
+		in <- i // would block for good if the relay waited for its reader
+	}
+	close(in)
+	for i := range n {
+		if v, ok := <-out; !ok || v != i {
+			t.Fatalf("read %d (open %v), want %d", v, ok, i)
+		}
+	}
+	if _, ok := <-out; ok {
+		t.Fatal("the relay did not close after its source")
 	}
 }

@@ -371,19 +371,18 @@ func (c *core) Raw(k Key) ([]byte, bool) {
 	return slices.Clone(e.raw), true
 }
 
-// insert puts e into the cache and tells the watchers when it is new.
-func (c *core) insert(e *entry) (bool, error) {
-	fresh, err := c.store.put(e, time.Now())
-	if err != nil {
-		if errors.Is(err, ErrQuota) {
-			c.drop(DropQuota)
-		}
-		return false, err
+// insert puts e into the cache and tells the watchers when it is new. fresh
+// reports that the cache kept e: also with an error from the disk (a full
+// disk), since the memory cache holds it all the same.
+func (c *core) insert(e *entry) (fresh bool, err error) {
+	fresh, err = c.store.put(e, time.Now())
+	if errors.Is(err, ErrQuota) {
+		c.drop(DropQuota)
 	}
 	if fresh {
 		c.watch.Publish(e.advert())
 	}
-	return fresh, nil
+	return fresh, err
 }
 
 // verify is Verify with a shortcut: an envelope byte-identical to a cached,
