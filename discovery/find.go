@@ -144,10 +144,12 @@ func (f *finder) ask(ctx context.Context, src Source, peers []peer.ID, req reque
 // the channel closed and every request it started returned: false when the
 // consumer stopped or ctx ended.
 //
-// The consumer's goroutine reads both the peers and the answers: a query's
-// latency is the lookup and the round trip, not a chain of wake-ups through
-// goroutines in between. Every request runs on a goroutine of its own, so
-// that a slow peer delays nobody else's answers.
+// The consumer's goroutine reads both the peers and the answers, and starts
+// the requests: no goroutine of askEach's own stands between a peer found
+// and its request, or between an answer and the consumer. Every request runs
+// on a goroutine of its own, so that a slow peer delays nobody else's
+// answers. A source that must never wait for the consumer (the DHT lookup)
+// queues through relay.
 func askEach[T any](f *finder, ctx context.Context, src Source, req request, open func(context.Context) (<-chan T, func()), to func(T) (peer.ID, bool)) bool {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
