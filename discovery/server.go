@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-msgio"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"golang.org/x/time/rate"
@@ -34,29 +37,81 @@ func (c *core) handle(str network.Stream) {
 	from := peer.ID(str.Conn().RemotePeer())
 	cn := newConn(str, c.countSent)
 	defer cn.release()
-	var req request
-	if err := cn.recv(&req); err != nil {
-		c.drop(DropMalformed)
-		str.Reset()
-		return
+	idle := false // this stream holds one of the maxServedIdle places
+	for n := 0; ; n++ {
+		var req request
+		if err := cn.recv(&req); err != nil {
+			switch {
+			case n == 0 || errors.Is(err, ErrRemote) || errors.Is(err, msgio.ErrMsgTooLarge):
+				c.drop(DropMalformed)
+				str.Reset()
+			case errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded):
+				// After a query, the asker closing the stream, or leaving it
+				// idle past serveIdle, is no fault; and a reset could lose
+				// the last answer on its way.
+			default:
+				str.Reset() // the asker reset it
+			}
+			return
+		}
+		if n > 0 {
+			_ = str.SetWriteDeadline(time.Now().Add(StreamTimeout))
+		}
+		var err error
+		switch req.Op {
+		case opQuery:
+			err = c.serveQuery(cn, from, &req)
+		case opPublish:
+			err = c.servePublish(cn, from, &req)
+		case opFlush:
+			err = c.serveFlush(cn, from, &req)
+		case opRefresh:
+			err = c.serveRefresh(cn, from, &req)
+		default:
+			c.drop(DropMalformed)
+			err = cn.send(response{Done: true, Code: codeInvalid, Err: "unknown operation"})
+		}
+		if err != nil {
+			str.Reset()
+			return
+		}
+		// After a query the stream may carry the asker's next query (keep.go),
+		// while this service runs and places are left.
+		if req.Op != opQuery || c.closed.Load() {
+			return
+		}
+		if !idle {
+			if !c.holdIdle() {
+				return
+			}
+			idle = true
+			// Close wakes this goroutine, and waits for it.
+			defer func() {
+				c.idling.Add(-1)
+				c.wg.Done()
+			}()
+			defer context.AfterFunc(c.ctx, func() { str.Reset() })()
+		}
+		_ = str.SetReadDeadline(time.Now().Add(serveIdle))
 	}
-	var err error
-	switch req.Op {
-	case opQuery:
-		err = c.serveQuery(cn, from, &req)
-	case opPublish:
-		err = c.servePublish(cn, from, &req)
-	case opFlush:
-		err = c.serveFlush(cn, from, &req)
-	case opRefresh:
-		err = c.serveRefresh(cn, from, &req)
-	default:
-		c.drop(DropMalformed)
-		err = cn.send(response{Done: true, Code: codeInvalid, Err: "unknown operation"})
+}
+
+// holdIdle takes one of the maxServedIdle places of a stream waiting for
+// another query, and counts the waiting goroutine in wg; false when none is
+// left or the service is closed.
+func (c *core) holdIdle() bool {
+	if c.idling.Add(1) > maxServedIdle {
+		c.idling.Add(-1)
+		return false
 	}
-	if err != nil {
-		str.Reset()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		c.idling.Add(-1)
+		return false
 	}
+	c.wg.Add(1)
+	return true
 }
 
 func refuse(cn *conn, err error) error {

@@ -114,6 +114,8 @@ type core struct {
 	limits *lru.Cache[peer.ID, *limits]  // per remote peer; size-bounded
 	trust  sync.Map                      // peer.ID → bool: trusted super-peers
 	scans  chan struct{}                 // slots for remote attribute (glob) scans
+	keep   keeper                        // idle query streams, for the next query to the same peer
+	idling atomic.Int32                  // served streams waiting for another query
 
 	mu        sync.Mutex
 	published map[Key]*published // guarded by mu; own live advertisements
@@ -125,6 +127,7 @@ type core struct {
 	remoteErr atomic.Uint64
 	accepted  atomic.Uint64
 	refreshed atomic.Uint64
+	opened    atomic.Uint64 // streams this peer opened
 }
 
 type published struct {
@@ -210,6 +213,7 @@ func (c *core) Close() error {
 	}
 	c.host.RemoveStreamHandler(ProtocolID)
 	c.cancel()
+	c.keep.close()
 	c.wg.Wait()
 	c.watch.Close()
 	return c.store.close()
@@ -453,6 +457,7 @@ func (c *core) janitor() {
 			return
 		case now := <-t.C:
 			c.purged.Add(uint64(c.store.purge(now)))
+			c.keep.sweep(now)
 			c.republish(now)
 		}
 	}

@@ -16,9 +16,10 @@ import (
 	"github.com/juxta-p2p/juxta/peer"
 )
 
-// ProtocolID is the discovery protocol: one request per stream, then response
-// frames until one has Done set. Frames are varint-length-prefixed
-// (go-msgio) deterministic CBOR.
+// ProtocolID is the discovery protocol: a request, then response frames until
+// one has Done set. A stream carries one publish, flush or refresh, or one
+// query after another (keep.go): an asker done with it closes it, or never
+// sends more. Frames are varint-length-prefixed (go-msgio) deterministic CBOR.
 const ProtocolID = "/juxta/discovery/1.0.0"
 
 // Protocol limits.
@@ -216,49 +217,98 @@ func (c *conn) recv(v any) error {
 	return nil
 }
 
+// close closes the stream and gives the read buffer back.
+func (c *conn) close() {
+	_ = c.s.Close()
+	c.release()
+}
+
 // call sends req to peer to and hands every response frame to onFrame until
-// the last. It verifies nothing: callers verify advertisements.
+// the last. It verifies nothing: callers verify advertisements. A query goes
+// on the stream kept from the last query to the same peer, if there is one,
+// and its stream is kept afterwards (keep.go); any other operation has a
+// stream of its own.
 func (s *core) call(ctx context.Context, to peer.ID, req request, onFrame func(*response) error) error {
 	ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 	defer cancel()
+	keep := req.Op == opQuery
+	if keep {
+		if c := s.keep.take(to, time.Now()); c != nil {
+			err, stale := s.exchange(ctx, c, to, req, onFrame, true)
+			if !stale {
+				return err
+			}
+			// The kept stream was closed before it answered anything: the
+			// other side let it go idle, or went away. Once more, on a new
+			// stream.
+		}
+	}
 	ctx = network.WithAllowLimitedConn(ctx, "juxta discovery")
 	str, err := s.host.NewStream(ctx, lpeer.ID(to), ProtocolID)
 	if err != nil {
 		return fmt.Errorf("discovery: open stream to %s: %w", to.ShortString(), err)
 	}
-	defer str.Close()
+	s.opened.Add(1)
+	err, _ = s.exchange(ctx, newConn(str, s.countSent), to, req, onFrame, false)
+	return err
+}
+
+// exchange runs one request on c, which it then closes or, after a query
+// whose last frame came, keeps. stale reports that c was a kept stream that
+// failed before any answer came, and ctx has not ended: the request may be
+// sent again on a new stream.
+func (s *core) exchange(ctx context.Context, c *conn, to peer.ID, req request, onFrame func(*response) error, reused bool) (err error, stale bool) {
+	str := c.s
 	// The deadline as well as the reset: a reset does not wake a yamux write
 	// waiting for room in its session's send queue.
 	if d, ok := ctx.Deadline(); ok {
 		_ = str.SetDeadline(d)
 	}
 	stop := context.AfterFunc(ctx, func() { str.Reset() })
-	defer stop()
-	c := newConn(str, s.countSent)
-	defer c.release()
+	keep := req.Op == opQuery
+	done := false // the last frame came: nothing of this request is left on the stream
+	defer func() {
+		switch {
+		case !stop(): // reset by ctx
+			c.release()
+		case done && keep:
+			s.keep.put(to, c, time.Now())
+		case done:
+			c.close()
+		default:
+			str.Reset()
+			c.release()
+		}
+	}()
 	if err := c.send(req); err != nil {
-		str.Reset()
-		return fmt.Errorf("discovery: send to %s: %w", to.ShortString(), err)
+		if reused && ctx.Err() == nil {
+			return err, true
+		}
+		return fmt.Errorf("discovery: send to %s: %w", to.ShortString(), err), false
 	}
-	_ = str.CloseWrite()
-	for {
+	if !keep {
+		_ = str.CloseWrite()
+	}
+	for frames := 0; ; frames++ {
 		var resp response
 		if err := c.recv(&resp); err != nil {
-			str.Reset()
 			if ctx.Err() != nil {
-				return fmt.Errorf("discovery: %s: %w", to.ShortString(), ctx.Err())
+				return fmt.Errorf("discovery: %s: %w", to.ShortString(), ctx.Err()), false
 			}
-			return fmt.Errorf("discovery: read from %s: %w", to.ShortString(), err)
+			if reused && frames == 0 {
+				return err, true
+			}
+			return fmt.Errorf("discovery: read from %s: %w", to.ShortString(), err), false
 		}
+		done = resp.Done
 		if err := resp.err(); err != nil {
-			return err
+			return err, false
 		}
 		if err := onFrame(&resp); err != nil {
-			str.Reset()
-			return err
+			return err, false
 		}
-		if resp.Done {
-			return nil
+		if done {
+			return nil, false
 		}
 	}
 }

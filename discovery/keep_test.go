@@ -1,0 +1,171 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/juxta-p2p/juxta/peer"
+)
+
+// findN runs q on n and returns how many results came; an error fails t.
+func findN(t *testing.T, ctx context.Context, n *node, q Query) int {
+	t.Helper()
+	got := 0
+	for _, err := range n.d.Find(ctx, q) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got++
+	}
+	return got
+}
+
+// A peer's queries to the same peer share one stream: the second and third
+// open none, and the stream is kept for the next.
+func TestQueriesShareAStream(t *testing.T) {
+	ctx := testCtx(t)
+	pub := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true})
+	seeker := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true})
+	if _, err := pub.d.Publish(ctx, fileAd("iso", "debian-13.iso")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seeker.p.Connect(ctx, pub.p.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	q := Query{Type: "fileshare.file", Attr: "name", Value: "debian-13.iso", Sources: SourceLAN}
+	for i := range 3 {
+		if got := findN(t, ctx, seeker, q); got != 1 {
+			t.Fatalf("query %d: %d results, want 1", i, got)
+		}
+	}
+	if o := seeker.d.opened.Load(); o != 1 {
+		t.Errorf("3 queries opened %d streams, want 1", o)
+	}
+	if n := seeker.d.keep.len(); n != 1 {
+		t.Errorf("%d streams kept, want 1", n)
+	}
+	if s := pub.d.Stats().QueriesServed; s != 3 {
+		t.Errorf("the publisher served %d queries, want 3", s)
+	}
+	// A stream idle for keepIdle is closed, and the next query opens one.
+	seeker.d.keep.sweep(time.Now().Add(keepIdle))
+	if n := seeker.d.keep.len(); n != 0 {
+		t.Errorf("%d streams kept past keepIdle, want 0", n)
+	}
+	if got := findN(t, ctx, seeker, q); got != 1 {
+		t.Fatalf("after the sweep: %d results, want 1", got)
+	}
+	if o := seeker.d.opened.Load(); o != 2 {
+		t.Errorf("%d streams opened, want 2", o)
+	}
+	// A publish is not a query: its stream is its own, and not kept.
+	sp := superPeer(t)
+	if _, err := seeker.p.Connect(ctx, sp.p.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	before := seeker.d.opened.Load()
+	for range 2 {
+		err := seeker.d.call(ctx, sp.p.ID(), request{Op: opFlush, Type: "fileshare.file", ID: "nothing"}, func(*response) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o := seeker.d.opened.Load() - before; o != 2 {
+		t.Errorf("2 flushes opened %d streams, want 2", o)
+	}
+	if n := seeker.d.keep.len(); n != 1 {
+		t.Errorf("%d streams kept after the flushes, want 1", n)
+	}
+}
+
+// The peer asked restarts its discovery service, which resets the stream
+// kept to it: the next query finds the kept stream dead before any answer,
+// and goes again on a new one, without an error.
+func TestKeptStreamOfARestartedPeer(t *testing.T) {
+	ctx := testCtx(t)
+	pub := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true})
+	seeker := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true})
+	if _, err := pub.d.Publish(ctx, fileAd("iso", "debian-13.iso")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seeker.p.Connect(ctx, pub.p.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	q := Query{Type: "fileshare.file", Attr: "name", Value: "debian-13.iso", Sources: SourceLAN}
+	if got := findN(t, ctx, seeker, q); got != 1 {
+		t.Fatalf("%d results, want 1", got)
+	}
+	if err := pub.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := New(ctx, pub.p, Config{NoPeerAdvertisement: true, NoDHT: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d2.Close() })
+	if _, err := d2.Publish(ctx, fileAd("iso", "debian-13.iso")); err != nil {
+		t.Fatal(err)
+	}
+	if got := findN(t, ctx, seeker, q); got != 1 {
+		t.Fatalf("after the restart: %d results, want 1", got)
+	}
+	if o := seeker.d.opened.Load(); o != 2 {
+		t.Errorf("%d streams opened, want 2: the first, and one after the restart", o)
+	}
+}
+
+// A peer that holds query streams open without asking anything more cannot
+// keep more than maxServedIdle goroutines waiting: the streams past that
+// are answered and closed. Each held stream is closed by the service's Close,
+// which waits for the goroutines that wait on them.
+func TestServedIdleStreamsAreBounded(t *testing.T) {
+	ctx := testCtx(t)
+	sp := newNode(t, peer.TestSuperPeerConfig(), Config{QueryRate: 1e6})
+	const hosts, per = 4, maxServedIdle/4 + 4
+	var held []network.Stream
+	for range hosts {
+		h, _ := rawHost(t)
+		rawConnect(t, h, sp)
+		for range per {
+			s, err := h.NewStream(ctx, lpeer.ID(sp.p.ID()), ProtocolID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Reset() })
+			cn := newConn(s, func() {})
+			if err := cn.send(request{Op: opQuery, Value: "x", Limit: 1}); err != nil {
+				t.Fatal(err)
+			}
+			var r response
+			if err := cn.recv(&r); err != nil || !r.Done {
+				t.Fatalf("answer: %+v, %v", r, err)
+			}
+			held = append(held, s) // and never closed, nor written to again
+		}
+	}
+	eventually(t, "the bound of streams held idle", func() bool { return sp.d.idling.Load() == maxServedIdle })
+	// The streams past the bound were closed after their answer: their next
+	// read ends at once. (Those within it stay open for serveIdle.)
+	for i, s := range held[maxServedIdle:] {
+		_ = s.SetReadDeadline(time.Now().Add(patience))
+		var b [1]byte
+		if _, err := s.Read(b[:]); !errors.Is(err, io.EOF) {
+			t.Errorf("stream %d past the bound: read %v, want EOF", i, err)
+		}
+	}
+	if n := sp.d.idling.Load(); n != maxServedIdle {
+		t.Errorf("%d streams held idle, want the bound, %d", n, maxServedIdle)
+	}
+	if err := sp.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := sp.d.idling.Load(); n != 0 {
+		t.Errorf("%d streams still held idle after Close", n)
+	}
+}
