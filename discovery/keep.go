@@ -16,15 +16,17 @@ import (
 //
 // The asking side keeps at most one idle stream per peer, and maxKeptIdle in
 // all, each for keepIdle; the answering side waits serveIdle for the next
-// query on a stream, on at most maxServedIdle streams at once (beyond that it
-// closes a stream after its answer, as it does after any other operation).
+// query on a stream, on at most maxServedIdle streams at once and
+// maxServedIdlePeer of one peer (beyond that it closes a stream after its
+// answer, as it does after any other operation).
 // serveIdle is longer than keepIdle, so that a kept stream is rarely found
 // closed; when it is, the query is sent again once on a new stream.
 const (
-	keepIdle      = 5 * time.Second
-	serveIdle     = 15 * time.Second
-	maxKeptIdle   = 128
-	maxServedIdle = 256
+	keepIdle          = 5 * time.Second
+	serveIdle         = 15 * time.Second
+	maxKeptIdle       = 128
+	maxServedIdle     = 256
+	maxServedIdlePeer = 4
 )
 
 // keeper holds the idle query streams of the asking side.

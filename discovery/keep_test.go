@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/juxta-p2p/juxta/peer"
@@ -120,19 +119,25 @@ func TestKeptStreamOfARestartedPeer(t *testing.T) {
 	}
 }
 
-// A peer that holds query streams open without asking anything more cannot
-// keep more than maxServedIdle goroutines waiting: the streams past that
-// are answered and closed. Each held stream is closed by the service's Close,
-// which waits for the goroutines that wait on them.
+// Peers that hold query streams open without asking anything more cannot
+// keep more than maxServedIdlePeer goroutines each, nor maxServedIdle in all,
+// waiting: the streams past that are answered and closed. Close closes the
+// held ones, and waits for the goroutines that wait on them.
 func TestServedIdleStreamsAreBounded(t *testing.T) {
 	ctx := testCtx(t)
 	sp := newNode(t, peer.TestSuperPeerConfig(), Config{QueryRate: 1e6})
-	const hosts, per = 4, maxServedIdle/4 + 4
-	var held []network.Stream
-	for range hosts {
+	// Host 0 asks on two streams more than its bound; then hosts ask on
+	// their bound each, until four streams more than the total bound.
+	hosts := maxServedIdle/maxServedIdlePeer + 2
+	held, refused := 0, 0
+	for i := range hosts {
 		h, _ := rawHost(t)
 		rawConnect(t, h, sp)
-		for range per {
+		streams := maxServedIdlePeer
+		if i == 0 {
+			streams += 2
+		}
+		for j := range streams {
 			s, err := h.NewStream(ctx, lpeer.ID(sp.p.ID()), ProtocolID)
 			if err != nil {
 				t.Fatal(err)
@@ -146,18 +151,28 @@ func TestServedIdleStreamsAreBounded(t *testing.T) {
 			if err := cn.recv(&r); err != nil || !r.Done {
 				t.Fatalf("answer: %+v, %v", r, err)
 			}
-			held = append(held, s) // and never closed, nor written to again
+			if j < maxServedIdlePeer && held < maxServedIdle {
+				held++ // held open, never written to again
+				for deadline := time.Now().Add(patience); sp.d.idling.Load() != int32(held); {
+					if time.Now().After(deadline) {
+						t.Fatalf("host %d, stream %d: %d streams held idle, want %d", i, j, sp.d.idling.Load(), held)
+					}
+					time.Sleep(time.Millisecond)
+				}
+				continue
+			}
+			// Past a bound: closed after the answer, not held until
+			// serveIdle runs out (which would close it too).
+			refused++
+			start := time.Now()
+			var b [1]byte
+			if _, err := s.Read(b[:]); !errors.Is(err, io.EOF) || time.Since(start) >= serveIdle {
+				t.Errorf("host %d, stream %d, past the bound: read %v after %v, want EOF at once", i, j, err, time.Since(start))
+			}
 		}
 	}
-	eventually(t, "the bound of streams held idle", func() bool { return sp.d.idling.Load() == maxServedIdle })
-	// The streams past the bound were closed after their answer: their next
-	// read ends at once. (Those within it stay open for serveIdle.)
-	for i, s := range held[maxServedIdle:] {
-		_ = s.SetReadDeadline(time.Now().Add(patience))
-		var b [1]byte
-		if _, err := s.Read(b[:]); !errors.Is(err, io.EOF) {
-			t.Errorf("stream %d past the bound: read %v, want EOF", i, err)
-		}
+	if want := hosts*maxServedIdlePeer + 2 - maxServedIdle; held != maxServedIdle || refused != want {
+		t.Errorf("held %d, refused %d; want %d and %d", held, refused, maxServedIdle, want)
 	}
 	if n := sp.d.idling.Load(); n != maxServedIdle {
 		t.Errorf("%d streams held idle, want the bound, %d", n, maxServedIdle)

@@ -81,37 +81,45 @@ func (c *core) handle(str network.Stream) {
 			return
 		}
 		if !idle {
-			if !c.holdIdle() {
+			if !c.holdIdle(from) {
 				return
 			}
 			idle = true
 			// Close wakes this goroutine, and waits for it.
-			defer func() {
-				c.idling.Add(-1)
-				c.wg.Done()
-			}()
+			defer c.dropIdle(from)
 			defer context.AfterFunc(c.ctx, func() { str.Reset() })()
 		}
 		_ = str.SetReadDeadline(time.Now().Add(serveIdle))
 	}
 }
 
-// holdIdle takes one of the maxServedIdle places of a stream waiting for
-// another query, and counts the waiting goroutine in wg; false when none is
-// left or the service is closed.
-func (c *core) holdIdle() bool {
-	if c.idling.Add(1) > maxServedIdle {
-		c.idling.Add(-1)
-		return false
-	}
+// holdIdle takes one of the places of a stream waiting for another query
+// (maxServedIdle in all, maxServedIdlePeer for one peer, so that no peer
+// takes them all), and counts the waiting goroutine in wg; false when none
+// is left or the service is closed. dropIdle gives it back.
+func (c *core) holdIdle(from peer.ID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed.Load() {
-		c.idling.Add(-1)
+	if c.closed.Load() || c.idling.Load() >= maxServedIdle || c.idleBy[from] >= maxServedIdlePeer {
 		return false
 	}
+	if c.idleBy == nil {
+		c.idleBy = map[peer.ID]int{}
+	}
+	c.idleBy[from]++
+	c.idling.Add(1)
 	c.wg.Add(1)
 	return true
+}
+
+func (c *core) dropIdle(from peer.ID) {
+	c.mu.Lock()
+	if c.idleBy[from]--; c.idleBy[from] <= 0 {
+		delete(c.idleBy, from)
+	}
+	c.idling.Add(-1)
+	c.mu.Unlock()
+	c.wg.Done()
 }
 
 func refuse(cn *conn, err error) error {

@@ -119,6 +119,7 @@ type core struct {
 
 	mu        sync.Mutex
 	published map[Key]*published // guarded by mu; own live advertisements
+	idleBy    map[peer.ID]int    // guarded by mu; served streams waiting for another query, by asker
 
 	dropped   sync.Map // reason → *atomic.Uint64
 	sent      atomic.Uint64
