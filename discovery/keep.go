@@ -20,9 +20,13 @@ import (
 // maxServedIdlePeer of one peer (beyond that it closes a stream after its
 // answer, as it does after any other operation).
 // serveIdle is longer than keepIdle, so that a kept stream is rarely found
-// closed; when it is, the query is sent again once on a new stream.
+// closed; when it is, the query is sent again once on a new stream, and no
+// stream to that peer is kept for keepCool: one that closes its streams after
+// each answer would otherwise cost a wasted attempt per query.
 const (
 	keepIdle          = 5 * time.Second
+	keepCool          = time.Minute
+	maxCool           = 1024
 	serveIdle         = 15 * time.Second
 	maxKeptIdle       = 128
 	maxServedIdle     = 256
@@ -31,9 +35,33 @@ const (
 
 // keeper holds the idle query streams of the asking side.
 type keeper struct {
+	ttl time.Duration // how long a stream is kept idle: keepIdle unless a test says
+
 	mu     sync.Mutex
-	idle   map[peer.ID]*kept // guarded by mu
-	closed bool              // guarded by mu
+	idle   map[peer.ID]*kept     // guarded by mu
+	cooled map[peer.ID]time.Time // guarded by mu; peers not kept for until then
+	closed bool                  // guarded by mu
+}
+
+func (k *keeper) idleFor() time.Duration {
+	if k.ttl > 0 {
+		return k.ttl
+	}
+	return keepIdle
+}
+
+// cool stops keeping streams to id for keepCool, unless maxCool peers are
+// cooling already.
+func (k *keeper) cool(id peer.ID, now time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.cooled) >= maxCool {
+		return
+	}
+	if k.cooled == nil {
+		k.cooled = map[peer.ID]time.Time{}
+	}
+	k.cooled[id] = now.Add(keepCool)
 }
 
 type kept struct {
@@ -51,7 +79,7 @@ func (k *keeper) take(id peer.ID, now time.Time) *conn {
 	if e == nil {
 		return nil
 	}
-	if now.Sub(e.since) >= keepIdle || e.c.s.Conn().IsClosed() {
+	if now.Sub(e.since) >= k.idleFor() || e.c.s.Conn().IsClosed() {
 		e.c.close()
 		return nil
 	}
@@ -62,7 +90,12 @@ func (k *keeper) take(id peer.ID, now time.Time) *conn {
 // when one is kept already, the keeper is full, or it is closed.
 func (k *keeper) put(id peer.ID, c *conn, now time.Time) {
 	k.mu.Lock()
-	if k.closed || k.idle[id] != nil || len(k.idle) >= maxKeptIdle {
+	until, cooling := k.cooled[id]
+	if cooling && now.After(until) {
+		delete(k.cooled, id)
+		cooling = false
+	}
+	if k.closed || cooling || k.idle[id] != nil || len(k.idle) >= maxKeptIdle {
 		k.mu.Unlock()
 		c.close()
 		return
@@ -74,10 +107,17 @@ func (k *keeper) put(id peer.ID, c *conn, now time.Time) {
 	k.mu.Unlock()
 }
 
-// sweep closes the streams idle for keepIdle; close, all of them, and every
-// stream put afterwards.
+// sweep closes the streams idle for keepIdle, and forgets the peers cooled
+// down; close closes all of them, and every stream put afterwards.
 func (k *keeper) sweep(now time.Time) {
-	k.drain(func(e *kept) bool { return now.Sub(e.since) >= keepIdle })
+	k.mu.Lock()
+	for id, until := range k.cooled {
+		if now.After(until) {
+			delete(k.cooled, id)
+		}
+	}
+	k.mu.Unlock()
+	k.drain(func(e *kept) bool { return now.Sub(e.since) >= k.idleFor() })
 }
 
 func (k *keeper) close() {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"slices"
 	"time"
 
@@ -45,7 +44,7 @@ func (c *core) handle(str network.Stream) {
 			case n == 0 || errors.Is(err, ErrRemote) || errors.Is(err, msgio.ErrMsgTooLarge):
 				c.drop(DropMalformed)
 				str.Reset()
-			case errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded):
+			case errors.Is(err, io.EOF) || isTimeout(err):
 				// After a query, the asker closing the stream, or leaving it
 				// idle past serveIdle, is no fault; and a reset could lose
 				// the last answer on its way.
@@ -91,6 +90,13 @@ func (c *core) handle(str network.Stream) {
 		}
 		_ = str.SetReadDeadline(time.Now().Add(serveIdle))
 	}
+}
+
+// isTimeout tells a deadline that passed: quic-go's error is
+// os.ErrDeadlineExceeded, yamux's is not.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // holdIdle takes one of the places of a stream waiting for another query

@@ -110,7 +110,8 @@ type core struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
-	seen   *lru.Cache[string, time.Time] // query IDs recently handled; size-bounded
+	seenMu sync.Mutex
+	seen   *lru.Cache[string, time.Time] // query IDs recently handled; size-bounded; checked and added under seenMu
 	limits *lru.Cache[peer.ID, *limits]  // per remote peer; size-bounded
 	trust  sync.Map                      // peer.ID → bool: trusted super-peers
 	scans  chan struct{}                 // slots for remote attribute (glob) scans
@@ -513,11 +514,19 @@ func (c *core) republish(now time.Time) {
 // firstSeen records a query ID and reports whether it is new.
 // IDs are at most MaxQID bytes and the set is a size-bounded LRU, so no peer
 // can pin memory with them.
+//
+// A repeat is refused even from the peer that sent it first: a flood would
+// otherwise go round again behind any repeat. So a query that call sends
+// again, after the stream it went on died, is answered empty by a peer that
+// had read it already; that peer's answer is lost, which is rare, and no
+// worse than the error call would return without the retry.
 func (c *core) firstSeen(qid []byte) bool {
 	if len(qid) == 0 {
 		return true
 	}
 	now := time.Now()
+	c.seenMu.Lock() // the check and the record in one step: two copies arriving at once are not both new
+	defer c.seenMu.Unlock()
 	if t, ok := c.seen.Get(string(qid)); ok && now.Sub(t) < seenFor {
 		return false
 	}

@@ -239,8 +239,10 @@ func (s *core) call(ctx context.Context, to peer.ID, req request, onFrame func(*
 				return err
 			}
 			// The kept stream was closed before it answered anything: the
-			// other side let it go idle, or went away. Once more, on a new
-			// stream.
+			// other side let it go idle, restarted, or keeps no more
+			// streams (an older version, or past its bounds). Once more,
+			// on a new stream, which is not kept for a while.
+			s.keep.cool(to, time.Now())
 		}
 	}
 	ctx = network.WithAllowLimitedConn(ctx, "juxta discovery")
@@ -281,7 +283,7 @@ func (s *core) exchange(ctx context.Context, c *conn, to peer.ID, req request, o
 		}
 	}()
 	if err := c.send(req); err != nil {
-		if reused && ctx.Err() == nil {
+		if reused && ctx.Err() == nil && !isTimeout(err) {
 			return err, true
 		}
 		return fmt.Errorf("discovery: send to %s: %w", to.ShortString(), err), false
@@ -295,7 +297,7 @@ func (s *core) exchange(ctx context.Context, c *conn, to peer.ID, req request, o
 			if ctx.Err() != nil {
 				return fmt.Errorf("discovery: %s: %w", to.ShortString(), ctx.Err()), false
 			}
-			if reused && frames == 0 {
+			if reused && frames == 0 && !isTimeout(err) {
 				return err, true
 			}
 			return fmt.Errorf("discovery: read from %s: %w", to.ShortString(), err), false
