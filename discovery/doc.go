@@ -80,6 +80,10 @@
 //	super-peer index     rendezvous SRDI              —
 //	Service.Scoped       peer group's discovery       —
 //
+// A query to a peer goes on the stream the last query to that peer used, kept
+// open for a few seconds (at most one per peer, and a bounded number on the
+// answering side): opening a stream costs about as much as the query.
+//
 // Every remote peer is rate limited on queries and publishes (the limiters and
 // the remembered query IDs are size-bounded LRUs; IDs are at most MaxQID
 // bytes), frames are bounded by MaxFrame, and every request by StreamTimeout. The peer's own advertisement
