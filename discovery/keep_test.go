@@ -28,20 +28,29 @@ func findN(t *testing.T, ctx context.Context, n *node, q Query) int {
 	return got
 }
 
-// A peer's queries to the same peer share one stream: the second and third
-// open none, and the stream is kept for the next.
-func TestQueriesShareAStream(t *testing.T) {
-	ctx := testCtx(t)
-	pub := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true})
-	seeker := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true})
-	seeker.d.keep.ttl = patience // a loaded machine may take seconds between queries
+// publisherAndSeeker starts a peer that publishes a file and a peer
+// connected to it, which keeps its streams as long as the test's patience (a
+// loaded machine may take seconds between queries), and the seeker's query
+// for the file, which asks the publisher as a LAN neighbour.
+func publisherAndSeeker(t *testing.T, ctx context.Context) (pub, seeker *node, q Query) {
+	t.Helper()
+	pub = edge(t, Config{NoPeerAdvertisement: true, NoDHT: true})
+	seeker = edge(t, Config{NoPeerAdvertisement: true, NoDHT: true})
+	seeker.d.keep.ttl = patience
 	if _, err := pub.d.Publish(ctx, fileAd("iso", "debian-13.iso")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := seeker.p.Connect(ctx, pub.p.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	q := Query{Type: "fileshare.file", Attr: "name", Value: "debian-13.iso", Sources: SourceLAN}
+	return pub, seeker, Query{Type: "fileshare.file", Attr: "name", Value: "debian-13.iso", Sources: SourceLAN}
+}
+
+// A peer's queries to the same peer share one stream: the second and third
+// open none, and the stream is kept for the next.
+func TestQueriesShareAStream(t *testing.T) {
+	ctx := testCtx(t)
+	pub, seeker, q := publisherAndSeeker(t, ctx)
 	for i := range 3 {
 		if got := findN(t, ctx, seeker, q); got != 1 {
 			t.Fatalf("query %d: %d results, want 1", i, got)
@@ -93,16 +102,7 @@ func TestQueriesShareAStream(t *testing.T) {
 // the peer might be one that closes every stream after its answer.
 func TestKeptStreamOfARestartedPeer(t *testing.T) {
 	ctx := testCtx(t)
-	pub := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true})
-	seeker := edge(t, Config{NoPeerAdvertisement: true, NoDHT: true})
-	seeker.d.keep.ttl = patience
-	if _, err := pub.d.Publish(ctx, fileAd("iso", "debian-13.iso")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := seeker.p.Connect(ctx, pub.p.Addr()); err != nil {
-		t.Fatal(err)
-	}
-	q := Query{Type: "fileshare.file", Attr: "name", Value: "debian-13.iso", Sources: SourceLAN}
+	pub, seeker, q := publisherAndSeeker(t, ctx)
 	if got := findN(t, ctx, seeker, q); got != 1 {
 		t.Fatalf("%d results, want 1", got)
 	}
@@ -181,7 +181,7 @@ func TestServedStreamAfterTheAnswer(t *testing.T) {
 	if _, err := rawCall(ctx, h, sp.p.ID(), request{Op: opQuery, Value: "x", Limit: 1}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the stream closed", func() bool { return sp.d.idling.Load() == 0 })
+	eventually(t, "the stream closed", func() bool { return sp.d.idleCount() == 0 })
 	if n := sp.d.Stats().Dropped[DropMalformed]; n != 0 {
 		t.Errorf("%d frames counted malformed after a close", n)
 	}
@@ -241,9 +241,9 @@ func TestServedIdleStreamsAreBounded(t *testing.T) {
 			}
 			if j < maxServedIdlePeer && held < maxServedIdle {
 				held++ // held open, never written to again
-				for deadline := time.Now().Add(patience); sp.d.idling.Load() != int32(held); {
+				for deadline := time.Now().Add(patience); sp.d.idleCount() != held; {
 					if time.Now().After(deadline) {
-						t.Fatalf("host %d, stream %d: %d streams held idle, want %d", i, j, sp.d.idling.Load(), held)
+						t.Fatalf("host %d, stream %d: %d streams held idle, want %d", i, j, sp.d.idleCount(), held)
 					}
 					time.Sleep(time.Millisecond)
 				}
@@ -262,13 +262,13 @@ func TestServedIdleStreamsAreBounded(t *testing.T) {
 	if want := hosts*maxServedIdlePeer + 2 - maxServedIdle; held != maxServedIdle || refused != want {
 		t.Errorf("held %d, refused %d; want %d and %d", held, refused, maxServedIdle, want)
 	}
-	if n := sp.d.idling.Load(); n != maxServedIdle {
+	if n := sp.d.idleCount(); n != maxServedIdle {
 		t.Errorf("%d streams held idle, want the bound, %d", n, maxServedIdle)
 	}
 	if err := sp.d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := sp.d.idling.Load(); n != 0 {
+	if n := sp.d.idleCount(); n != 0 {
 		t.Errorf("%d streams still held idle after Close", n)
 	}
 }

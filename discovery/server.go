@@ -106,16 +106,23 @@ func isTimeout(err error) bool {
 func (c *core) holdIdle(from peer.ID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed.Load() || c.idling.Load() >= maxServedIdle || c.idleBy[from] >= maxServedIdlePeer {
+	if c.closed.Load() || c.idling >= maxServedIdle || c.idleBy[from] >= maxServedIdlePeer {
 		return false
 	}
 	if c.idleBy == nil {
 		c.idleBy = map[peer.ID]int{}
 	}
 	c.idleBy[from]++
-	c.idling.Add(1)
+	c.idling++
 	c.wg.Add(1)
 	return true
+}
+
+// idleCount is how many served streams wait for another query.
+func (c *core) idleCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.idling
 }
 
 func (c *core) dropIdle(from peer.ID) {
@@ -123,7 +130,7 @@ func (c *core) dropIdle(from peer.ID) {
 	if c.idleBy[from]--; c.idleBy[from] <= 0 {
 		delete(c.idleBy, from)
 	}
-	c.idling.Add(-1)
+	c.idling--
 	c.mu.Unlock()
 	c.wg.Done()
 }

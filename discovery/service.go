@@ -116,11 +116,11 @@ type core struct {
 	trust  sync.Map                      // peer.ID → bool: trusted super-peers
 	scans  chan struct{}                 // slots for remote attribute (glob) scans
 	keep   keeper                        // idle query streams, for the next query to the same peer
-	idling atomic.Int32                  // served streams waiting for another query
 
 	mu        sync.Mutex
 	published map[Key]*published // guarded by mu; own live advertisements
 	idleBy    map[peer.ID]int    // guarded by mu; served streams waiting for another query, by asker
+	idling    int                // guarded by mu; their sum
 
 	dropped   sync.Map // reason → *atomic.Uint64
 	sent      atomic.Uint64
